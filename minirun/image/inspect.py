@@ -1,0 +1,24 @@
+"""``image inspect``: the Docker Engine API's ImageInspect shape."""
+
+
+def inspect_image(store, image_id):
+    record = store.record(image_id)
+    config = store.config(image_id)
+    refs = store.tags_of(image_id)
+    return {
+        "Id": image_id,
+        "RepoTags": [f"{r.familiar_repository}:{r.tag}" for r in refs],
+        "RepoDigests": sorted({f"{r.familiar_repository}@{record['manifest_digest']}"
+                               for r in refs}),
+        "Created": config.get("created", ""),
+        "Author": config.get("author", ""),
+        "Config": config.get("config") or {},
+        "Architecture": config.get("architecture", ""),
+        "Variant": config.get("variant", ""),
+        "Os": config.get("os", ""),
+        "Size": record["size"],
+        "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
+        "GraphDriver": {"Name": "overlay",
+                        "Data": {"LowerDirs": ":".join(reversed(store.layer_dirs(image_id)))}},
+        "Metadata": {"LastTagTime": ""},
+    }

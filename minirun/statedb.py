@@ -1,0 +1,48 @@
+"""The one state store: sqlite3 in WAL mode under the state root.
+
+Every command and the daemon open the same file; sqlite's locking keeps
+concurrent writers from corrupting it, and BEGIN IMMEDIATE makes
+read-check-write sequences (a name in use?) atomic.
+"""
+import contextlib
+import os
+import sqlite3
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,            -- config digest, as Docker's image ID
+    manifest_digest TEXT NOT NULL,
+    created TEXT,
+    size INTEGER NOT NULL,
+    added REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    repository TEXT NOT NULL,       -- fully qualified: docker.io/library/busybox
+    tag TEXT NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(id),
+    PRIMARY KEY (repository, tag)
+);
+"""
+
+
+def open_db(root):
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    db = sqlite3.connect(os.path.join(root, "state.db"), timeout=30, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA busy_timeout=30000")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.executescript(SCHEMA)
+    return db
+
+
+@contextlib.contextmanager
+def transaction(db):
+    """BEGIN IMMEDIATE … COMMIT: one writer at a time, rolled back on error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

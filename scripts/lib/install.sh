@@ -1,0 +1,40 @@
+# Sourced by scripts/setup and scripts/test: install minirun on Debian/Ubuntu, idempotently.
+# Host packages through apt (only when one is missing), a virtual environment in .venv
+# on the system's real python3 (not a pyenv shim: that costs 80 ms per call), and
+# /usr/local/bin/minirun pointing at its console script.
+
+HOST_PACKAGES=(python3 python3-venv python3-dev gcc libcap-dev busybox-static zstd
+               iproute2 util-linux procps)
+
+require_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "minirun: run this as root (sudo $0)" >&2
+        exit 1
+    fi
+}
+
+install_host_packages() {
+    local missing=()
+    for p in "${HOST_PACKAGES[@]}" "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+install_minirun() {   # $1: pip extras, e.g. "[test]"
+    require_root
+    install_host_packages
+    if [ ! -x .venv/bin/python ]; then
+        /usr/bin/python3 -m venv .venv
+    fi
+    .venv/bin/pip install -q --disable-pip-version-check -e ".${1:-}"
+    ln -sf "$PWD/.venv/bin/minirun" /usr/local/bin/minirun
+}
+
+build_busybox_image() {
+    .venv/bin/python images/busybox/build.py
+}

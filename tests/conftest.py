@@ -1,0 +1,80 @@
+"""Shared fixtures: a throw-away state root per test, the busybox image built once,
+a CLI runner, and a leak check after every test."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "images", "busybox"))
+
+
+def pytest_collection_modifyitems(items):
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def busybox_oci(tmp_path_factory):
+    """The bundled busybox image as an OCI layout, built once per session."""
+    import build
+    out = str(tmp_path_factory.mktemp("busybox") / "oci")
+    build.build("/bin/busybox", out)
+    return out
+
+
+@pytest.fixture
+def state_root(tmp_path):
+    root = tmp_path / "state"
+    return str(root)
+
+
+class Minirun:
+    """Runs the real ``minirun`` command against one state root."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def __call__(self, *args, check=True, input=None, env=None):
+        e = dict(os.environ, MINIRUN_ROOT=self.root, **(env or {}))
+        p = subprocess.run([sys.executable, "-m", "minirun", *map(str, args)], env=e,
+                           input=input, capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError(f"minirun {' '.join(map(str, args))} exited {p.returncode}:\n"
+                                 f"{p.stdout}{p.stderr}")
+        return p
+
+    def store(self):
+        from minirun.image.store import ImageStore
+        return ImageStore(self.root)
+
+
+@pytest.fixture
+def minirun(state_root):
+    return Minirun(state_root)
+
+
+@pytest.fixture
+def loaded(minirun, busybox_oci):
+    """A state root with busybox:latest loaded."""
+    minirun("load", "-i", busybox_oci)
+    return minirun
+
+
+def _mounts():
+    with open("/proc/self/mountinfo") as f:
+        return {" ".join(l.split()[3:5]) for l in f}
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    """Fails the test that leaves a mount behind."""
+    before = _mounts()
+    yield
+    leaked = _mounts() - before
+    assert not leaked, f"test leaked mounts: {sorted(leaked)}"
