@@ -164,24 +164,11 @@ class LayerWriter:
         os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=pfd)
 
     def _write_file(self, pfd, base, member, tar):
+        chunks = _chunks(tar.extractfile(member), member)
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=pfd)
-        try:
-            src = tar.extractfile(member)
-            remaining = member.size
-            while remaining:
-                buf = src.read(min(COPY_CHUNK, remaining))
-                if not buf:
-                    raise LayerError(f"layer is truncated inside {member.name!r}")
-                _write_all(fd, buf)
-                remaining -= len(buf)
-            self.size += member.size
-            os.fchown(fd, member.uid, member.gid)
-            os.fchmod(fd, member.mode & 0o7777)    # after chown, which clears setuid
-            self._xattrs(fd, member)
-            os.utime(fd, ns=(_ns(member.mtime),) * 2)
-        finally:
-            os.close(fd)
+        _fill_file(fd, chunks, member)
+        self.size += member.size
 
     def _hardlink(self, pfd, base, member):
         src_parts = clean_parts(member.linkname, "hardlink target")
@@ -214,7 +201,7 @@ class LayerWriter:
         try:
             path = f"/proc/self/fd/{fd}"   # O_PATH fds take chmod/xattrs through /proc
             os.chmod(path, member.mode & 0o7777)
-            self._xattrs(path, member)
+            _set_xattrs(path, member)
             if is_dir:
                 self._dir_times.append((member.name, member.mtime))
                 return
@@ -222,16 +209,6 @@ class LayerWriter:
         finally:
             os.close(fd)
 
-    @staticmethod
-    def _xattrs(target, member):
-        for key, value in member.pax_headers.items():
-            if not key.startswith(XATTR_PREFIX):
-                continue
-            attr = key[len(XATTR_PREFIX):]
-            if attr.startswith("trusted.overlay."):
-                continue    # a layer must not steer overlayfs (redirects, metacopy)
-            raw = value.encode("utf-8", "surrogateescape")
-            os.setxattr(target, attr, raw)
 
     def finish(self):
         self._forget_parent()
@@ -242,6 +219,39 @@ class LayerWriter:
             finally:
                 os.close(fd)
         self._dir_times = []
+
+
+def _set_xattrs(target, member):
+    for key, value in member.pax_headers.items():
+        if not key.startswith(XATTR_PREFIX):
+            continue
+        attr = key[len(XATTR_PREFIX):]
+        if attr.startswith("trusted.overlay."):
+            continue    # a layer must not steer overlayfs (redirects, metacopy)
+        os.setxattr(target, attr, value.encode("utf-8", "surrogateescape"))
+
+
+def _chunks(src, member):
+    remaining = member.size
+    while remaining:
+        buf = src.read(min(COPY_CHUNK, remaining))
+        if not buf:
+            raise LayerError(f"layer is truncated inside {member.name!r}")
+        remaining -= len(buf)
+        yield buf
+
+
+def _fill_file(fd, chunks, member):
+    """Write a new file's content and metadata, then close it."""
+    try:
+        for buf in chunks:
+            _write_all(fd, buf)
+        os.fchown(fd, member.uid, member.gid)
+        os.fchmod(fd, member.mode & 0o7777)    # after chown, which clears setuid
+        _set_xattrs(fd, member)
+        os.utime(fd, ns=(_ns(member.mtime),) * 2)
+    finally:
+        os.close(fd)
 
 
 def _ns(mtime):

@@ -1,0 +1,69 @@
+"""docker load reads what minirun save writes, and minirun loads what docker save writes.
+
+Starts its own containerd + dockerd (no bridge, no iptables: nothing on the host's
+network changes) with all state in a temporary directory, when they are installed.
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(not (shutil.which("dockerd") and shutil.which("containerd")
+                                      and os.path.exists("/usr/bin/docker")),
+                                 reason="docker.io and containerd not installed")]
+
+
+@pytest.fixture(scope="module")
+def docker(tmp_path_factory):
+    d = tmp_path_factory.mktemp("docker")
+    (d / "ctd.toml").write_text(f'version = 2\nroot = "{d}/ctd-root"\nstate = "{d}/ctd-state"\n'
+                                f'[grpc]\n  address = "{d}/containerd.sock"\n')
+    procs = [subprocess.Popen(["containerd", "--config", str(d / "ctd.toml")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    host = f"unix://{d}/docker.sock"
+    try:
+        for _ in range(50):
+            if (d / "containerd.sock").exists():
+                break
+            time.sleep(0.1)
+        procs.append(subprocess.Popen(
+            ["dockerd", "--containerd", f"{d}/containerd.sock", "-H", host,
+             "--data-root", f"{d}/data", "--exec-root", f"{d}/exec", "--pidfile", f"{d}/pid",
+             "--bridge=none", "--iptables=false", "--ip6tables=false",
+             "--exec-opt", "native.cgroupdriver=cgroupfs"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        run = lambda *a: subprocess.run(["/usr/bin/docker", "-H", host, *a], check=True,
+                                        capture_output=True, text=True)
+        for _ in range(100):
+            if subprocess.run(["/usr/bin/docker", "-H", host, "info"],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.2)
+        yield run
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        subprocess.run(["umount", "-R", str(d)], capture_output=True)
+
+
+def test_docker_loads_minirun_save_and_minirun_loads_docker_save(loaded, docker, tmp_path):
+    ours = str(tmp_path / "ours.tar")
+    loaded("save", "-o", ours, "busybox")
+    docker("load", "-i", ours)
+    iid = json.loads(loaded("image", "inspect", "busybox").stdout)[0]["Id"]
+    assert docker("image", "inspect", "busybox", "--format", "{{.Id}}").stdout.strip() == iid
+    docker("tag", "busybox", "example.com/from/docker:v1")
+    theirs = str(tmp_path / "theirs.tar")
+    docker("save", "-o", theirs, "example.com/from/docker:v1")
+    other = type(loaded)(str(tmp_path / "other"))
+    assert "Loaded image: example.com/from/docker:v1" in other("load", "-i", theirs).stdout
+    assert json.loads(other("image", "inspect", "example.com/from/docker:v1").stdout)[0]["Id"] == iid
