@@ -22,6 +22,20 @@ CREATE TABLE IF NOT EXISTS tags (
     image_id TEXT NOT NULL REFERENCES images(id),
     PRIMARY KEY (repository, tag)
 );
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,            -- 64 hex
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    image TEXT NOT NULL,            -- as the user named it
+    created REAL NOT NULL,
+    state TEXT NOT NULL,            -- created, running, exited
+    pid INTEGER,
+    exit_code INTEGER,
+    oom_killed INTEGER NOT NULL DEFAULT 0,
+    started REAL,
+    finished REAL,
+    config TEXT NOT NULL            -- JSON: what it runs and how (the engine's spec)
+);
 """
 
 
@@ -31,6 +45,8 @@ def open_db(root):
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA busy_timeout=30000")
+    # WAL with synchronous=NORMAL cannot corrupt; a power cut may lose the last commits.
+    db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(SCHEMA)
     return db

@@ -1,5 +1,6 @@
 """Shared fixtures: a throw-away state root per test, the busybox image built once,
 a CLI runner, and a leak check after every test."""
+import glob
 import os
 import subprocess
 import sys
@@ -40,10 +41,15 @@ class Minirun:
     def __init__(self, root):
         self.root = root
 
-    def __call__(self, *args, check=True, input=None, env=None):
-        e = dict(os.environ, MINIRUN_ROOT=self.root, **(env or {}))
-        p = subprocess.run([sys.executable, "-m", "minirun", *map(str, args)], env=e,
-                           input=input, capture_output=True, text=True, timeout=120)
+    def argv(self, *args):
+        return [sys.executable, "-m", "minirun", *map(str, args)]
+
+    def env(self, extra=None):
+        return dict(os.environ, MINIRUN_ROOT=self.root, **(extra or {}))
+
+    def __call__(self, *args, check=True, input=None, env=None, timeout=120):
+        p = subprocess.run(self.argv(*args), env=self.env(env), input=input,
+                           capture_output=True, text=True, timeout=timeout)
         if check and p.returncode != 0:
             raise AssertionError(f"minirun {' '.join(map(str, args))} exited {p.returncode}:\n"
                                  f"{p.stdout}{p.stderr}")
@@ -52,6 +58,14 @@ class Minirun:
     def store(self):
         from minirun.image.store import ImageStore
         return ImageStore(self.root)
+
+    def containers(self):
+        from minirun.engine.containers import ContainerStore
+        return ContainerStore(self.root)
+
+    def run(self, *args, **kw):
+        """``minirun run --rm … busybox``-style helper: args go after ``run``."""
+        return self("run", *args, check=kw.pop("check", False), **kw)
 
 
 @pytest.fixture
@@ -71,10 +85,17 @@ def _mounts():
         return {" ".join(l.split()[3:5]) for l in f}
 
 
+def _cgroups():
+    """Container cgroups under minirun's parent in every hierarchy (v1 and v2)."""
+    return set(glob.glob("/sys/fs/cgroup/*/minirun/*/") + glob.glob("/sys/fs/cgroup/minirun/*/"))
+
+
 @pytest.fixture(autouse=True)
 def no_leaks():
-    """Fails the test that leaves a mount behind."""
-    before = _mounts()
+    """Fails the test that leaves a mount or a cgroup (and so a process) behind."""
+    before = (_mounts(), _cgroups())
     yield
-    leaked = _mounts() - before
-    assert not leaked, f"test leaked mounts: {sorted(leaked)}"
+    leaked_mounts = _mounts() - before[0]
+    leaked_cgroups = _cgroups() - before[1]
+    assert not leaked_mounts, f"test leaked mounts: {sorted(leaked_mounts)}"
+    assert not leaked_cgroups, f"test leaked cgroups: {sorted(leaked_cgroups)}"

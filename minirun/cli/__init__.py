@@ -28,7 +28,8 @@ class Context:
         return self._images
 
     def image_in_use(self, image_id):
-        return False   # no containers yet: the run issue records them
+        from ..engine.containers import ContainerStore
+        return ContainerStore(self.root).uses_image(image_id)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,7 +46,7 @@ def cli(ctx, root, debug):
 
 
 def main():
-    from . import images  # noqa: F401  (registers the image commands)
+    from . import images, run  # noqa: F401  (register their commands)
     try:
         rv = cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:

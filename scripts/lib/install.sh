@@ -3,7 +3,7 @@
 # on the system's real python3 (not a pyenv shim: that costs 80 ms per call), and
 # /usr/local/bin/minirun pointing at its console script.
 
-HOST_PACKAGES=(python3 python3-venv python3-dev gcc libcap-dev busybox-static zstd
+HOST_PACKAGES=(python3 python3-venv python3-dev gcc libc6-dev libcap-dev busybox-static zstd tini
                iproute2 util-linux procps)
 
 require_root() {

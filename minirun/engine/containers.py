@@ -1,0 +1,106 @@
+"""Containers as users see them: records in the state store, and their directories.
+
+A container is a row (id, unique name, image, state, exit code, its spec as
+JSON) and a directory ``containers/<id>/`` holding its overlay upper and
+work dirs and the files bound in as /etc/hostname, /etc/hosts and
+/etc/resolv.conf. The row is written first and removed last, so ``rm`` and
+``prune`` can always find what a crash left behind.
+"""
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import time
+
+from .. import statedb
+from ..errors import MinirunError
+from .names import random_name
+
+NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+
+
+class ContainerNotFound(MinirunError):
+    pass
+
+
+class NameConflict(MinirunError):
+    pass
+
+
+class ContainerStore:
+    def __init__(self, root):
+        self.root = root
+        self.dir = os.path.join(root, "containers")
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        self.db = statedb.open_db(root)
+
+    def path(self, cid, *parts):
+        return os.path.join(self.dir, cid, *parts)
+
+    def create(self, image_id, image, config, name=None):
+        """Record a new container and make its directory; returns (id, name)."""
+        if name is not None and not NAME_RE.fullmatch(name):
+            raise MinirunError(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] '
+                               f'are allowed')
+        name = name.lstrip("/") if name else None
+        cid = secrets.token_hex(32)
+        for attempt in range(20):
+            candidate = name or random_name() + (f"{attempt}" if attempt > 9 else "")
+            try:
+                with statedb.transaction(self.db) as db:
+                    db.execute("INSERT INTO containers (id, name, image_id, image, created, "
+                               "state, config) VALUES (?, ?, ?, ?, ?, 'created', ?)",
+                               (cid, candidate, image_id, image, time.time(), json.dumps(config)))
+                break
+            except sqlite3.IntegrityError:
+                if name:
+                    other = self.db.execute("SELECT id FROM containers WHERE name = ?",
+                                            (name,)).fetchone()
+                    raise NameConflict(
+                        f'Conflict. The container name "/{name}" is already in use by container '
+                        f'"{other["id"] if other else "?"}". You have to remove (or rename) that '
+                        f'container to be able to reuse that name.') from None
+        os.makedirs(self.path(cid, "upper"))
+        os.makedirs(self.path(cid, "work"))
+        os.makedirs(self.path(cid, "rootfs"))
+        return cid, candidate
+
+    def get(self, ref):
+        """A container row by full ID, unique ID prefix or name."""
+        row = self.db.execute("SELECT * FROM containers WHERE id = ? OR name = ?",
+                              (ref, ref.lstrip("/"))).fetchone()
+        if row is None and re.fullmatch(r"[0-9a-f]{1,64}", ref):
+            rows = self.db.execute("SELECT * FROM containers WHERE id LIKE ?",
+                                   (ref + "%",)).fetchall()
+            if len(rows) > 1:
+                raise MinirunError(f"multiple containers match ID prefix {ref}")
+            row = rows[0] if rows else None
+        if row is None:
+            raise ContainerNotFound(f"No such container: {ref}")
+        return row
+
+    def list(self):
+        return self.db.execute("SELECT * FROM containers ORDER BY created DESC").fetchall()
+
+    def mark_running(self, cid, pid):
+        with statedb.transaction(self.db) as db:
+            db.execute("UPDATE containers SET state='running', pid=?, started=? WHERE id=?",
+                       (pid, time.time(), cid))
+
+    def mark_exited(self, cid, code, oom_killed=False):
+        with statedb.transaction(self.db) as db:
+            db.execute("UPDATE containers SET state='exited', pid=NULL, exit_code=?, "
+                       "oom_killed=?, finished=? WHERE id=?",
+                       (code, int(oom_killed), time.time(), cid))
+
+    def uses_image(self, image_id):
+        return self.db.execute("SELECT 1 FROM containers WHERE image_id = ? LIMIT 1",
+                               (image_id,)).fetchone() is not None
+
+    def remove(self, cid):
+        """Delete the directory, then the row (safe to run twice)."""
+        shutil.rmtree(self.path(cid), ignore_errors=True)
+        with statedb.transaction(self.db) as db:
+            db.execute("DELETE FROM containers WHERE id = ?", (cid,))

@@ -1,0 +1,163 @@
+"""``minirun run`` options, parsed and checked the way Docker reads them."""
+import os
+import re
+from dataclasses import dataclass, field
+
+from ..errors import MinirunError
+from ..linux.capability import CAPS
+from ..runtime.spec import DEFAULT_CAPS
+
+ALL_CAPS = tuple(CAPS)
+
+
+class OptionError(MinirunError):
+    pass
+
+
+@dataclass
+class RunOptions:
+    image: str
+    command: list = field(default_factory=list)
+    name: str | None = None
+    rm: bool = False
+    env: list = field(default_factory=list)
+    env_file: list = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    entrypoint: str | None = None
+    hostname: str | None = None
+    interactive: bool = False
+    tty: bool = False
+    volumes: list = field(default_factory=list)
+    tmpfs: list = field(default_factory=list)
+    read_only: bool = False
+    memory: str | None = None
+    cpus: str | None = None
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+    cpuset_cpus: str | None = None
+    cap_add: list = field(default_factory=list)
+    cap_drop: list = field(default_factory=list)
+    privileged: bool = False
+    security_opt: list = field(default_factory=list)
+    ulimit: list = field(default_factory=list)
+    network: str = "none"
+    init: bool = False
+    trace: bool = False
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_bytes(text, flag="--memory"):
+    """Docker's RAMInBytes: 64m, 1g, 512k, 1024 (binary units)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", text.strip().lower())
+    if not m:
+        raise OptionError(f"invalid {flag} value {text!r}: use a number with b, k, m or g")
+    n = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if flag == "--memory" and n < 6 * (1 << 20):
+        raise OptionError("Minimum memory limit allowed is 6MB")
+    return n
+
+
+def parse_cpus(text):
+    try:
+        cpus = float(text)
+    except ValueError:
+        raise OptionError(f"invalid --cpus value {text!r}: use a number such as 0.5") from None
+    if not 0 < cpus <= os.cpu_count() * 1.0 + 1e-9:
+        raise OptionError(f"range of CPUs is from 0.01 to {os.cpu_count()}.00, "
+                          f"as there are only {os.cpu_count()} CPUs available")
+    return int(cpus * 100_000)
+
+
+def parse_cpuset(text):
+    if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
+        raise OptionError(f"invalid --cpuset-cpus value {text!r}: use a list such as 0-1,3")
+    return text
+
+
+def parse_ulimit(text):
+    m = re.fullmatch(r"([a-z]+)=(-?\d+)(?::(-?\d+))?", text)
+    from ..runtime.security import RLIMITS
+    if not m or m.group(1) not in RLIMITS:
+        raise OptionError(f"invalid --ulimit {text!r}: use name=soft[:hard], e.g. nofile=1024:2048")
+    soft = int(m.group(2))
+    hard = int(m.group(3)) if m.group(3) is not None else soft
+    if soft > hard and hard != -1:
+        raise OptionError(f"invalid --ulimit {text!r}: soft limit is above the hard limit")
+    return m.group(1), soft, hard
+
+
+def _cap_name(name):
+    n = name.upper().removeprefix("CAP_")
+    if n != "ALL" and n not in ALL_CAPS:
+        raise OptionError(f"unknown capability: {name!r}")
+    return n
+
+
+def capabilities(opts):
+    """The final capability set: default, or all with --privileged, then add/drop."""
+    caps = set(ALL_CAPS if opts.privileged else DEFAULT_CAPS)
+    adds = {_cap_name(c) for c in opts.cap_add}
+    drops = {_cap_name(c) for c in opts.cap_drop}
+    if "ALL" in drops:
+        caps = set()
+    caps -= drops
+    caps |= set(ALL_CAPS) if "ALL" in adds else adds - {"ALL"}
+    return tuple(c for c in ALL_CAPS if c in caps)
+
+
+def parse_env(opts, image_env):
+    """Image Env, then --env-file, then -e (a bare NAME takes the host's value)."""
+    env = dict(e.split("=", 1) for e in image_env if "=" in e)
+    lines = []
+    for path in opts.env_file:
+        try:
+            with open(path) as f:
+                lines += [l.rstrip("\n") for l in f if l.strip() and not l.lstrip().startswith("#")]
+        except OSError as e:
+            raise OptionError(f"open {path}: {e.strerror}") from None
+    for item in lines + list(opts.env):
+        key, eq, value = item.partition("=")
+        if not key or any(c.isspace() for c in key):
+            raise OptionError(f"invalid environment variable: {item!r}")
+        if eq:
+            env[key] = value
+        elif key in os.environ:
+            env[key] = os.environ[key]
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def parse_volume(text):
+    """-v /host:/ctr[:ro|rw] → (host, ctr, readonly)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise OptionError(f"invalid volume specification: {text!r} (use /host:/container[:ro])")
+    host, ctr = parts[0], parts[1]
+    if not host.startswith("/"):
+        raise OptionError(f"invalid volume {text!r}: named volumes are not supported; "
+                          f"give an absolute host path")
+    if not ctr.startswith("/") or ctr == "/":
+        raise OptionError(f"invalid volume {text!r}: the container path must be absolute, not /")
+    return os.path.normpath(host), os.path.normpath(ctr), len(parts) == 3 and parts[2] == "ro"
+
+
+def parse_tmpfs(text):
+    path, _, data = text.partition(":")
+    if not path.startswith("/") or path == "/":
+        raise OptionError(f"invalid --tmpfs {text!r}: the path must be absolute, not /")
+    return os.path.normpath(path), data
+
+
+def parse_security_opts(opts):
+    nnp = False
+    for item in opts.security_opt:
+        key, _, value = item.partition("=" if "=" in item else ":")
+        if key == "no-new-privileges" and value in ("", "true"):
+            nnp = True
+        elif key == "no-new-privileges" and value == "false":
+            nnp = False
+        else:
+            raise OptionError(f"unsupported --security-opt {item!r} (no-new-privileges is)")
+    return nnp

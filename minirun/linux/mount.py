@@ -1,0 +1,70 @@
+"""mount(2), umount2(2) and pivot_root(2), with the MS_* flags of linux/mount.h."""
+import ctypes
+import os
+
+from . import check, encode, libc
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_STRICTATIME = 1 << 24
+
+MNT_DETACH = 2
+
+# x86_64 has its own syscall table; arm64 and riscv64 use asm-generic's.
+SYS_pivot_root = {"x86_64": 155, "aarch64": 41, "riscv64": 41}[os.uname().machine]
+
+_NAMES = [(MS_RDONLY, "MS_RDONLY"), (MS_NOSUID, "MS_NOSUID"), (MS_NODEV, "MS_NODEV"),
+          (MS_NOEXEC, "MS_NOEXEC"), (MS_REMOUNT, "MS_REMOUNT"), (MS_BIND, "MS_BIND"),
+          (MS_MOVE, "MS_MOVE"), (MS_REC, "MS_REC"), (MS_PRIVATE, "MS_PRIVATE"),
+          (MS_SLAVE, "MS_SLAVE"), (MS_STRICTATIME, "MS_STRICTATIME")]
+
+
+def flag_names(flags):
+    return "|".join(n for f, n in _NAMES if flags & f) or "0"
+
+
+def mount(source, target, fstype=None, flags=0, data=None):
+    check(libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags),
+                     encode(data)), target)
+
+
+def umount2(target, flags=0):
+    check(libc.umount2(encode(target), ctypes.c_int(flags)), target)
+
+
+def pivot_root(new_root, put_old):
+    check(libc.syscall(ctypes.c_long(SYS_pivot_root), encode(new_root), encode(put_old)),
+          new_root)
+
+
+# The new mount API (Linux 5.2+): same numbers on every architecture.
+SYS_open_tree = 428
+SYS_move_mount = 429
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+AT_FDCWD = -100
+MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
+
+
+def open_tree(path, flags=OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE):
+    """A detached copy of the mount at *path*, as a descriptor (for a later move_mount)."""
+    return check(libc.syscall(ctypes.c_long(SYS_open_tree), ctypes.c_int(AT_FDCWD),
+                              encode(path), ctypes.c_uint(flags)), path)
+
+
+def move_mount(fd, target):
+    """Attach the detached mount *fd* at *target*."""
+    check(libc.syscall(ctypes.c_long(SYS_move_mount), ctypes.c_int(fd), b"",
+                       ctypes.c_int(AT_FDCWD), encode(target),
+                       ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), target)

@@ -1,0 +1,129 @@
+"""A foreground container's terminal and signals, from minirun's side.
+
+Without -t the container simply shares minirun's stdout/stderr (and stdin
+with -i). With -t minirun holds the master side of the container's pty: it
+puts its own terminal in raw mode (so ^C travels as a byte and the
+container's line discipline turns it into SIGINT), copies bytes both ways,
+and passes window-size changes on. Signals sent to minirun itself
+(SIGINT, SIGTERM, …) are forwarded to the container's PID 1.
+"""
+import contextlib
+import errno
+import fcntl
+import os
+import selectors
+import signal
+import termios
+import tty
+
+from ..linux.process import TIOCGWINSZ, TIOCSWINSZ
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+             signal.SIGUSR1, signal.SIGUSR2)
+
+
+@contextlib.contextmanager
+def forwarding_signals():
+    """Forward minirun's signals to the container; yields ``attach(process)``.
+
+    Until a process is attached the signals stay blocked (held by the
+    kernel), so one that arrives while the container starts is delivered
+    to it as soon as it runs rather than killing minirun half way.
+    """
+    target = []
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    old = {s: signal.signal(s, lambda sig, _f: target and target[0].signal(sig))
+           for s in FORWARDED}
+
+    def attach(proc):
+        target.append(proc)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    try:
+        yield attach
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def copy_winsize(src, dst):
+    try:
+        fcntl.ioctl(dst, TIOCSWINSZ, fcntl.ioctl(src, TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def raw_terminal(fd):
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def relay_pty(proc, stdin=True):
+    """Copy between minirun's stdio and the container's pty until PID 1 exits."""
+    master = proc.pty
+    if os.isatty(0):
+        copy_winsize(0, master)
+    old_winch = signal.signal(signal.SIGWINCH, lambda *_: copy_winsize(0, master))
+    sel = selectors.DefaultSelector()
+    sel.register(master, selectors.EVENT_READ)
+    sel.register(proc.pidfd, selectors.EVENT_READ)
+    if stdin:
+        sel.register(0, selectors.EVENT_READ)
+    try:
+        with raw_terminal(0) if stdin else contextlib.nullcontext():
+            while _pump(sel, master, proc):
+                pass
+    finally:
+        signal.signal(signal.SIGWINCH, old_winch)
+        sel.close()
+        os.close(master)
+        proc.pty = None
+
+
+def _pump(sel, master, proc):
+    for key, _ in sel.select():
+        fd = key.fd
+        if fd == proc.pidfd:
+            _drain(master)
+            return False
+        try:
+            data = os.read(fd, 65536)
+        except OSError as e:
+            if e.errno == errno.EIO:      # every slave closed: the container is gone
+                return False
+            raise
+        if fd == master:
+            if not data:
+                return False
+            _write_all(1, data)
+        elif data:
+            _write_all(master, data)
+        else:
+            sel.unregister(0)             # stdin closed: the container keeps running
+    return True
+
+
+def _drain(master):
+    """What the container wrote just before it exited."""
+    os.set_blocking(master, False)
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        _write_all(1, data)

@@ -1,0 +1,277 @@
+"""cgroups: each container gets its slice of memory, CPU, PIDs and CPUs.
+
+Two kernel interfaces do the same job:
+- v1: one hierarchy per controller (``/sys/fs/cgroup/memory/…``), limits in
+  files like ``memory.limit_in_bytes``; also a device allow-list.
+- v2: one unified hierarchy (``/sys/fs/cgroup/…``), limits in ``memory.max``,
+  ``cpu.max``…; a controller must be enabled in the parent's
+  ``cgroup.subtree_control`` before a child can use it.
+Hybrid hosts mount both (v1 controllers, a cgroup2 holding leftovers such as
+hugetlb); minirun uses whichever hierarchy holds each controller it needs.
+
+Containers live under one ``minirun`` parent at the root of each hierarchy
+(``<controller>/minirun/<id>`` on v1, ``minirun/<id>`` on v2): never relative
+to the cgroup minirun runs in, never inside one it did not create.
+"""
+import errno
+import os
+import time
+from dataclasses import dataclass, field
+
+from ..errors import MinirunError
+
+PARENT = "minirun"
+CONTROLLERS = ("memory", "cpu", "pids", "cpuset")
+V1_EXTRA = ("cpuacct", "devices", "freezer")   # accounting, device list, pause
+CFS_PERIOD = 100_000
+
+# Docker's default device allow-list (v1 devices controller).
+DEFAULT_DEVICES = [
+    "c *:* m", "b *:* m",               # mknod of any device, but no access to it
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",   # null zero full random urandom
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",    # tty console ptmx
+    "c 136:* rwm",                      # pty slaves
+    "c 10:200 rwm",                     # tun
+]
+
+
+class CgroupError(MinirunError):
+    pass
+
+
+@dataclass
+class Limits:
+    memory: int | None = None          # bytes
+    cpu_quota: int | None = None       # microseconds per CFS_PERIOD
+    cpu_shares: int | None = None
+    pids: int | None = None            # -1 or None: unlimited
+    cpuset_cpus: str | None = None
+    allow_all_devices: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def shares_to_weight(shares):
+    """runc's conversion of v1 cpu.shares (2..262144) to v2 cpu.weight (1..10000)."""
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def _mounts():
+    """[(mountpoint, fstype, super options)] of cgroup file systems."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _, opts = right.split()[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                out.append((left.split()[4], fstype, set(opts.split(","))))
+    return out
+
+
+def detect(trace=None):
+    """The cgroup driver for this host: v2 when unified, else v1 (hybrid included)."""
+    mounts = _mounts()
+    v1 = {}
+    for point, fstype, opts in mounts:
+        if fstype == "cgroup":
+            for c in opts & set(CONTROLLERS + V1_EXTRA):
+                v1.setdefault(c, point)
+    if not v1:
+        for point, fstype, _ in mounts:
+            if fstype == "cgroup2":
+                return CgroupV2(point, trace)
+        raise CgroupError("no cgroup file system is mounted")
+    return CgroupV1(v1, trace)
+
+
+def _write(path, value, trace, why):
+    if trace:
+        trace(f"write {path} = {value}", why)
+    try:
+        with open(path, "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise CgroupError(f"cannot set {os.path.basename(path)} to {value}: {e.strerror}") from None
+
+
+def _rmdir(path):
+    """Remove a cgroup directory; the kernel says EBUSY until its last task is reaped."""
+    for _ in range(100):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                raise
+            time.sleep(0.01)
+    os.rmdir(path)
+
+
+class CgroupV1:
+    version = 1
+
+    def __init__(self, controllers, trace=None):
+        self.controllers = controllers    # name -> hierarchy mount point
+        self.trace = trace
+
+    def dirs(self, cid):
+        """Directory of the container in each hierarchy (one per mount point)."""
+        return {c: os.path.join(p, PARENT, cid) for c, p in self.controllers.items()}
+
+    def create(self, cid, limits):
+        made = []
+        try:
+            for point in dict.fromkeys(self.controllers.values()):
+                parent = os.path.join(point, PARENT)
+                if not os.path.isdir(parent):
+                    os.makedirs(parent, exist_ok=True)
+                    if point == self.controllers.get("cpuset"):
+                        self._inherit_cpuset(point, parent)
+                path = os.path.join(parent, cid)
+                os.mkdir(path)
+                made.append(path)
+                if point == self.controllers.get("cpuset"):
+                    self._inherit_cpuset(parent, path)
+            self._apply(cid, limits)
+        except BaseException:
+            for path in reversed(made):
+                _rmdir(path)
+            raise
+        return self
+
+    @staticmethod
+    def _inherit_cpuset(src, dst):
+        # A new v1 cpuset starts empty and refuses tasks until it has CPUs and memory nodes.
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            with open(os.path.join(src, name)) as f:
+                value = f.read().strip()
+            with open(os.path.join(dst, name), "w") as f:
+                f.write(value)
+
+    def _apply(self, cid, limits):
+        d = self.dirs(cid)
+        t = self.trace
+        if limits.memory and "memory" in d:
+            _write(f"{d['memory']}/memory.limit_in_bytes", limits.memory, t,
+                   "the kernel reclaims, then OOM-kills, past this much memory")
+        if limits.cpu_quota and "cpu" in d:
+            _write(f"{d['cpu']}/cpu.cfs_period_us", CFS_PERIOD, t, "CPU time is counted per 100 ms")
+            _write(f"{d['cpu']}/cpu.cfs_quota_us", limits.cpu_quota, t,
+                   "at most this much CPU time per period, across all CPUs")
+        if limits.cpu_shares and "cpu" in d:
+            _write(f"{d['cpu']}/cpu.shares", limits.cpu_shares, t,
+                   "relative CPU weight when CPUs are contended")
+        if limits.pids and limits.pids > 0 and "pids" in d:
+            _write(f"{d['pids']}/pids.max", limits.pids, t, "fork() fails past this many tasks")
+        if limits.cpuset_cpus and "cpuset" in d:
+            _write(f"{d['cpuset']}/cpuset.cpus", limits.cpuset_cpus, t, "run only on these CPUs")
+        if "devices" in d:
+            if limits.allow_all_devices:
+                _write(f"{d['devices']}/devices.allow", "a", t, "privileged: every device")
+            else:
+                _write(f"{d['devices']}/devices.deny", "a", t, "no device unless allowed below")
+                for rule in DEFAULT_DEVICES:
+                    _write(f"{d['devices']}/devices.allow", rule, t, "Docker's default device")
+
+    def add(self, cid, pid):
+        for point in dict.fromkeys(self.dirs(cid).values()):
+            _write(f"{point}/cgroup.procs", pid, self.trace,
+                   "the container's first process joins this hierarchy; children inherit it")
+
+    def procs_file(self, cid, controller="pids"):
+        d = self.dirs(cid)
+        return os.path.join(d.get(controller) or next(iter(d.values())), "cgroup.procs")
+
+    def oom_killed(self, cid):
+        path = self.dirs(cid).get("memory")
+        return bool(path) and _counter(os.path.join(path, "memory.oom_control"), "oom_kill") > 0
+
+    def remove(self, cid):
+        for path in dict.fromkeys(self.dirs(cid).values()):
+            _rmdir(path)
+
+
+class CgroupV2:
+    version = 2
+
+    def __init__(self, root="/sys/fs/cgroup", trace=None):
+        self.root = root
+        self.trace = trace
+
+    def path(self, cid):
+        return os.path.join(self.root, PARENT, cid)
+
+    def _available(self, path):
+        try:
+            with open(os.path.join(path, "cgroup.controllers")) as f:
+                return set(f.read().split())
+        except FileNotFoundError:
+            return set()
+
+    def _enable(self, path, wanted):
+        """Delegate *wanted* controllers from *path* to its children."""
+        have = self._available(path) & wanted
+        if have:
+            _write(os.path.join(path, "cgroup.subtree_control"),
+                   " ".join("+" + c for c in sorted(have)), self.trace,
+                   "let child cgroups use these controllers")
+        return have
+
+    def create(self, cid, limits):
+        parent = os.path.join(self.root, PARENT)
+        os.makedirs(parent, exist_ok=True)
+        enabled = self._enable(self.root, set(CONTROLLERS))
+        self._enable(parent, enabled)
+        path = self.path(cid)
+        os.mkdir(path)
+        try:
+            self._apply(path, limits)
+        except BaseException:
+            _rmdir(path)
+            raise
+        return self
+
+    def _apply(self, path, limits):
+        t = self.trace
+        if limits.memory:
+            _write(f"{path}/memory.max", limits.memory, t,
+                   "the kernel reclaims, then OOM-kills, past this much memory")
+            if os.path.exists(f"{path}/memory.swap.max"):
+                _write(f"{path}/memory.swap.max", 0, t, "and no swap to escape to")
+        if limits.cpu_quota:
+            _write(f"{path}/cpu.max", f"{limits.cpu_quota} {CFS_PERIOD}", t,
+                   "at most this much CPU time per 100 ms period")
+        if limits.cpu_shares:
+            _write(f"{path}/cpu.weight", shares_to_weight(limits.cpu_shares), t,
+                   "relative CPU weight when CPUs are contended")
+        if limits.pids and limits.pids > 0:
+            _write(f"{path}/pids.max", limits.pids, t, "fork() fails past this many tasks")
+        if limits.cpuset_cpus:
+            _write(f"{path}/cpuset.cpus", limits.cpuset_cpus, t, "run only on these CPUs")
+
+    def add(self, cid, pid):
+        _write(f"{self.path(cid)}/cgroup.procs", pid, self.trace,
+               "the container's first process joins its cgroup; children inherit it")
+
+    def procs_file(self, cid, controller=None):
+        return os.path.join(self.path(cid), "cgroup.procs")
+
+    def oom_killed(self, cid):
+        return _counter(os.path.join(self.path(cid), "memory.events"), "oom_kill") > 0
+
+    def remove(self, cid):
+        _rmdir(self.path(cid))
+
+
+def _counter(path, key):
+    """A ``key value`` line of a cgroup stat file, 0 when absent."""
+    try:
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.partition(" ")
+                if k == key:
+                    return int(v)
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -1,0 +1,345 @@
+"""``minirun run``: isolation, limits and lock-down, checked from inside the container."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sh(loaded, script, *flags, **kw):
+    return loaded.run("--rm", *flags, "busybox", "sh", "-c", script, **kw)
+
+
+def out(loaded, script, *flags):
+    p = sh(loaded, script, *flags)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+# -- isolation ---------------------------------------------------------------
+
+def test_echo_hi(loaded):
+    p = loaded.run("--rm", "busybox", "echo", "hi")
+    assert (p.returncode, p.stdout) == (0, "hi\n")
+
+
+def test_command_is_pid_1_and_ps_shows_only_the_container(loaded):
+    text = out(loaded, "echo $$; ps -o pid,comm; true")   # true: sh must not exec ps
+    lines = text.splitlines()
+    assert lines[0] == "1"
+    pids = [l.split()[0] for l in lines[2:]]
+    assert pids[0] == "1" and len(pids) == 2     # sh and ps, nothing of the host
+
+
+def test_hostname_is_the_containers_and_the_hosts_is_unchanged(loaded):
+    host = socket.gethostname()
+    assert out(loaded, "hostname", "--hostname", "box1").strip() == "box1"
+    assert out(loaded, "hostname").strip() != host
+    assert socket.gethostname() == host
+
+
+def test_mounts_do_not_cross_the_boundary(loaded):
+    inside = out(loaded, "mkdir -p /mnt; mount -t tmpfs minirun-test-mark /mnt && "
+                         "cat /proc/self/mountinfo",
+                 "--cap-add", "SYS_ADMIN")
+    assert "minirun-test-mark" in inside
+    with open("/proc/self/mountinfo") as f:
+        assert "minirun-test-mark" not in f.read()
+    points = {l.split()[4] for l in inside.splitlines()}
+    with open("/proc/self/mountinfo") as f:
+        host_only = {l.split()[4] for l in f} - {"/", "/proc", "/sys", "/dev", "/dev/pts",
+                                                 "/dev/shm", "/dev/mqueue", "/etc/hosts",
+                                                 "/etc/hostname", "/etc/resolv.conf", "/mnt"}
+    assert not points & host_only, points & host_only
+
+
+@pytest.fixture(scope="session")
+def breakout(tmp_path_factory):
+    exe = tmp_path_factory.mktemp("prog") / "breakout"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(exe),
+                    os.path.join(HERE, "programs", "chroot_breakout.c")], check=True)
+    return str(exe)
+
+
+def test_chroot_breakout_fails(loaded, breakout, tmp_path):
+    marker = tmp_path / "only-on-the-host"
+    marker.write_text("x")
+    p = loaded.run("--rm", "-v", f"{breakout}:/breakout-prog:ro", "busybox",
+                   "/breakout-prog", str(marker))
+    assert p.stdout.strip() == "contained", p.stdout + p.stderr
+    # The same program does escape a plain chroot: the test can fail.
+    root = tmp_path / "plainroot"
+    root.mkdir()
+    shutil.copy(breakout, root / "prog")
+    esc = subprocess.run(["chroot", str(root), "/prog", str(marker)], capture_output=True,
+                         text=True)
+    assert esc.stdout.strip() == "escaped"
+
+
+def test_no_network_but_loopback(loaded):
+    text = out(loaded, "ls /sys/class/net")
+    assert text.split() == ["lo"]
+
+
+# -- lock-down -----------------------------------------------------------------
+
+def test_default_capabilities_are_dockers_14(loaded):
+    status = dict(l.split(":\t") for l in out(loaded, "cat /proc/self/status").splitlines()
+                  if l.startswith("Cap"))
+    assert status["CapEff"].strip() == "00000000a80425fb"
+    assert status["CapPrm"].strip() == "00000000a80425fb"
+    assert status["CapBnd"].strip() == "00000000a80425fb"
+    assert status["CapInh"].strip() == status["CapAmb"].strip() == "0000000000000000"
+
+
+def test_cap_drop_add_and_privileged(loaded):
+    eff = lambda *f: out(loaded, "grep CapEff /proc/self/status", *f).split()[1]
+    assert int(eff("--cap-drop", "ALL"), 16) == 0
+    assert int(eff("--cap-drop", "chown"), 16) == 0xa80425fb & ~1
+    assert int(eff("--cap-add", "NET_ADMIN"), 16) == 0xa80425fb | (1 << 12)
+    with open("/proc/self/status") as f:     # all that minirun itself may hold
+        host = next(l for l in f if l.startswith("CapBnd")).split()[1]
+    assert eff("--privileged") == host
+
+
+def test_mount_sethostname_and_modules_are_refused(loaded):
+    p = sh(loaded, "mkdir /mnt; mount -t tmpfs x /mnt; echo mount=$?; hostname other; "
+                   "echo host=$?; head -c 4096 /dev/zero > /tmp/m.ko; insmod /tmp/m.ko; echo mod=$?")
+    assert "mount=0" not in p.stdout and "host=0" not in p.stdout and "mod=0" not in p.stdout
+    assert "mount: permission denied" in p.stderr
+    assert "sethostname: Operation not permitted" in p.stderr
+    bounding = int(out(loaded, "grep CapBnd /proc/self/status").split()[1], 16)
+    assert not bounding & (1 << 16)           # CAP_SYS_MODULE: no module loading, ever
+
+
+def test_masked_paths_read_empty_and_proc_sys_is_read_only(loaded):
+    text = out(loaded, "wc -c < /proc/keys; ls /sys/firmware | wc -l; "
+                       "echo 1 > /proc/sys/kernel/domainname; echo w=$?")
+    keys, firmware, write = text.split()
+    assert (keys, firmware) == ("0", "0")
+    assert write != "w=0"
+
+
+def test_no_new_privileges(loaded):
+    assert out(loaded, "grep NoNewPrivs /proc/self/status").split()[1] == "0"
+    flags = ("--security-opt", "no-new-privileges")
+    assert out(loaded, "grep NoNewPrivs /proc/self/status", *flags).split()[1] == "1"
+
+
+def test_only_stdio_is_inherited(loaded):
+    r, w = os.pipe()          # an inheritable descriptor minirun itself received
+    os.set_inheritable(r, True)
+    try:
+        p = subprocess.run(loaded.argv("run", "--rm", "busybox", "ls", "/proc/self/fd"),
+                           env=loaded.env(), capture_output=True, text=True, close_fds=False)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert sorted(p.stdout.split()) == ["0", "1", "2", "3"]    # 3: ls's own directory
+
+
+# -- limits ----------------------------------------------------------------------
+
+def test_memory_hog_is_oom_killed_with_137(loaded):
+    p = sh(loaded, "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived", "-m", "16m")
+    assert p.returncode == 137
+    assert "survived" not in p.stdout
+    assert "OOM killed" in p.stderr
+
+
+def test_fork_bomb_is_stopped_by_pids_limit(loaded):
+    bomb = "for i in $(seq 100); do sleep 2 & done; echo survived"
+    assert out(loaded, bomb).strip() == "survived"       # 100 processes are fine without
+    p = sh(loaded, bomb, "--pids-limit", "20")
+    assert p.returncode != 0 and "survived" not in p.stdout
+    assert "can't fork" in p.stderr
+    assert subprocess.run(["true"]).returncode == 0      # the host still forks
+
+
+def cpu_usage_seconds(loaded, name):
+    """CPU time the container has used so far, read from its cgroup on the host."""
+    from minirun.runtime import cgroups
+    cid = loaded.containers().get(name)["id"]
+    drv = cgroups.detect()
+    if drv.version == 2:
+        with open(os.path.join(drv.path(cid), "cpu.stat")) as f:
+            return int(f.readline().split()[1]) / 1e6
+    with open(os.path.join(drv.dirs(cid)["cpuacct"], "cpuacct.usage")) as f:
+        return int(f.read()) / 1e9
+
+
+def test_cpu_quota_holds_a_busy_loop(loaded):
+    proc = subprocess.Popen(loaded.argv("run", "--rm", "--name", "spin", "--cpus", "0.5",
+                                        "busybox", "sh", "-c", "while :; do :; done"),
+                            env=loaded.env())
+    try:
+        time.sleep(1.0)
+        start, t0 = cpu_usage_seconds(loaded, "spin"), time.monotonic()
+        time.sleep(2.0)
+        used = (cpu_usage_seconds(loaded, "spin") - start) / (time.monotonic() - t0)
+    finally:
+        proc.kill()           # minirun dies; the container dies with it (PDEATHSIG)…
+        proc.wait(10)
+    assert 0.3 < used < 0.65, used
+    wait_gone(loaded, "spin")
+
+
+def wait_gone(loaded, name):
+    """After minirun was killed: its container is dead; clean what it left, as rm will."""
+    from minirun.runtime import cgroups
+    row = loaded.containers().get(name)
+    cgroups.detect().remove(row["id"])      # EBUSY until the killed PID 1 is gone
+    loaded.containers().remove(row["id"])
+
+
+# -- exit codes, signals, stdio ------------------------------------------------
+
+@pytest.mark.parametrize("cmd,code", [
+    (["true"], 0), (["false"], 1), (["sh", "-c", "exit 3"], 3),
+    (["/etc/passwd"], 126), (["nosuchcommand"], 127), (["/no/such/path"], 127),
+])
+def test_exit_codes(loaded, cmd, code):
+    assert loaded.run("--rm", "busybox", *cmd).returncode == code
+
+
+def test_exit_code_of_a_signal_is_128_plus_n(loaded):
+    # PID 1 cannot be killed by itself; its child can, and sh reports 128+N like Docker.
+    assert sh(loaded, "sh -c 'kill -9 $$'; exit $?").returncode == 137
+    assert sh(loaded, "kill -TERM $$", "--init").returncode == 143
+
+
+def test_sigterm_to_minirun_reaches_the_container(loaded):
+    proc = subprocess.Popen(loaded.argv("run", "--rm", "busybox", "sh", "-c",
+                                        "trap 'exit 42' TERM; echo ready; "
+                                        "while :; do sleep 0.1; done"),
+                            env=loaded.env(), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 42
+
+
+def test_stdin_is_piped_only_with_i(loaded):
+    assert loaded.run("--rm", "-i", "busybox", "cat", input="hello\n").stdout == "hello\n"
+    assert loaded.run("--rm", "busybox", "cat", input="hello\n").stdout == ""
+
+
+def test_tty_gives_a_real_terminal(loaded):
+    import pty
+    import struct
+    import termios
+    import fcntl
+    pid, fd = pty.fork()
+    if pid == 0:       # a real terminal has its size before the program starts
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        os.execve(loaded.argv()[0], loaded.argv("run", "--rm", "-it", "busybox", "sh", "-c",
+                                               "tty; stty size; echo $TERM; read x; "
+                                               "echo got-$x; trap 'echo INT; exit 7' INT; "
+                                               "while :; do sleep 0.1; done"), loaded.env())
+    data = b""
+
+    def read_until(token, timeout=10):
+        nonlocal data
+        end = time.monotonic() + timeout
+        while token not in data and time.monotonic() < end:
+            try:
+                data += os.read(fd, 4096)
+            except OSError:
+                break
+    read_until(b"xterm")
+    os.write(fd, b"abc\r")
+    read_until(b"got-abc")
+    os.write(fd, b"\x03")                        # ^C travels as a byte, becomes SIGINT inside
+    read_until(b"INT")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = data.decode(errors="replace")
+    assert "/dev/pts/0" in text and "33 101" in text and "got-abc" in text, text
+    assert os.waitstatus_to_exitcode(status) == 7
+
+
+# -- the process: user, env, workdir, entrypoint, volumes, read-only -------------
+
+def test_user_env_workdir_and_entrypoint(loaded, tmp_path):
+    assert out(loaded, "id -u; id -g", "-u", "nobody").split() == ["65534", "65534"]
+    assert out(loaded, "id -u; id -g", "-u", "1234:55").split() == ["1234", "55"]
+    assert int(out(loaded, "grep CapEff /proc/self/status", "-u", "1000").split()[1], 16) == 0
+    p = loaded.run("--rm", "-u", "nosuch", "busybox", "true")
+    assert p.returncode == 125 and "unable to find user nosuch" in p.stderr
+    envfile = tmp_path / "env"
+    envfile.write_text("# comment\nFROM_FILE=1\nA=file\n")
+    text = out(loaded, 'echo "$A $FROM_FILE $HOME"; pwd', "-e", "A=flag", "--env-file",
+               str(envfile), "-w", "/srv/app")
+    assert text.split() == ["flag", "1", "/root", "/srv/app"]
+    p = loaded.run("--rm", "--entrypoint", "echo", "busybox", "from", "entrypoint")
+    assert p.stdout == "from entrypoint\n"
+
+
+def test_volumes_and_read_only_root(loaded, tmp_path):
+    (tmp_path / "vol").mkdir()
+    (tmp_path / "vol" / "in").write_text("from host")
+    v = f"{tmp_path}/vol:/data"
+    assert out(loaded, "cat /data/in; echo out > /data/out", "-v", v) == "from host"
+    assert (tmp_path / "vol" / "out").read_text() == "out\n"
+    p = sh(loaded, "echo x > /data/nope", "-v", v + ":ro")
+    assert p.returncode != 0 and not (tmp_path / "vol" / "nope").exists()
+    text = out(loaded, "touch /x 2>&1; echo rc=$?; touch /tmp/t /dev/shm/ok && echo tmpfs-ok",
+               "--read-only", "--tmpfs", "/tmp")
+    assert "Read-only file system" in text and "tmpfs-ok" in text
+
+
+def test_hosts_and_resolv_conf_are_provided(loaded):
+    text = out(loaded, "cat /etc/hostname /etc/hosts /etc/resolv.conf", "--hostname", "h1")
+    assert text.startswith("h1\n") and "localhost" in text
+
+
+def test_trace_names_each_step(loaded):
+    p = loaded.run("--rm", "--trace", "busybox", "true")
+    steps = [l.split("] ", 1)[1] for l in p.stderr.splitlines() if l.startswith("[trace")]
+    for expected in ("unshare(CLONE_NEWPID)", "unshare(CLONE_NEWNS", "pivot_root(., .)",
+                     "umount2(., MNT_DETACH)", "mount(proc", "prctl(PR_CAPBSET_DROP)",
+                     "execve("):
+        assert any(s.startswith(expected) for s in steps), (expected, steps)
+    assert any("cgroup.procs" in s for s in steps)
+
+
+# -- state and cleanup -------------------------------------------------------------
+
+def test_rm_leaves_nothing_and_without_rm_the_container_is_recorded(loaded):
+    loaded.run("--rm", "busybox", "true")
+    assert loaded.containers().list() == []
+    assert os.listdir(os.path.join(loaded.root, "containers")) == []
+    loaded.run("--name", "kept", "busybox", "sh", "-c", "exit 4")
+    row = loaded.containers().get("kept")
+    assert (row["state"], row["exit_code"]) == ("exited", 4)
+    p = loaded.run("--name", "kept", "busybox", "true")
+    assert p.returncode == 125 and "already in use" in p.stderr
+    assert "used by a container" in loaded("rmi", "busybox", check=False).stderr
+    loaded.containers().remove(row["id"])
+
+
+@pytest.mark.parametrize("flags,cmd", [
+    ([], "nosuchcommand"), (["-u", "nosuch"], "true"), (["-w", "relative"], "true"),
+    (["--memory", "lots"], "true"), (["--network", "bridge9"], "true"),
+    (["--cpus", "99"], "true"), (["--ulimit", "bogus=1"], "true"), (["--cap-add", "NOPE"], "true"),
+    (["-v", "relative:/x"], "true"), (["--cpuset-cpus", "0-999"], "true"),
+])
+def test_failed_start_leaves_nothing(loaded, flags, cmd):
+    p = loaded.run("--rm", *flags, "busybox", cmd)
+    assert p.returncode in (125, 127), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    assert loaded.containers().list() == []
+    assert os.listdir(os.path.join(loaded.root, "containers")) == []
+
+
+def test_unknown_image_is_one_clear_line(minirun):
+    p = minirun.run("--rm", "nosuchimage", "true")
+    assert p.returncode == 125
+    assert p.stderr.strip() == "Error: No such image: nosuchimage"
