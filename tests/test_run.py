@@ -239,8 +239,9 @@ def test_tty_gives_a_real_terminal(loaded):
     if pid == 0:       # a real terminal has its size before the program starts
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
         os.execve(loaded.argv()[0], loaded.argv("run", "--rm", "-it", "busybox", "sh", "-c",
+                                               "trap 'echo INT; exit 7' INT; "
                                                "tty; stty size; echo $TERM; read x; "
-                                               "echo got-$x; trap 'echo INT; exit 7' INT; "
+                                               "echo got-$x; "
                                                "while :; do sleep 0.1; done"), loaded.env())
     data = b""
 

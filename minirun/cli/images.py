@@ -3,7 +3,7 @@ import json
 
 import click
 
-from . import cli
+from .app import cli
 from .format import ago, human_size, parse_time, table
 
 

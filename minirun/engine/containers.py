@@ -9,13 +9,12 @@ work dirs and the files bound in as /etc/hostname, /etc/hosts and
 import json
 import os
 import re
-import secrets
-import shutil
 import sqlite3
 import time
 
 from .. import statedb
 from ..errors import MinirunError
+from ..fsutil import rmtree
 from .names import random_name
 
 NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
@@ -45,7 +44,7 @@ class ContainerStore:
             raise MinirunError(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] '
                                f'are allowed')
         name = name.lstrip("/") if name else None
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()
         for attempt in range(20):
             candidate = name or random_name() + (f"{attempt}" if attempt > 9 else "")
             try:
@@ -101,6 +100,6 @@ class ContainerStore:
 
     def remove(self, cid):
         """Delete the directory, then the row (safe to run twice)."""
-        shutil.rmtree(self.path(cid), ignore_errors=True)
+        rmtree(self.path(cid))
         with statedb.transaction(self.db) as db:
             db.execute("DELETE FROM containers WHERE id = ?", (cid,))

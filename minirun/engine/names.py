@@ -1,5 +1,5 @@
 """Docker-style container names: adjective_surname."""
-import secrets
+import os
 
 ADJECTIVES = """admiring agitated amazing awesome blissful bold brave busy charming clever
 compassionate competent confident cool dazzling determined eager ecstatic elastic elegant
@@ -24,4 +24,5 @@ wozniak wright yalow yonath""".split()
 
 
 def random_name():
-    return f"{secrets.choice(ADJECTIVES)}_{secrets.choice(SURNAMES)}"
+    a, b = os.urandom(2)
+    return f"{ADJECTIVES[a % len(ADJECTIVES)]}_{SURNAMES[b % len(SURNAMES)]}"

@@ -1,10 +1,10 @@
 """``minirun run`` options, parsed and checked the way Docker reads them."""
 import os
 import re
-from dataclasses import dataclass, field
 
 from ..errors import MinirunError
 from ..linux.capability import CAPS
+from ..record import Record
 from ..runtime.spec import DEFAULT_CAPS
 
 ALL_CAPS = tuple(CAPS)
@@ -14,36 +14,16 @@ class OptionError(MinirunError):
     pass
 
 
-@dataclass
-class RunOptions:
-    image: str
-    command: list = field(default_factory=list)
-    name: str | None = None
-    rm: bool = False
-    env: list = field(default_factory=list)
-    env_file: list = field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    entrypoint: str | None = None
-    hostname: str | None = None
-    interactive: bool = False
-    tty: bool = False
-    volumes: list = field(default_factory=list)
-    tmpfs: list = field(default_factory=list)
-    read_only: bool = False
-    memory: str | None = None
-    cpus: str | None = None
-    cpu_shares: int | None = None
-    pids_limit: int | None = None
-    cpuset_cpus: str | None = None
-    cap_add: list = field(default_factory=list)
-    cap_drop: list = field(default_factory=list)
-    privileged: bool = False
-    security_opt: list = field(default_factory=list)
-    ulimit: list = field(default_factory=list)
-    network: str = "none"
-    init: bool = False
-    trace: bool = False
+class RunOptions(Record):
+    """What the user asked ``run`` for, as the CLI (or, later, the API) parsed it."""
+    FIELDS = {
+        "image": "", "command": [], "name": None, "rm": False, "env": [], "env_file": [],
+        "workdir": None, "user": None, "entrypoint": None, "hostname": None,
+        "interactive": False, "tty": False, "volumes": [], "tmpfs": [], "read_only": False,
+        "memory": None, "cpus": None, "cpu_shares": None, "pids_limit": None,
+        "cpuset_cpus": None, "cap_add": [], "cap_drop": [], "privileged": False,
+        "security_opt": [], "ulimit": [], "network": "none", "init": False, "trace": False,
+    }
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}

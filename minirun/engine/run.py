@@ -15,6 +15,7 @@ from ..runtime.spec import Mount, Spec
 from . import options as o
 from .containers import ContainerStore
 
+EXIT_RUNTIME = 125   # Docker's code for "the runtime itself failed"
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
 HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
@@ -125,6 +126,20 @@ def write_etc_files(spec, containers, network):
         spec.etc_files[target] = path
 
 
+def run_foreground(root, opts):
+    """``minirun run``: the exit code, Docker's way (125 when minirun itself fails)."""
+    from ..runtime.container import StartError
+    if os.geteuid() != 0:
+        raise MinirunError("minirun run needs root (try: sudo minirun run …)")
+    try:
+        return run(root, opts)
+    except StartError:
+        raise                      # carries 125, 126 or 127
+    except MinirunError as e:
+        e.exit_code = EXIT_RUNTIME
+        raise
+
+
 def run(root, opts, stderr=sys.stderr):
     """Run a container in the foreground; return its exit code."""
     from ..image.store import ImageStore
@@ -132,6 +147,8 @@ def run(root, opts, stderr=sys.stderr):
     from ..runtime.attach import forwarding_signals, relay_pty
     from ..runtime.trace import Tracer
 
+    if opts.tty and opts.interactive and not os.isatty(0):
+        raise MinirunError("the input device is not a TTY")   # Docker's words for -it < file
     trace = Tracer() if opts.trace else (lambda *a: None)
     store = ImageStore(root)
     image_id = store.resolve(opts.image)
@@ -172,4 +189,4 @@ def _size_terminal(proc):
 
 def _recorded(opts):
     """The options as stored with the container (for inspect and restarts)."""
-    return {k: v for k, v in vars(opts).items() if k != "trace"}
+    return {k: v for k, v in opts.as_dict().items() if k != "trace"}

@@ -4,9 +4,7 @@ A blob is written to a temporary file, hashed as it is written, and renamed
 into place only once its digest is verified: a reader never sees a partial
 or corrupt blob, and a mismatch leaves nothing behind.
 """
-import hashlib
 import os
-import tempfile
 
 from ..errors import MinirunError
 from .digest import DigestError, check_digest, hex_of
@@ -44,6 +42,8 @@ class BlobStore:
 
     def put_stream(self, src, expected=None, size=None, what="blob"):
         """Copy *src* into the store; return its digest. Verifies *expected*/*size*."""
+        import hashlib
+        import tempfile
         if expected is not None:
             check_digest(expected)
         h = hashlib.sha256()

@@ -1,5 +1,4 @@
 """Digests: the names of content-addressed things, checked before use."""
-import hashlib
 import re
 
 from ..errors import MinirunError
@@ -19,6 +18,7 @@ def check_digest(digest):
 
 
 def sha256_bytes(data):
+    import hashlib   # loading OpenSSL is slow; a container start does not need it
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

@@ -9,12 +9,8 @@ at once both succeed and one copy survives.
 """
 import errno
 import os
-import shutil
-import tempfile
 
-from .compression import DecompressingReader, sniff
 from .digest import hex_of
-from .unpack import LayerError, extract_tar
 
 SHORT = 16   # hex characters in a link name: short, and collision-free in practice
 
@@ -52,6 +48,10 @@ class LayerStore:
         """Unpack the layer blob file *blob*, verifying it decompresses to *diff_id*."""
         if self.has(diff_id):
             return
+        import shutil
+        import tempfile
+        from .compression import DecompressingReader, sniff   # only unpacking needs these
+        from .unpack import LayerError, extract_tar
         work = tempfile.mkdtemp(dir=self.tmp)
         try:
             os.mkdir(os.path.join(work, "diff"), 0o755)
@@ -81,6 +81,7 @@ class LayerStore:
                 shutil.rmtree(work, ignore_errors=True)
 
     def _publish(self, work, diff_id):
+        import shutil
         try:
             os.rename(work, self.path(diff_id))
             self.written.append(diff_id)
@@ -95,6 +96,8 @@ class LayerStore:
             pass
 
     def remove(self, diff_id):
+        import shutil
+        import tempfile
         try:
             os.unlink(os.path.join(self.dir, self.link(diff_id)))
         except FileNotFoundError:
@@ -112,5 +115,6 @@ class LayerStore:
 
     def clean_tmp(self):
         """Remove work directories left by a crashed unpack."""
+        import shutil
         for n in os.listdir(self.tmp):
             shutil.rmtree(os.path.join(self.tmp, n), ignore_errors=True)

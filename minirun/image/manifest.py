@@ -3,7 +3,7 @@
 Only what minirun needs is read; everything untrusted is checked before use.
 """
 import json
-import platform
+import os
 
 from ..errors import MinirunError
 from .digest import check_digest
@@ -93,7 +93,7 @@ def parse_manifest(doc):
 
 def host_platform():
     """(os, architecture, variant) in OCI's vocabulary for this machine."""
-    machine = platform.machine()
+    machine = os.uname().machine
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
             "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x",
             "riscv64": "riscv64"}.get(machine, machine)

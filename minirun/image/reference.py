@@ -4,7 +4,6 @@
 ``name@sha256:…``. The grammar is distribution/reference's.
 """
 import re
-from dataclasses import dataclass
 
 from ..errors import MinirunError
 
@@ -29,12 +28,21 @@ class ReferenceError(MinirunError, ValueError):
     pass
 
 
-@dataclass(frozen=True)
 class Reference:
-    domain: str
-    path: str              # e.g. library/busybox
-    tag: str | None = None
-    digest: str | None = None
+    """A normalized image reference: domain, path (``library/busybox``), tag, digest."""
+    __slots__ = ("domain", "path", "tag", "digest")
+
+    def __init__(self, domain, path, tag=None, digest=None):
+        self.domain, self.path, self.tag, self.digest = domain, path, tag, digest
+
+    def __eq__(self, other):
+        return isinstance(other, Reference) and str(self) == str(other)
+
+    def __hash__(self):
+        return hash(str(self))
+
+    def __repr__(self):
+        return f"Reference({str(self)!r})"
 
     @property
     def repository(self):

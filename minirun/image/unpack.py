@@ -17,6 +17,7 @@ import stat
 import tarfile
 
 from ..errors import MinirunError
+from ..fsutil import rmtree_at
 from ..linux.fs import open_beneath
 
 WHITEOUT_PREFIX = ".wh."
@@ -110,7 +111,7 @@ class LayerWriter:
                 return True
             dfd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=pfd)
             try:
-                _rmtree_at(dfd)
+                rmtree_at(dfd)
             finally:
                 os.close(dfd)
             os.rmdir(base, dir_fd=pfd)
@@ -262,20 +263,6 @@ def _write_all(fd, buf):
     view = memoryview(buf)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _rmtree_at(dfd):
-    """Empty the directory open at *dfd*, never following a symlink."""
-    for entry in os.scandir(dfd):
-        if entry.is_dir(follow_symlinks=False):
-            sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
-            try:
-                _rmtree_at(sub)
-            finally:
-                os.close(sub)
-            os.rmdir(entry.name, dir_fd=dfd)
-        else:
-            os.unlink(entry.name, dir_fd=dfd)
 
 
 def extract_tar(stream, dest):

@@ -16,9 +16,8 @@ to the cgroup minirun runs in, never inside one it did not create.
 import errno
 import os
 import time
-from dataclasses import dataclass, field
-
 from ..errors import MinirunError
+from ..record import Record
 
 PARENT = "minirun"
 CONTROLLERS = ("memory", "cpu", "pids", "cpuset")
@@ -39,15 +38,15 @@ class CgroupError(MinirunError):
     pass
 
 
-@dataclass
-class Limits:
-    memory: int | None = None          # bytes
-    cpu_quota: int | None = None       # microseconds per CFS_PERIOD
-    cpu_shares: int | None = None
-    pids: int | None = None            # -1 or None: unlimited
-    cpuset_cpus: str | None = None
-    allow_all_devices: bool = False
-    extra: dict = field(default_factory=dict)
+class Limits(Record):
+    FIELDS = {
+        "memory": None,            # bytes
+        "cpu_quota": None,         # microseconds per CFS_PERIOD
+        "cpu_shares": None,
+        "pids": None,              # -1 or None: unlimited
+        "cpuset_cpus": None,
+        "allow_all_devices": False,
+    }
 
 
 def shares_to_weight(shares):

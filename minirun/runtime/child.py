@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import struct
-import traceback
 
 import prctl
 
@@ -68,6 +67,7 @@ def main(spec, sock, trace):
     except OSError as e:
         _fail(sock, f"{e.strerror}: {e.filename}" if e.filename else str(e), EXIT_RUNTIME)
     except BaseException:
+        import traceback
         _fail(sock, traceback.format_exc(), EXIT_RUNTIME)
 
 

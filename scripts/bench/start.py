@@ -1,0 +1,107 @@
+"""Benchmark: container start latency, minirun vs runc/crun/podman/docker (see scripts/bench/start)."""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+WORK = "/var/tmp/minirun-bench/start"
+ROOT = os.path.join(WORK, "minirun-root")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PEERS = os.path.join(REPO, "..", "shared", "peers")
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def prepare_minirun():
+    env = dict(os.environ, MINIRUN_ROOT=ROOT)
+    minirun = shutil.which("minirun") or os.path.join(REPO, ".venv", "bin", "minirun")
+    sh(minirun, "load", "-q", "-i", os.path.join(REPO, "images", "busybox", "build", "oci"),
+       env=env)
+    return [minirun, "run", "--rm", "--network", "none", "busybox", "true"], env
+
+
+def prepare_bundle():
+    """The same busybox rootfs (the image's layers, copied in order) as an OCI bundle."""
+    sys.path.insert(0, REPO)
+    from minirun.image.store import ImageStore
+    store = ImageStore(ROOT)
+    bundle = os.path.join(WORK, "bundle")
+    shutil.rmtree(bundle, ignore_errors=True)
+    os.makedirs(os.path.join(bundle, "rootfs"))
+    for layer in store.layer_dirs(store.resolve("busybox")):
+        sh("cp", "-a", layer + "/.", os.path.join(bundle, "rootfs"))
+    sh("runc", "spec", cwd=bundle)
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["true"]
+    config["root"]["readonly"] = True
+    # Absolute: runc would otherwise nest the cgroup under the caller's own.
+    config["linux"]["cgroupsPath"] = "/minirun-bench/bundle"
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return bundle
+
+
+def variants():
+    out = {}
+    cmd, env = prepare_minirun()
+    out["minirun"] = (lambda i: cmd, env)
+    if shutil.which("runc"):
+        bundle = prepare_bundle()
+        for rt in ("runc", "crun"):
+            if shutil.which(rt):
+                state = os.path.join(WORK, rt + "-state")
+                out[rt] = (lambda i, rt=rt, state=state:
+                           [rt, "--root", state, "run", "-b", bundle, f"bench{i}"], None)
+    conf = os.path.join("/tmp/peers/podman/containers.conf")
+    if shutil.which("podman") and os.path.exists(conf):   # set up by ../shared/peers/00_env.sh
+        penv = dict(os.environ, CONTAINERS_CONF=conf,
+                    CONTAINERS_STORAGE_CONF="/tmp/peers/podman/storage.conf")
+        out["podman"] = (lambda i: ["podman", "run", "--rm", "--network", "none",
+                                    "localhost/busybox", "true"], penv)
+    if os.path.exists("/usr/bin/docker") and subprocess.run(
+            ["/usr/bin/docker", "info"], capture_output=True).returncode == 0:
+        out["docker"] = (lambda i: ["/usr/bin/docker", "run", "--rm", "--network", "none",
+                                    "busybox", "true"], None)
+    return out
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    os.makedirs(WORK, exist_ok=True)
+    runs = variants()
+    names = list(runs)
+    times = {n: [] for n in names}
+    for r in range(rounds + 2):                      # two warm-up rounds
+        order = names[r % len(names):] + names[:r % len(names)]
+        for n in order:
+            make, env = runs[n]
+            argv = make(r)
+            t = time.perf_counter()
+            p = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            dt = (time.perf_counter() - t) * 1000
+            if p.returncode != 0:
+                sys.exit(f"{n} failed: {p.stderr.strip()}")
+            if r >= 2:
+                times[n].append(dt)
+    base = statistics.median(times["runc"]) if "runc" in times else None
+    print(f"start latency, {rounds} interleaved rounds, ms"
+          + (" (in a mount namespace without the cgroup2 mount)"
+             if os.environ.get("MINIRUN_BENCH_WRAPPED") else ""))
+    print(f"{'runtime':10} {'min':>7} {'median':>7} {'p90':>7} {'max':>7} {'÷ runc':>7}")
+    for n in names:
+        v = sorted(times[n])
+        med = statistics.median(v)
+        ratio = f"{med / base:7.2f}" if base else "      -"
+        print(f"{n:10} {v[0]:7.1f} {med:7.1f} {v[int(len(v) * 0.9) - 1]:7.1f} {v[-1]:7.1f} {ratio}")
+
+
+if __name__ == "__main__":
+    main()
