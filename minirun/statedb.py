@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS containers (
     oom_killed INTEGER NOT NULL DEFAULT 0,
     started REAL,
     finished REAL,
+    owner TEXT,                     -- "pid:start time" of the process supervising it
     config TEXT NOT NULL            -- JSON: what it runs and how (the engine's spec)
 );
 """

@@ -192,11 +192,10 @@ def test_cpu_quota_holds_a_busy_loop(loaded):
 
 
 def wait_gone(loaded, name):
-    """After minirun was killed: its container is dead; clean what it left, as rm will."""
-    from minirun.runtime import cgroups
-    row = loaded.containers().get(name)
-    cgroups.detect().remove(row["id"])      # EBUSY until the killed PID 1 is gone
-    loaded.containers().remove(row["id"])
+    """After minirun was killed: clean what it left, as the next minirun command does."""
+    from minirun.engine.cleanup import reap_orphans
+    reap_orphans(loaded.containers())
+    assert not [r for r in loaded.containers().list() if r["name"] == name]
 
 
 # -- exit codes, signals, stdio ------------------------------------------------
@@ -344,3 +343,59 @@ def test_unknown_image_is_one_clear_line(minirun):
     p = minirun.run("--rm", "nosuchimage", "true")
     assert p.returncode == 125
     assert p.stderr.strip() == "Error: No such image: nosuchimage"
+
+
+def test_a_killed_minirun_is_cleaned_up_by_the_next_command(loaded):
+    """SIGKILL to minirun: its container dies with it; the next run removes the rest."""
+    proc = subprocess.Popen(loaded.argv("run", "--rm", "--name", "orphan", "busybox",
+                                        "sleep", "600"), env=loaded.env())
+    from test_cgroups import running_id
+    from minirun.runtime import cgroups
+    cid = running_id(loaded, "orphan")
+    proc.kill()
+    proc.wait()
+    procs = cgroups.detect().procs_file(cid)
+    for _ in range(200):                     # PDEATHSIG: PID 1 dies, and the namespace with it
+        if open(procs).read() == "":
+            break
+        time.sleep(0.05)
+    assert open(procs).read() == ""
+    assert loaded.run("--rm", "busybox", "true").returncode == 0
+    assert loaded.containers().list() == []
+    assert not os.path.exists(os.path.dirname(procs))
+    assert os.listdir(os.path.join(loaded.root, "containers")) == []
+
+
+def test_device_nodes_outside_the_allow_list_cannot_be_opened(loaded):
+    """CAP_MKNOD makes the node; the device cgroup (v1 list or v2 eBPF) refuses to open it."""
+    p = sh(loaded, "mknod /tmp/kmsg c 1 11 && echo made; head -c 1 /tmp/kmsg; "
+                   "head -c 1 /dev/zero | wc -c")
+    assert "made" in p.stdout and p.stdout.split()[-1] == "1"
+    assert "Operation not permitted" in p.stderr
+
+
+def test_ulimit_init_and_host_network(loaded):
+    assert out(loaded, "ulimit -n; ulimit -Hn", "--ulimit", "nofile=100:200").split() == \
+        ["100", "200"]
+    assert "/dev/init" in out(loaded, "cat /proc/1/cmdline | tr '\\0' ' '", "--init")
+    with open("/proc/net/dev") as f:
+        host_links = sorted(l.split(":")[0].strip() for l in f.readlines()[2:])
+    inside = out(loaded, "ls /sys/class/net", "--network", "host").split()
+    assert sorted(inside) == host_links
+    assert out(loaded, "hostname", "--network", "host").strip() == socket.gethostname()
+
+
+def test_an_image_with_many_layers_runs(minirun, tmp_path):
+    """Overlay's mount options fit in one page only with short layer names."""
+    from minirun.image.layout import LayerBuilder, write_layout
+    with open("/bin/busybox", "rb") as f:
+        base = LayerBuilder().dir("bin").file("bin/busybox", f.read(), 0o755) \
+            .symlink("bin/sh", "busybox").symlink("bin/cat", "busybox").tar_bytes()
+    layers = [base] + [LayerBuilder().file(f"layer{i}", str(i).encode()).tar_bytes()
+                       for i in range(150)]
+    write_layout(str(tmp_path / "many"), layers, {"config": {"Cmd": ["sh"]}},
+                 "docker.io/library/many:1")
+    minirun("load", "-i", str(tmp_path / "many"))
+    p = minirun.run("--rm", "many:1", "sh", "-c", "cat /layer0 /layer149")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "0149"

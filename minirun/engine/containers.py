@@ -20,6 +20,24 @@ from .names import random_name
 NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 
+def process_identity(pid=None):
+    """``pid:start-time``: names a process so that a recycled PID is not mistaken for it."""
+    pid = pid or os.getpid()
+    with open(f"/proc/{pid}/stat") as f:
+        start = f.read().rsplit(")", 1)[1].split()[19]
+    return f"{pid}:{start}"
+
+
+def process_alive(identity):
+    if not identity:
+        return False
+    pid = int(identity.split(":")[0])
+    try:
+        return process_identity(pid) == identity
+    except (OSError, IndexError):
+        return False
+
+
 class ContainerNotFound(MinirunError):
     pass
 
@@ -50,8 +68,9 @@ class ContainerStore:
             try:
                 with statedb.transaction(self.db) as db:
                     db.execute("INSERT INTO containers (id, name, image_id, image, created, "
-                               "state, config) VALUES (?, ?, ?, ?, ?, 'created', ?)",
-                               (cid, candidate, image_id, image, time.time(), json.dumps(config)))
+                               "state, owner, config) VALUES (?, ?, ?, ?, ?, 'created', ?, ?)",
+                               (cid, candidate, image_id, image, time.time(), process_identity(),
+                                json.dumps(config)))
                 break
             except sqlite3.IntegrityError:
                 if name:
@@ -93,6 +112,11 @@ class ContainerStore:
             db.execute("UPDATE containers SET state='exited', pid=NULL, exit_code=?, "
                        "oom_killed=?, finished=? WHERE id=?",
                        (code, int(oom_killed), time.time(), cid))
+
+    def orphans(self):
+        """Containers whose supervising process is gone (minirun was killed, or crashed)."""
+        rows = self.db.execute("SELECT * FROM containers WHERE state IN ('created', 'running')")
+        return [r for r in rows.fetchall() if not process_alive(r["owner"])]
 
     def uses_image(self, image_id):
         return self.db.execute("SELECT 1 FROM containers WHERE image_id = ? LIMIT 1",

@@ -13,6 +13,7 @@ from ..errors import MinirunError
 from ..runtime import cgroups as cg
 from ..runtime.spec import Mount, Spec
 from . import options as o
+from .cleanup import reap_orphans
 from .containers import ContainerStore
 
 EXIT_RUNTIME = 125   # Docker's code for "the runtime itself failed"
@@ -153,6 +154,7 @@ def run(root, opts, stderr=sys.stderr):
     store = ImageStore(root)
     image_id = store.resolve(opts.image)
     containers = ContainerStore(root)
+    reap_orphans(containers, trace)
     started = False
     with contextlib.ExitStack() as undo:
         cid, _ = containers.create(image_id, opts.image, _recorded(opts), opts.name)

@@ -18,21 +18,12 @@ import os
 import time
 from ..errors import MinirunError
 from ..record import Record
+from .devices import DEFAULT_RULES
 
 PARENT = "minirun"
 CONTROLLERS = ("memory", "cpu", "pids", "cpuset")
 V1_EXTRA = ("cpuacct", "devices", "freezer")   # accounting, device list, pause
 CFS_PERIOD = 100_000
-
-# Docker's default device allow-list (v1 devices controller).
-DEFAULT_DEVICES = [
-    "c *:* m", "b *:* m",               # mknod of any device, but no access to it
-    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",   # null zero full random urandom
-    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",    # tty console ptmx
-    "c 136:* rwm",                      # pty slaves
-    "c 10:200 rwm",                     # tun
-]
-
 
 class CgroupError(MinirunError):
     pass
@@ -170,7 +161,7 @@ class CgroupV1:
                 _write(f"{d['devices']}/devices.allow", "a", t, "privileged: every device")
             else:
                 _write(f"{d['devices']}/devices.deny", "a", t, "no device unless allowed below")
-                for rule in DEFAULT_DEVICES:
+                for rule in DEFAULT_RULES:
                     _write(f"{d['devices']}/devices.allow", rule, t, "Docker's default device")
 
     def add(self, cid, pid):
@@ -178,9 +169,13 @@ class CgroupV1:
             _write(f"{point}/cgroup.procs", pid, self.trace,
                    "the container's first process joins this hierarchy; children inherit it")
 
-    def procs_file(self, cid, controller="pids"):
+    def procs_file(self, cid):
         d = self.dirs(cid)
-        return os.path.join(d.get(controller) or next(iter(d.values())), "cgroup.procs")
+        return os.path.join(d.get("pids") or d.get("memory") or next(iter(d.values())),
+                            "cgroup.procs")
+
+    def kill_all(self, cid):
+        _kill_all(self.procs_file(cid))
 
     def oom_killed(self, cid):
         path = self.dirs(cid).get("memory")
@@ -226,6 +221,12 @@ class CgroupV2:
         os.mkdir(path)
         try:
             self._apply(path, limits)
+            if not limits.allow_all_devices:
+                from .devices import attach_allow_list
+                attach_allow_list(path)
+                if self.trace:
+                    self.trace(f"bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, {path})",
+                               "v2's device allow-list: an eBPF program checks every open/mknod")
         except BaseException:
             _rmdir(path)
             raise
@@ -253,14 +254,39 @@ class CgroupV2:
         _write(f"{self.path(cid)}/cgroup.procs", pid, self.trace,
                "the container's first process joins its cgroup; children inherit it")
 
-    def procs_file(self, cid, controller=None):
+    def procs_file(self, cid):
         return os.path.join(self.path(cid), "cgroup.procs")
+
+    def kill_all(self, cid):
+        kill = os.path.join(self.path(cid), "cgroup.kill")   # Linux 5.14+: one write
+        if os.path.exists(kill):
+            _write(kill, 1, None, "")
+        _kill_all(self.procs_file(cid))
 
     def oom_killed(self, cid):
         return _counter(os.path.join(self.path(cid), "memory.events"), "oom_kill") > 0
 
     def remove(self, cid):
         _rmdir(self.path(cid))
+
+
+def _kill_all(procs_file):
+    """SIGKILL every process in a cgroup, until none is left."""
+    import signal
+    for _ in range(100):
+        try:
+            with open(procs_file) as f:
+                pids = [int(p) for p in f.read().split()]
+        except FileNotFoundError:
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
 
 
 def _counter(path, key):

@@ -1,0 +1,28 @@
+"""Finishing what a killed minirun left behind.
+
+A foreground ``minirun run`` is the supervisor of its container. If it is
+killed outright (SIGKILL, a crash), the container dies with it (PDEATHSIG)
+but its cgroups, directory and record stay. Every container record names
+its supervisor (pid and start time), so the next command can tell an
+orphan from a live container and finish the job: ``--rm`` containers go
+entirely, others are recorded as exited (137, killed).
+"""
+from ..runtime import cgroups as cg
+
+KILLED = 137
+
+
+def reap_orphans(containers, trace=lambda *a: None):
+    orphans = containers.orphans()
+    if not orphans:
+        return
+    import json
+    driver = cg.detect()
+    for row in orphans:
+        driver.kill_all(row["id"])
+        driver.remove(row["id"])
+        if json.loads(row["config"]).get("rm") or row["state"] == "created":
+            containers.remove(row["id"])
+        else:
+            containers.mark_exited(row["id"], KILLED)
+        trace(f"cleaned up after container {row['id'][:12]}", "its minirun was killed")
