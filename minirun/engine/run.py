@@ -50,8 +50,6 @@ def mounts(opts):
     out = []
     for v in opts.volumes:
         host, ctr, ro = o.parse_volume(v)
-        if not os.path.exists(host):
-            os.makedirs(host)                     # Docker creates a missing host directory
         out.append(Mount(target=ctr, kind="bind", source=host, readonly=ro))
     for t in opts.tmpfs:
         path, data = o.parse_tmpfs(t)
@@ -116,6 +114,13 @@ def build_spec(opts, store, image_id, cid, containers):
     return spec
 
 
+def create_volume_dirs(spec):
+    """Docker creates a missing host directory of a -v; done once every option is valid."""
+    for m in spec.mounts:
+        if m.kind == "bind" and not os.path.exists(m.source):
+            os.makedirs(m.source)
+
+
 def write_etc_files(spec, containers, network):
     files = {"/etc/hostname": spec.hostname + "\n",
              "/etc/hosts": HOSTS if network != "host" else open("/etc/hosts").read(),
@@ -162,6 +167,7 @@ def run(root, opts, stderr=sys.stderr):
         undo.callback(lambda: (opts.rm or not started) and containers.remove(cid))
         spec = build_spec(opts, store, image_id, cid, containers)
         write_etc_files(spec, containers, opts.network)
+        create_volume_dirs(spec)
         cgroups = cg.detect(trace)
         trace(f"cgroup v{cgroups.version}: mkdir {cg.PARENT}/{cid[:12]}",
               "a cgroup of its own in each hierarchy it is limited by")
