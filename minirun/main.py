@@ -14,12 +14,11 @@ def main():
     if fast is None:
         from .cli.app import main as click_main
         return click_main()
-    root, debug, options = fast
+    root, host, debug, options = fast
     from .cli.report import report
-    from .engine.options import RunOptions
-    from .engine.run import run_foreground
+    from .cli.run import run_any
     try:
-        code = run_foreground(os.path.abspath(root), RunOptions(**options))
+        code = run_any(os.path.abspath(root), host, options)
     except (Exception, KeyboardInterrupt) as e:
         code = report(e, debug)
     sys.stdout.flush()

@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS containers (
     started REAL,
     finished REAL,
     owner TEXT,                     -- "pid:start time" of the process supervising it
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    paused INTEGER NOT NULL DEFAULT 0,
     config TEXT NOT NULL            -- JSON: what it runs and how (the engine's spec)
 );
 """
@@ -63,3 +65,18 @@ def transaction(db):
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+class LocalDB:
+    """One connection per thread, for the daemon (a connection must not cross threads)."""
+
+    def __init__(self, root):
+        import threading
+        self.root = root
+        self._local = threading.local()
+
+    def execute(self, *args):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = open_db(self.root)
+        return conn.execute(*args)

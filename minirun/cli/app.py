@@ -14,9 +14,14 @@ _debug = False
 
 
 class Context:
-    def __init__(self, root):
-        self.root = root
+    def __init__(self, root, host=None, debug=False):
+        self.root, self.host, self.debug = root, host, debug
         self._images = None
+
+    @property
+    def client(self):
+        from .client import Client
+        return Client(self.host)
 
     @property
     def images(self):
@@ -33,18 +38,20 @@ class Context:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", envvar="MINIRUN_ROOT", default=DEFAULT_ROOT, show_default=True,
               help="State root (images, layers, containers).")
+@click.option("-H", "--host", envvar="MINIRUN_HOST", default=None,
+              help="minirund's socket (default unix:///run/minirun/minirun.sock).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
 @click.version_option(package_name="minirun")
 @click.pass_context
-def cli(ctx, root, debug):
+def cli(ctx, root, host, debug):
     """minirun: a small Linux container runtime."""
     global _debug
     _debug = debug
-    ctx.obj = Context(os.path.abspath(root))
+    ctx.obj = Context(os.path.abspath(root), host, debug)
 
 
 def main():
-    from . import images, run  # noqa: F401  (register their commands)
+    from . import containers, images, run  # noqa: F401  (register their commands)
     from .report import report
     try:
         rv = cli.main(standalone_mode=False)

@@ -4,7 +4,7 @@ import json
 import click
 
 from .app import cli
-from .format import ago, human_size, parse_time, table
+from ..humanize import ago, human_size, parse_time, table
 
 
 def _short(image_id):

@@ -10,6 +10,9 @@ click, which then reports it the usual way.
 # (flags, destination, kind, help); kind: flag | value | int | multi
 RUN_FLAGS = [
     (("--rm",), "rm", "flag", "Remove the container when it exits."),
+    (("-d", "--detach"), "detach", "flag", "Run in the background, through minirund."),
+    (("--restart",), "restart", "value", "no, always, unless-stopped, on-failure[:N] (with -d)."),
+    (("-l", "--label"), "label", "multi", "Set a label (key=value)."),
     (("--name",), "name", "value", "Name the container."),
     (("-e", "--env"), "env", "multi", "Set an environment variable (NAME=VALUE)."),
     (("--env-file",), "env_file", "multi", "Read environment variables from a file."),
@@ -41,8 +44,9 @@ _BY_FLAG = {f: (dest, kind) for flags, dest, kind, _ in RUN_FLAGS for f in flags
 
 
 def parse_fast(argv, environ):
-    """(root, debug, options dict) for a plain ``run`` command line, else None."""
+    """(root, host, debug, options dict) for a plain ``run`` command line, else None."""
     root, debug, i = environ.get("MINIRUN_ROOT", "/var/lib/minirun"), False, 0
+    host = environ.get("MINIRUN_HOST")
     while i < len(argv) and argv[i] != "run":
         arg = argv[i]
         if arg == "--debug":
@@ -51,13 +55,15 @@ def parse_fast(argv, environ):
             root, i = argv[i + 1], i + 1
         elif arg.startswith("--root="):
             root = arg.split("=", 1)[1]
+        elif arg in ("-H", "--host") and i + 1 < len(argv):
+            host, i = argv[i + 1], i + 1
         else:
             return None
         i += 1
     if i == len(argv):
         return None
     opts = _parse_run(argv[i + 1:])
-    return (root, debug, opts) if opts is not None else None
+    return (root, host, debug, opts) if opts is not None else None
 
 
 def _parse_run(args):

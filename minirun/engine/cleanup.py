@@ -13,15 +13,17 @@ KILLED = 137
 
 
 def reap_orphans(containers, trace=lambda *a: None):
-    orphans = containers.orphans()
+    """Clean up after killed foreground runs (detached containers outlive minirund)."""
+    import json
+    orphans = [r for r in containers.orphans()
+               if json.loads(r["config"]).get("spec", {}).get("die_with_parent", True)]
     if not orphans:
         return
-    import json
     driver = cg.detect()
     for row in orphans:
         driver.kill_all(row["id"])
         driver.remove(row["id"])
-        if json.loads(row["config"]).get("rm") or row["state"] == "created":
+        if json.loads(row["config"])["options"].get("rm") or row["state"] == "created":
             containers.remove(row["id"])
         else:
             containers.mark_exited(row["id"], KILLED)

@@ -47,11 +47,11 @@ class NameConflict(MinirunError):
 
 
 class ContainerStore:
-    def __init__(self, root):
+    def __init__(self, root, db=None):
         self.root = root
         self.dir = os.path.join(root, "containers")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        self.db = statedb.open_db(root)
+        self.db = db or statedb.open_db(root)
 
     def path(self, cid, *parts):
         return os.path.join(self.dir, cid, *parts)
@@ -102,10 +102,27 @@ class ContainerStore:
     def list(self):
         return self.db.execute("SELECT * FROM containers ORDER BY created DESC").fetchall()
 
+    def save_spec(self, cid, spec):
+        """Store what the runtime needs to start (and restart) this container."""
+        from ..runtime.spec import spec_to_dict
+        config = json.loads(self.get(cid)["config"])
+        config["spec"] = spec_to_dict(spec)
+        with statedb.transaction(self.db) as db:
+            db.execute("UPDATE containers SET config=? WHERE id=?", (json.dumps(config), cid))
+
+    def spec(self, row):
+        from ..runtime.spec import spec_from_dict
+        return spec_from_dict(json.loads(row["config"])["spec"])
+
     def mark_running(self, cid, pid):
         with statedb.transaction(self.db) as db:
-            db.execute("UPDATE containers SET state='running', pid=?, started=? WHERE id=?",
-                       (pid, time.time(), cid))
+            db.execute("UPDATE containers SET state='running', pid=?, started=?, owner=?, "
+                       "paused=0 WHERE id=?", (pid, time.time(), process_identity(), cid))
+
+    def update(self, cid, **fields):
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with statedb.transaction(self.db) as db:
+            db.execute(f"UPDATE containers SET {sets} WHERE id=?", (*fields.values(), cid))
 
     def mark_exited(self, cid, code, oom_killed=False):
         with statedb.transaction(self.db) as db:

@@ -23,10 +23,21 @@ class RunOptions(Record):
         "memory": None, "cpus": None, "cpu_shares": None, "pids_limit": None,
         "cpuset_cpus": None, "cap_add": [], "cap_drop": [], "privileged": False,
         "security_opt": [], "ulimit": [], "network": "none", "init": False, "trace": False,
+        "detach": False, "labels": {}, "restart": "no",
     }
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_restart(text):
+    """--restart no|always|unless-stopped|on-failure[:N] → (name, max retries)."""
+    name, _, count = (text or "no").partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure") or \
+            (count and (name != "on-failure" or not count.isdigit())):
+        raise OptionError(f"invalid restart policy {text!r}: use no, always, unless-stopped "
+                          f"or on-failure[:N]")
+    return name, int(count or 0)
 
 
 def parse_bytes(text, flag="--memory"):

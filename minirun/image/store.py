@@ -27,12 +27,12 @@ class ImageConflict(MinirunError):
 
 
 class ImageStore:
-    def __init__(self, root):
+    def __init__(self, root, db=None):
         self.root = root
         os.makedirs(root, mode=0o711, exist_ok=True)
         self.blobs = BlobStore(root)
         self.layers = LayerStore(root)
-        self.db = statedb.open_db(root)
+        self.db = db or statedb.open_db(root)
 
     @contextlib.contextmanager
     def lock(self, exclusive=False):

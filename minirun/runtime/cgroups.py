@@ -174,8 +174,27 @@ class CgroupV1:
         return os.path.join(d.get("pids") or d.get("memory") or next(iter(d.values())),
                             "cgroup.procs")
 
+    def procs_files(self, cid):
+        """cgroup.procs of every hierarchy: a process joins the container by writing them."""
+        return [f"{p}/cgroup.procs" for p in dict.fromkeys(self.dirs(cid).values())]
+
     def kill_all(self, cid):
+        self.freeze(cid, False)          # a frozen task cannot die
         _kill_all(self.procs_file(cid))
+
+    def freeze(self, cid, frozen):
+        path = self.dirs(cid).get("freezer")
+        if path and os.path.isdir(path):
+            _write(f"{path}/freezer.state", "FROZEN" if frozen else "THAWED", self.trace,
+                   "pause: the container's tasks stop being scheduled")
+
+    def usage(self, cid):
+        """(memory bytes, memory limit, cpu ns, pids) for stats."""
+        d = self.dirs(cid)
+        return (_read_int(f"{d.get('memory')}/memory.usage_in_bytes"),
+                _read_int(f"{d.get('memory')}/memory.limit_in_bytes"),
+                _read_int(f"{d.get('cpuacct')}/cpuacct.usage"),
+                _read_int(f"{d.get('pids')}/pids.current"))
 
     def oom_killed(self, cid):
         path = self.dirs(cid).get("memory")
@@ -257,7 +276,24 @@ class CgroupV2:
     def procs_file(self, cid):
         return os.path.join(self.path(cid), "cgroup.procs")
 
+    def procs_files(self, cid):
+        return [self.procs_file(cid)]
+
+    def freeze(self, cid, frozen):
+        if os.path.isdir(self.path(cid)):
+            _write(f"{self.path(cid)}/cgroup.freeze", int(frozen), self.trace,
+                   "pause: the container's tasks stop being scheduled")
+
+    def usage(self, cid):
+        """(memory bytes, memory limit, cpu ns, pids) for stats."""
+        p = self.path(cid)
+        limit = _read_int(f"{p}/memory.max")
+        return (_read_int(f"{p}/memory.current"), limit,
+                _counter(f"{p}/cpu.stat", "usage_usec") * 1000, _read_int(f"{p}/pids.current"))
+
     def kill_all(self, cid):
+        if os.path.isdir(self.path(cid)) and os.path.exists(f"{self.path(cid)}/cgroup.freeze"):
+            self.freeze(cid, False)
         kill = os.path.join(self.path(cid), "cgroup.kill")   # Linux 5.14+: one write
         if os.path.exists(kill):
             _write(kill, 1, None, "")
@@ -287,6 +323,15 @@ def _kill_all(procs_file):
             except ProcessLookupError:
                 pass
         time.sleep(0.01)
+
+
+def _read_int(path):
+    """An integer cgroup file; 0 when missing or "max"."""
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
 
 
 def _counter(path, key):

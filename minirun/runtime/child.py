@@ -53,7 +53,8 @@ def expect(sock, kind):
 def main(spec, sock, trace):
     """Never returns: execs the container's command or exits."""
     try:
-        prctl.set_pdeathsig(signal.SIGKILL)   # a foreground run must not outlive minirun
+        if spec.die_with_parent:
+            prctl.set_pdeathsig(signal.SIGKILL)   # a foreground run must not outlive minirun
         prctl.set_dumpable(False)             # no /proc/<pid>/… access to this process (CVE-2019-5736)
         expect(sock, "go")                    # the parent has put us in our cgroups
         setup(spec, sock, trace)

@@ -58,12 +58,14 @@ def _recv(sock):
     return (json.loads(msg) if msg else None), fds
 
 
-def start(spec, cgroups, trace, outside=None):
+def start(spec, cgroups, trace, outside=None, stdio=None):
     """Fork the container and see it through to exec; return its Process.
 
     *outside(process)* runs once the child's namespaces exist and before it
-    locks down (the network is wired in there). On any failure the child is
-    killed and reaped, and StartError says why.
+    locks down (the network is wired in there). *stdio*, three descriptors,
+    replaces minirun's own stdin/stdout/stderr for the container (a daemon
+    passes /dev/null and its log pipes). On any failure the child is killed
+    and reaped, and StartError says why.
     """
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = _fork_into_new_pid_namespace(trace)
@@ -73,6 +75,9 @@ def start(spec, cgroups, trace, outside=None):
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        if stdio is not None:
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target)
         child.main(spec, child_sock, trace)
         os._exit(EXIT_RUNTIME)
     child_sock.close()

@@ -58,4 +58,23 @@ class Spec(Record):
         "rlimits": [],            # [(name, soft, hard)]
         "limits": Limits(),
         "init": "",               # host path of an init (tini) to run as PID 1, or ""
+        "die_with_parent": True,  # foreground: dies with minirun; detached: outlives minirund
     }
+
+
+def spec_to_dict(spec):
+    """A Spec as plain JSON-able data (for the state store)."""
+    d = spec.as_dict()
+    d["limits"] = spec.limits.as_dict()
+    d["mounts"] = [m.as_dict() for m in spec.mounts]
+    d["caps"] = list(spec.caps)
+    return d
+
+
+def spec_from_dict(d):
+    d = dict(d)
+    d["limits"] = Limits(**d["limits"])
+    d["mounts"] = [Mount(**m) for m in d["mounts"]]
+    d["caps"] = tuple(d["caps"])
+    d["rlimits"] = [tuple(r) for r in d["rlimits"]]
+    return Spec(**d)

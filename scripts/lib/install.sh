@@ -35,6 +35,7 @@ install_minirun() {   # $1: pip extras, e.g. "[test]"
     .venv/bin/pip install -q --disable-pip-version-check -e ".${1:-}" \
         --config-settings editable_mode=compat
     ln -sf "$PWD/.venv/bin/minirun" /usr/local/bin/minirun
+    ln -sf "$PWD/.venv/bin/minirund" /usr/local/bin/minirund
 }
 
 build_busybox_image() {

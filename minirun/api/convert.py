@@ -1,0 +1,251 @@
+"""Docker Engine API bodies ↔ minirun's records: checked field by field.
+
+A request body is untrusted: every field is type-checked, and a wrong type
+or an absurd value is a 400 with the field's name, never a crash.
+"""
+import json
+import signal as _signal
+import time
+
+from ..engine.options import RunOptions
+from .server import ApiError
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def field(doc, key, kind, default=None, where=""):
+    value = doc.get(key)
+    if value is None:
+        return default
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if not ok:
+        raise ApiError(400, f"invalid type for {where}{key}: {type(value).__name__}")
+    return value
+
+
+def str_list(doc, key, where=""):
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(400, f"invalid type for {where}{key}: expected a list of strings")
+    return value
+
+
+def run_options(body, name=None):
+    """A /containers/create body → RunOptions."""
+    image = field(body, "Image", str)
+    if not image:
+        raise ApiError(400, "Config.Image is required")
+    host = field(body, "HostConfig", dict, {})
+    h = "HostConfig."
+    labels = field(body, "Labels", dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise ApiError(400, "invalid type for Labels: expected strings")
+    memory = field(host, "Memory", int, 0, h)
+    nano = field(host, "NanoCpus", int, 0, h)
+    shares = field(host, "CpuShares", int, 0, h)
+    pids = field(host, "PidsLimit", int, None, h)
+    if memory < 0 or nano < 0 or shares < 0 or memory > 1 << 50 or nano > 1 << 50:
+        raise ApiError(400, "HostConfig: Memory, NanoCpus and CpuShares must be positive")
+    policy = field(host, "RestartPolicy", dict, {}, h)
+    restart = field(policy, "Name", str, "", h + "RestartPolicy.") or "no"
+    retries = field(policy, "MaximumRetryCount", int, 0, h + "RestartPolicy.")
+    if restart == "on-failure" and retries:
+        restart = f"on-failure:{retries}"
+    network = field(host, "NetworkMode", str, "default", h)
+    ulimits = field(host, "Ulimits", list, [], h)
+    tmpfs = field(host, "Tmpfs", dict, {}, h)
+    entrypoint = str_list(body, "Entrypoint")
+    return RunOptions(
+        image=image, name=name,
+        command=str_list(body, "Cmd") or [],
+        entrypoint=entrypoint,
+        env=str_list(body, "Env") or [],
+        workdir=field(body, "WorkingDir", str) or None,
+        user=field(body, "User", str) or None,
+        hostname=field(body, "Hostname", str) or None,
+        tty=field(body, "Tty", bool, False),
+        interactive=field(body, "OpenStdin", bool, False),
+        labels=labels,
+        memory=str(memory) if memory else None,
+        cpus=str(nano / 1e9) if nano else None,
+        cpu_shares=shares or None,
+        pids_limit=pids if pids and pids > 0 else None,
+        cpuset_cpus=field(host, "CpusetCpus", str, None, h) or None,
+        volumes=str_list(host, "Binds", h) or [],
+        tmpfs=[f"{k}:{v}" if v else k for k, v in tmpfs.items()],
+        rm=field(host, "AutoRemove", bool, False, h),
+        network="none" if network in ("default", "bridge", "none") else network,
+        restart=restart,
+        cap_add=str_list(host, "CapAdd", h) or [],
+        cap_drop=str_list(host, "CapDrop", h) or [],
+        privileged=field(host, "Privileged", bool, False, h),
+        read_only=field(host, "ReadonlyRootfs", bool, False, h),
+        security_opt=str_list(host, "SecurityOpt", h) or [],
+        ulimit=[_ulimit(u) for u in ulimits],
+        init=field(host, "Init", bool, False, h),
+        detach=True,
+    )
+
+
+def _ulimit(u):
+    if not isinstance(u, dict):
+        raise ApiError(400, "invalid type for HostConfig.Ulimits entry")
+    return f"{field(u, 'Name', str, '')}={field(u, 'Soft', int, 0)}:{field(u, 'Hard', int, 0)}"
+
+
+def parse_signal(text, default):
+    """'SIGKILL', 'KILL', '9' → a signal number."""
+    if text in (None, ""):
+        return default
+    if text.isdigit():
+        n = int(text)
+        if 0 < n < 65:
+            return n
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        if hasattr(_signal.Signals, name):
+            return _signal.Signals[name].value
+    raise ApiError(400, f"invalid signal: {text}")
+
+
+def rfc3339(t):
+    if not t:
+        return ZERO_TIME
+    from ..engine.logs import timestamp
+    return timestamp(t)
+
+
+def human_status(row):
+    """``Up 5 seconds``, ``Exited (0) 3 minutes ago``, like ``docker ps``."""
+    from ..humanize import human_duration
+    if row["state"] == "running":
+        s = "Up " + human_duration(time.time() - (row["started"] or time.time()))
+        return s + " (Paused)" if row["paused"] else s
+    if row["state"] == "exited":
+        return f"Exited ({row['exit_code']}) {human_duration(time.time() - row['finished'])} ago"
+    return "Created"
+
+
+def state_name(row):
+    if row["state"] == "running" and row["paused"]:
+        return "paused"
+    return row["state"]
+
+
+def arch():
+    from ..image.manifest import host_platform
+    return host_platform()[1]
+
+
+def created_unix(text):
+    from ..humanize import parse_time
+    return parse_time(text) or 0
+
+
+def _command(spec):
+    return " ".join(spec["args"])
+
+
+def summary(engine, row):
+    """One entry of GET /containers/json."""
+    config = json.loads(row["config"])
+    spec, options = config.get("spec", {}), config["options"]
+    return {"Id": row["id"], "Names": ["/" + row["name"]], "Image": row["image"],
+            "ImageID": row["image_id"], "Command": _command(spec) if spec else "",
+            "Created": int(row["created"]), "State": state_name(row),
+            "Status": human_status(row), "Ports": [], "Labels": options.get("labels") or {},
+            "SizeRw": 0, "HostConfig": {"NetworkMode": options.get("network", "none")},
+            "NetworkSettings": {"Networks": {}}, "Mounts": _mounts(spec)}
+
+
+def _mounts(spec):
+    return [{"Type": m["kind"], "Source": m["source"], "Destination": m["target"],
+             "Mode": "ro" if m["readonly"] else "rw", "RW": not m["readonly"],
+             "Propagation": "rprivate"} for m in spec.get("mounts", [])]
+
+
+def inspect(engine, row):
+    """GET /containers/{id}/json: Docker's ContainerJSON shape."""
+    config = json.loads(row["config"])
+    spec, options = config.get("spec", {}), config["options"]
+    path = engine.containers.path
+    policy, retries = (options.get("restart") or "no").partition(":")[::2]
+    running = row["state"] == "running"
+    limits = spec.get("limits", {})
+    return {
+        "Id": row["id"], "Created": rfc3339(row["created"]),
+        "Path": spec["args"][0] if spec.get("args") else "", "Args": spec.get("args", [])[1:],
+        "State": {"Status": state_name(row), "Running": running, "Paused": bool(row["paused"]),
+                  "Restarting": False, "OOMKilled": bool(row["oom_killed"]), "Dead": False,
+                  "Pid": row["pid"] or 0, "ExitCode": row["exit_code"] or 0, "Error": "",
+                  "StartedAt": rfc3339(row["started"]), "FinishedAt": rfc3339(row["finished"])},
+        "Image": row["image_id"], "Name": "/" + row["name"],
+        "RestartCount": row["restart_count"], "Driver": "overlay", "Platform": "linux",
+        "ResolvConfPath": path(row["id"], "resolv.conf"),
+        "HostnamePath": path(row["id"], "hostname"), "HostsPath": path(row["id"], "hosts"),
+        "LogPath": path(row["id"], "json.log"),
+        "HostConfig": {
+            "Binds": options.get("volumes") or [], "NetworkMode": options.get("network"),
+            "RestartPolicy": {"Name": policy or "no", "MaximumRetryCount": int(retries or 0)},
+            "AutoRemove": bool(options.get("rm")), "CapAdd": options.get("cap_add") or [],
+            "CapDrop": options.get("cap_drop") or [], "Privileged": bool(options.get("privileged")),
+            "ReadonlyRootfs": bool(options.get("read_only")),
+            "Memory": limits.get("memory") or 0,
+            "NanoCpus": (limits.get("cpu_quota") or 0) * 10_000,
+            "CpuShares": limits.get("cpu_shares") or 0, "PidsLimit": limits.get("pids"),
+            "CpusetCpus": limits.get("cpuset_cpus") or "", "Init": bool(options.get("init")),
+            "LogConfig": {"Type": "json-file", "Config": {}},
+        },
+        "Config": {
+            "Hostname": spec.get("hostname", ""), "User": spec.get("user", ""),
+            "Tty": spec.get("tty", False), "OpenStdin": spec.get("stdin", False),
+            "AttachStdout": not options.get("detach"), "AttachStderr": not options.get("detach"),
+            "Env": spec.get("env", []), "Cmd": options.get("command") or None,
+            "Image": row["image"], "WorkingDir": spec.get("cwd", "/"),
+            "Entrypoint": options.get("entrypoint"), "Labels": options.get("labels") or {},
+        },
+        "Mounts": _mounts(spec),
+        "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "",
+                            "MacAddress": ""},
+    }
+
+
+def create_body(opts):
+    """RunOptions → a /containers/create body (what ``minirun run -d`` sends)."""
+    from ..engine.options import parse_bytes, parse_restart
+    policy, retries = parse_restart(opts.restart)
+    entry = opts.entrypoint
+    host = {
+        "Binds": opts.volumes, "AutoRemove": opts.rm, "NetworkMode": opts.network,
+        "RestartPolicy": {"Name": "" if policy == "no" else policy, "MaximumRetryCount": retries},
+        "CapAdd": opts.cap_add, "CapDrop": opts.cap_drop, "Privileged": opts.privileged,
+        "ReadonlyRootfs": opts.read_only, "SecurityOpt": opts.security_opt, "Init": opts.init,
+        "Memory": parse_bytes(opts.memory) if opts.memory else 0,
+        "NanoCpus": int(float(opts.cpus) * 1e9) if opts.cpus else 0,
+        "CpuShares": opts.cpu_shares or 0, "PidsLimit": opts.pids_limit,
+        "CpusetCpus": opts.cpuset_cpus or "",
+        "Tmpfs": dict(t.partition(":")[::2] for t in opts.tmpfs),
+        "Ulimits": [_ulimit_body(u) for u in opts.ulimit],
+    }
+    return {"Image": opts.image, "Cmd": opts.command or None,
+            "Entrypoint": ([entry] if entry else []) if isinstance(entry, str) else entry,
+            "Env": _resolved_env(opts), "WorkingDir": opts.workdir or "", "User": opts.user or "",
+            "Hostname": opts.hostname or "", "Tty": opts.tty, "OpenStdin": opts.interactive,
+            "Labels": opts.labels, "HostConfig": host}
+
+
+def _resolved_env(opts):
+    """-e NAME and --env-file are read here, on the client, as Docker does."""
+    from ..engine.options import parse_env
+    return parse_env(opts, [])
+
+
+def _ulimit_body(text):
+    from ..engine.options import parse_ulimit
+    name, soft, hard = parse_ulimit(text)
+    return {"Name": name, "Soft": soft, "Hard": hard}

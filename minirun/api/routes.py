@@ -1,0 +1,326 @@
+"""The Docker Engine API endpoints minirund serves, each a small function.
+
+Every handler takes (engine, request, **path parameters) and returns JSON
+data, (status, data), None (204) or a Stream.
+"""
+import json
+import os
+import platform
+import re
+import struct
+import time
+
+from .. import __version__
+from ..engine.logs import LOG_NAME
+from . import convert as c
+from .server import API_VERSION, MIN_API_VERSION, ApiError, Stream
+
+ROUTES = []
+
+
+def route(method, pattern):
+    def register(fn):
+        ROUTES.append((method, re.compile(pattern), fn))
+        return fn
+    return register
+
+
+# -- system -------------------------------------------------------------------------
+@route("GET", "/_ping")
+@route("HEAD", "/_ping")
+def ping(engine, req):
+    return Stream(iter([b"OK"]), "text/plain; charset=utf-8") if req.method == "GET" else \
+        Stream(iter([]), "text/plain; charset=utf-8")
+
+
+@route("GET", "/version")
+def version(engine, req):
+    return {"Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+            "Os": "linux", "Arch": c.arch(), "KernelVersion": os.uname().release,
+            "GoVersion": "python" + platform.python_version(), "GitCommit": "",
+            "Components": [{"Name": "minirund", "Version": __version__, "Details": {}}],
+            "Platform": {"Name": "minirun"}}
+
+
+@route("GET", "/info")
+def info(engine, req):
+    rows = engine.containers.list()
+    running = sum(r["state"] == "running" and not r["paused"] for r in rows)
+    paused = sum(bool(r["paused"]) for r in rows)
+    from ..runtime import cgroups
+    return {"ID": "minirund", "Containers": len(rows), "ContainersRunning": running,
+            "ContainersPaused": paused, "ContainersStopped": len(rows) - running - paused,
+            "Images": len(engine.images.list()), "Driver": "overlay",
+            "DockerRootDir": engine.root, "CgroupDriver": "cgroupfs",
+            "CgroupVersion": str(cgroups.detect().version), "OperatingSystem": "Linux",
+            "OSType": "linux", "Architecture": os.uname().machine, "NCPU": os.cpu_count(),
+            "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+            "Name": os.uname().nodename, "ServerVersion": __version__, "KernelVersion":
+            os.uname().release, "LoggingDriver": "json-file", "Runtimes": {"minirun": {}},
+            "DefaultRuntime": "minirun", "SecurityOptions": ["name=no-new-privileges"]}
+
+
+# -- images ---------------------------------------------------------------------------
+@route("GET", "/images/json")
+def images_list(engine, req):
+    out = []
+    for record, refs in engine.images.list():
+        out.append({"Id": record["id"], "ParentId": "",
+                    "RepoTags": [f"{r.familiar_repository}:{r.tag}" for r in refs],
+                    "RepoDigests": [f"{r.familiar_repository}@{record['manifest_digest']}"
+                                    for r in refs],
+                    "Created": int(c.created_unix(record["created"])), "Size": record["size"],
+                    "SharedSize": -1, "VirtualSize": record["size"], "Labels": {},
+                    "Containers": -1})
+    return out
+
+
+@route("POST", "/images/create")
+def image_create(engine, req):
+    """``docker pull``: images already in the store only, until minirun speaks to registries."""
+    name = req.arg("fromImage") or ""
+    tag = req.arg("tag")
+    ref = f"{name}:{tag}" if tag and "@" not in name and not tag.startswith("sha256:") else name
+    image_id = engine.images.resolve(ref)          # 404 "No such image" when missing
+    status = f"Status: Image is up to date for {ref}"
+    return Stream(iter([json.dumps({"status": status, "id": image_id[7:19]}).encode() + b"\n"]),
+                  "application/json")
+
+
+@route("GET", "/images/(?P<name>.+)/json")
+def image_inspect(engine, req, name):
+    from ..image.inspect import inspect_image
+    return inspect_image(engine.images, engine.images.resolve(name))
+
+
+@route("DELETE", "/images/(?P<name>.+)")
+def image_delete(engine, req, name):
+    done = engine.images.remove(name, force=req.flag("force"),
+                                in_use=engine.containers.uses_image)
+    return [{k: v} for k, v in done]
+
+
+# -- containers -------------------------------------------------------------------------
+@route("POST", "/containers/create")
+def container_create(engine, req):
+    opts = c.run_options(req.json(), req.arg("name"))
+    cid, _ = engine.create(opts)
+    return 201, {"Id": cid, "Warnings": []}
+
+
+@route("GET", "/containers/json")
+def container_list(engine, req):
+    filters = _filters(req.arg("filters"))
+    show_all = req.flag("all") or any(k in filters for k in ("status", "exited"))
+    out = []
+    for row in engine.containers.list():
+        if not show_all and row["state"] != "running":
+            continue
+        if _matches(row, filters):
+            out.append(c.summary(engine, row))
+    limit = req.int("limit", -1)
+    return out[:limit] if limit > 0 else out
+
+
+def _filters(text):
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise ApiError(400, "invalid filters: not JSON") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, "invalid filters")
+    # Old clients send {"key": {"value": true}}; new ones {"key": ["value"]}.
+    return {k: list(v) if isinstance(v, (list, dict)) else [v] for k, v in doc.items()}
+
+
+def _matches(row, filters):
+    labels = json.loads(row["config"])["options"].get("labels") or {}
+    for key, values in filters.items():
+        if key == "status" and c.state_name(row) not in values:
+            return False
+        if key == "name" and not any(re.search(v.lstrip("/"), row["name"]) for v in values):
+            return False
+        if key == "id" and not any(row["id"].startswith(v) for v in values):
+            return False
+        if key == "label":
+            for v in values:
+                k, eq, want = v.partition("=")
+                if k not in labels or (eq and labels[k] != want):
+                    return False
+        if key == "exited" and str(row["exit_code"]) not in values:
+            return False
+    return True
+
+
+@route("GET", "/containers/(?P<ref>[^/]+)/json")
+def container_inspect(engine, req, ref):
+    return c.inspect(engine, engine.get(ref))
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/start")
+def container_start(engine, req, ref):
+    engine.start(ref)
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/stop")
+def container_stop(engine, req, ref):
+    engine.stop(ref, timeout=req.int("t", 10), sig=c.parse_signal(req.arg("signal"), 15))
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/restart")
+def container_restart(engine, req, ref):
+    engine.restart(ref, timeout=req.int("t", 10))
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/kill")
+def container_kill(engine, req, ref):
+    engine.kill(ref, c.parse_signal(req.arg("signal"), 9))
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/pause")
+def container_pause(engine, req, ref):
+    engine.pause(ref)
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/unpause")
+def container_unpause(engine, req, ref):
+    engine.unpause(ref)
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/rename")
+def container_rename(engine, req, ref):
+    name = req.arg("name")
+    if not name:
+        raise ApiError(400, "a new name is required (name=…)")
+    engine.rename(ref, name)
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/wait")
+def container_wait(engine, req, ref):
+    condition = req.arg("condition") or "not-running"
+    engine.get(ref)                                   # 404 before the headers go out
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise ApiError(400, f"invalid condition: {condition}")
+
+    def body():
+        yield b""                                     # the headers leave at once
+        code = engine.wait(ref, condition)
+        yield json.dumps({"StatusCode": code, "Error": None}).encode()
+    return Stream(body(), "application/json")
+
+
+@route("DELETE", "/containers/(?P<ref>[^/]+)")
+def container_delete(engine, req, ref):
+    engine.remove(ref, force=req.flag("force"))
+
+
+@route("POST", "/containers/prune")
+def container_prune(engine, req):
+    deleted, space = engine.prune()
+    return {"ContainersDeleted": deleted, "SpaceReclaimed": space}
+
+
+# -- logs, top, stats ---------------------------------------------------------------------
+def frame(stream, data):
+    """Docker's multiplexed stream: [stream, 0, 0, 0, size (big endian)] + payload."""
+    return struct.pack(">BxxxI", 1 if stream == "stdout" else 2, len(data)) + data
+
+
+@route("GET", "/containers/(?P<ref>[^/]+)/logs")
+def container_logs(engine, req, ref):
+    from ..engine import logs
+    row = engine.get(ref)
+    stdout, stderr = req.flag("stdout"), req.flag("stderr")
+    if not (stdout or stderr):
+        raise ApiError(400, "you must choose at least one stream (stdout or stderr)")
+    tail = req.arg("tail", "all")
+    tail = None if tail == "all" else _int(tail, "tail")
+    since = float(req.arg("since") or 0)
+    until = float(req.arg("until") or 0)
+    stamps = req.flag("timestamps")
+    tty = json.loads(row["config"])["spec"]["tty"]
+    path = engine.containers.path(row["id"], LOG_NAME)
+
+    def encode(entries):
+        for stream, text, t in entries:
+            data = ((t + " ") if stamps else "").encode() + text.encode()
+            yield data if tty else frame(stream, data)
+
+    def body():
+        offset = os.path.getsize(path) if os.path.exists(path) else 0
+        yield from encode(logs.read(path, stdout, stderr, since, until, tail))
+        if not req.flag("follow"):
+            return
+        while True:
+            entries, offset = logs.follow(path, offset, stdout, stderr)
+            yield from encode(entries)
+            try:
+                state = engine.get(row["id"])["state"]
+            except Exception:
+                return
+            if state != "running" and not entries:
+                return
+            time.sleep(0.1)
+    content = "application/vnd.docker.raw-stream" if tty else \
+        "application/vnd.docker.multiplexed-stream"
+    return Stream(body(), content)
+
+
+def _int(text, name):
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiError(400, f"invalid {name}: {text!r}") from None
+
+
+@route("GET", "/containers/(?P<ref>[^/]+)/top")
+def container_top(engine, req, ref):
+    from ..engine.stats import top
+    return top(engine, engine.get(ref))
+
+
+@route("GET", "/containers/(?P<ref>[^/]+)/stats")
+def container_stats(engine, req, ref):
+    from ..engine.stats import stats
+    row = engine.get(ref)
+    if not req.flag("stream", True) or req.flag("one-shot"):
+        return stats(engine, row, prev=None)
+
+    def body():
+        prev = None
+        while True:
+            doc = stats(engine, engine.get(row["id"]), prev)
+            yield json.dumps(doc).encode() + b"\n"
+            prev = doc
+            time.sleep(1)
+    return Stream(body(), "application/json")
+
+
+# -- exec ---------------------------------------------------------------------------------
+@route("POST", "/containers/(?P<ref>[^/]+)/exec")
+def exec_create(engine, req, ref):
+    from ..engine.exec import create_exec
+    return 201, {"Id": create_exec(engine, engine.get(ref), req.json())}
+
+
+@route("POST", "/exec/(?P<eid>[^/]+)/start")
+def exec_start(engine, req, eid):
+    from ..engine.exec import start_exec
+    body = req.json()
+    detach = c.field(body, "Detach", bool, False)
+    tty = c.field(body, "Tty", bool, False)
+    chunks = start_exec(engine, eid, detach, req.handler)
+    if detach:
+        return None
+    upgrade = (req.headers.get("Upgrade") or "").lower() == "tcp"
+    content = "application/vnd.docker.raw-stream" if tty else \
+        "application/vnd.docker.multiplexed-stream"
+    return Stream(chunks, content, upgrade=upgrade)
+
+
+@route("GET", "/exec/(?P<eid>[^/]+)/json")
+def exec_inspect(engine, req, eid):
+    from ..engine.exec import inspect_exec
+    return inspect_exec(engine, eid)

@@ -1,0 +1,188 @@
+"""HTTP over a unix socket, the way dockerd serves its API.
+
+A thread per connection (http.server), HTTP/1.1 with keep-alive, JSON in
+and out. Handlers return a value (sent as JSON), a Stream (sent as it is
+produced, the connection closed at its end) or raise ApiError. Paths may
+carry a version prefix (``/v1.44/containers/json``); it is stripped.
+"""
+import json
+import os
+import re
+import socketserver
+import sys
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ..errors import MinirunError
+
+API_VERSION = "1.44"
+MIN_API_VERSION = "1.24"
+MAX_BODY = 16 << 20
+VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
+
+
+class ApiError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class Stream:
+    """A streamed response: *chunks* yields bytes. ``upgrade``: a hijacked connection."""
+
+    def __init__(self, chunks, content_type="application/octet-stream", upgrade=False,
+                 status=200):
+        self.chunks, self.content_type, self.upgrade, self.status = \
+            chunks, content_type, upgrade, status
+
+
+class Request:
+    def __init__(self, method, path, query, body, headers, handler):
+        self.method, self.path, self.query, self.body = method, path, query, body
+        self.headers = headers
+        self.handler = handler            # for hijacked streams: the raw connection
+
+    def arg(self, name, default=None):
+        return self.query.get(name, [default])[-1]
+
+    def flag(self, name, default=False):
+        v = self.arg(name)
+        if v is None:
+            return default
+        return v.lower() in ("1", "true", "yes")
+
+    def int(self, name, default=None):
+        v = self.arg(name)
+        if v in (None, ""):
+            return default
+        try:
+            return int(v)
+        except ValueError:
+            raise ApiError(400, f"invalid value for {name}: {v!r}") from None
+
+    def json(self):
+        if not self.body:
+            return {}
+        try:
+            doc = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"malformed JSON body: {e}") from None
+        if not isinstance(doc, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        return doc
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "minirund"
+    routes = []        # set by the server: [(method, regex, function)]
+
+    def log_message(self, fmt, *args):
+        self.server.log.debug("%s %s", self.command, fmt % args)
+
+    def address_string(self):
+        return "unix"
+
+    def _dispatch(self):
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        m = VERSION_PREFIX.match(path)
+        if m:
+            if tuple(map(int, m.group(1).split("."))) > tuple(map(int, API_VERSION.split("."))):
+                return self._send_error(400, f"client version {m.group(1)} is too new. "
+                                             f"Maximum supported API version is {API_VERSION}")
+            path = m.group(2)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self._send_error(413, "request body too large")
+        body = self.rfile.read(length) if length else b""
+        for method, pattern, fn in self.routes:
+            match = pattern.fullmatch(path)
+            if match and method == self.command:
+                req = Request(self.command, path, parse_qs(url.query), body, self.headers, self)
+                return self._respond(fn, req, match.groupdict())
+        if any(p.fullmatch(path) for _, p, _ in self.routes):
+            return self._send_error(405, f"method {self.command} not allowed on {path}")
+        return self._send_error(404, f"page not found: {path}")
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = _dispatch
+
+    def _respond(self, fn, req, params):
+        try:
+            result = fn(self.server.engine, req, **params)
+        except ApiError as e:
+            return self._send_error(e.status, str(e))
+        except MinirunError as e:
+            return self._send_error(status_of(e), str(e))
+        except Exception as e:
+            self.server.log.exception("%s %s", req.method, req.path)
+            return self._send_error(500, f"{type(e).__name__}: {e}")
+        if isinstance(result, Stream):
+            return self._send_stream(result)
+        if result is None:
+            return self._send(204, b"")
+        if isinstance(result, tuple):
+            status, result = result
+            return self._send(status, json.dumps(result).encode())
+        return self._send(200, json.dumps(result).encode())
+
+    def _headers(self, status, content_type, length=None, extra=()):
+        self.send_response(status)
+        self.send_header("Api-Version", API_VERSION)
+        self.send_header("Docker-Experimental", "false")
+        self.send_header("Ostype", "linux")
+        self.send_header("Server", "minirund")
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+
+    def _send(self, status, body, content_type="application/json"):
+        self._headers(status, content_type if body or status != 204 else None,
+                      None if status in (204, 304) else len(body))
+        if self.command != "HEAD" and status not in (204, 304):
+            self.wfile.write(body)
+
+    def _send_error(self, status, message):
+        self._send(status, json.dumps({"message": message}).encode())
+
+    def _send_stream(self, stream):
+        if stream.upgrade:
+            self._headers(101, stream.content_type, extra=[("Connection", "Upgrade"),
+                                                             ("Upgrade", "tcp")])
+        else:
+            self._headers(stream.status, stream.content_type, extra=[("Connection", "close")])
+        self.wfile.flush()                 # headers at once: /wait and followers depend on it
+        self.close_connection = True
+        try:
+            for chunk in stream.chunks:
+                if chunk:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            close = getattr(stream.chunks, "close", None)
+            if close:
+                close()
+
+
+def status_of(error):
+    """HTTP status for an engine error, by what it is."""
+    name = type(error).__name__
+    return {"ContainerNotFound": 404, "ImageNotFound": 404, "BlobNotFound": 404,
+            "NameConflict": 409, "Conflict": 409, "ImageConflict": 409,
+            "NotModified": 304, "ExecNotFound": 404}.get(name, 400)
+
+
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, path, engine, routes, log):
+        self.engine, self.log = engine, log
+        handler = type("BoundHandler", (Handler,), {"routes": routes})
+        socketserver.UnixStreamServer.__init__(self, path, handler)

@@ -1,0 +1,369 @@
+"""Container commands that talk to minirund: ps, logs, start, stop, rm, exec, …"""
+import json
+import os
+import re
+import sys
+import threading
+import time
+
+import click
+
+from ..humanize import ago, human_size, table
+from .app import cli
+from ..errors import MinirunError
+from .client import DaemonError, frames
+
+
+def _client(ctx):
+    return ctx.client
+
+
+def _each(ctx, refs, fn):
+    """Docker's many-container commands: print each name, report failures, exit 1 if any."""
+    failed = False
+    for ref in refs:
+        try:
+            fn(ref)
+            click.echo(ref)
+        except MinirunError as e:
+            prefix = "Error response from daemon" if isinstance(e, DaemonError) else "Error"
+            click.echo(f"{prefix}: {e}", err=True)
+            failed = True
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.command("ps")
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers.")
+@click.option("-q", "--quiet", is_flag=True, help="Only IDs.")
+@click.option("-f", "--filter", "filters", multiple=True, help="key=value (status, name, label, id).")
+@click.option("--format", "fmt", help="Go-template-like: {{.ID}} {{.Names}} {{.Status}} …")
+@click.option("--no-trunc", is_flag=True)
+@click.pass_obj
+def ps_cmd(ctx, all_, quiet, filters, fmt, no_trunc):
+    """List containers."""
+    f = {}
+    for item in filters:
+        key, _, value = item.partition("=")
+        f.setdefault(key, []).append(value)
+    rows = _client(ctx).call("GET", "/containers/json", all=int(all_),
+                             filters=json.dumps(f) if f else None)
+    if quiet:
+        for r in rows:
+            click.echo(r["Id"] if no_trunc else r["Id"][:12])
+        return
+    fields = [{"ID": r["Id"] if no_trunc else r["Id"][:12], "Image": r["Image"],
+               "Command": '"' + (r["Command"] if no_trunc else _trunc(r["Command"], 20)) + '"',
+               "CreatedAt": ago(r["Created"]), "RunningFor": ago(r["Created"]).removesuffix(" ago"),
+               "Status": r["Status"], "State": r["State"], "Ports": "",
+               "Names": ",".join(n.lstrip("/") for n in r["Names"]),
+               "Labels": ",".join(f"{k}={v}" for k, v in r["Labels"].items())} for r in rows]
+    if fmt:
+        template = fmt.removeprefix("table ").replace("\\t", "\t")
+        for d in fields:
+            click.echo(re.sub(r"{{\s*\.(\w+)\s*}}", lambda m: str(d.get(m.group(1), "")), template))
+        return
+    click.echo(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+                     [(d["ID"], d["Image"], d["Command"], d["CreatedAt"], d["Status"], "",
+                       d["Names"]) for d in fields]))
+
+
+def _trunc(text, n):
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+@cli.command("logs")
+@click.option("-f", "--follow", is_flag=True)
+@click.option("-n", "--tail", default="all")
+@click.option("-t", "--timestamps", is_flag=True)
+@click.option("--since", default=None, help="Unix time or seconds-ago like 10s, 5m.")
+@click.argument("ref")
+@click.pass_obj
+def logs_cmd(ctx, follow, tail, timestamps, since, ref):
+    """Show a container's output."""
+    c = _client(ctx)
+    tty = c.call("GET", f"/containers/{ref}/json")["Config"]["Tty"]
+    resp = c.request("GET", f"/containers/{ref}/logs", stdout=1, stderr=1, follow=int(follow),
+                     tail=tail, timestamps=int(timestamps), since=_since(since))
+    _copy_output(resp, tty)
+
+
+def _since(text):
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+)([smh])", text)
+    if m:
+        return str(time.time() - int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)])
+    return text
+
+
+def _copy_output(resp, tty, fp=None):
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    if tty:
+        while True:
+            data = (fp or resp).read1(65536) if hasattr(fp or resp, "read1") else resp.read(65536)
+            if not data:
+                break
+            out.write(data)
+            out.flush()
+        return
+    for stream, data in frames(fp or resp):
+        target = err if stream == 2 else out
+        target.write(data)
+        target.flush()
+
+
+@cli.command("start")
+@click.option("-a", "--attach", is_flag=True, help="Follow the output and exit with its code.")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def start_cmd(ctx, attach, refs):
+    """Start stopped containers."""
+    c = _client(ctx)
+    if attach:
+        ref = refs[0]
+        c.call("POST", f"/containers/{ref}/start")
+        tty = c.call("GET", f"/containers/{ref}/json")["Config"]["Tty"]
+        _copy_output(c.request("GET", f"/containers/{ref}/logs", stdout=1, stderr=1, follow=1),
+                     tty)
+        raise SystemExit(c.call("POST", f"/containers/{ref}/wait")["StatusCode"])
+    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/start"))
+
+
+@cli.command("stop")
+@click.option("-t", "--time", "timeout", type=int, default=10, help="Seconds before SIGKILL.")
+@click.option("-s", "--signal", "sig", default=None)
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def stop_cmd(ctx, timeout, sig, refs):
+    """Stop running containers (SIGTERM, then SIGKILL after -t seconds)."""
+    c = _client(ctx)
+    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/stop", t=timeout, signal=sig))
+
+
+@cli.command("restart")
+@click.option("-t", "--time", "timeout", type=int, default=10)
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def restart_cmd(ctx, timeout, refs):
+    """Restart containers."""
+    c = _client(ctx)
+    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/restart", t=timeout))
+
+
+@cli.command("kill")
+@click.option("-s", "--signal", "sig", default="KILL")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def kill_cmd(ctx, sig, refs):
+    """Send a signal to containers (default SIGKILL)."""
+    c = _client(ctx)
+    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/kill", signal=sig))
+
+
+@cli.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.option("-v", "--volumes", is_flag=True, help="(accepted; minirun has no named volumes)")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def rm_cmd(ctx, force, volumes, refs):
+    """Remove containers."""
+    c = _client(ctx)
+    _each(ctx, refs, lambda r: c.call("DELETE", f"/containers/{r}", force=int(force),
+                                      v=int(volumes)))
+
+
+@cli.command("pause")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def pause_cmd(ctx, refs):
+    """Freeze every process of containers."""
+    c = _client(ctx)
+    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/pause"))
+
+
+@cli.command("unpause")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def unpause_cmd(ctx, refs):
+    """Thaw paused containers."""
+    c = _client(ctx)
+    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/unpause"))
+
+
+@cli.command("rename")
+@click.argument("ref")
+@click.argument("name")
+@click.pass_obj
+def rename_cmd(ctx, ref, name):
+    """Rename a container."""
+    _client(ctx).call("POST", f"/containers/{ref}/rename", name=name)
+
+
+@cli.command("wait")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def wait_cmd(ctx, refs):
+    """Wait for containers to stop; print their exit codes."""
+    c = _client(ctx)
+    for ref in refs:
+        click.echo(c.call("POST", f"/containers/{ref}/wait")["StatusCode"])
+
+
+@cli.command("inspect")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def inspect_cmd(ctx, refs):
+    """Show containers (or images) as JSON."""
+    from .client import DaemonError
+    c = _client(ctx)
+    out = []
+    for ref in refs:
+        try:
+            out.append(c.call("GET", f"/containers/{ref}/json"))
+        except DaemonError as e:
+            if e.status != 404:
+                raise
+            out.append(c.call("GET", f"/images/{ref}/json"))
+    click.echo(json.dumps(out, indent=4))
+
+
+@cli.command("top")
+@click.argument("ref")
+@click.pass_obj
+def top_cmd(ctx, ref):
+    """The processes of a container (host PIDs)."""
+    doc = _client(ctx).call("GET", f"/containers/{ref}/top")
+    click.echo(table(doc["Titles"], doc["Processes"]))
+
+
+@cli.command("stats")
+@click.option("--no-stream", is_flag=True, help="One sample, then exit.")
+@click.argument("refs", nargs=-1)
+@click.pass_obj
+def stats_cmd(ctx, no_stream, refs):
+    """CPU, memory and PIDs of running containers."""
+    from ..engine.stats import cpu_percent
+    c = _client(ctx)
+    refs = refs or [r["Id"] for r in c.call("GET", "/containers/json")]
+    while True:
+        rows = []
+        for ref in refs:
+            d = c.call("GET", f"/containers/{ref}/stats", stream=0)
+            mem, limit = d["memory_stats"]["usage"], d["memory_stats"]["limit"]
+            rows.append((d["id"][:12], d["name"].lstrip("/"), f"{cpu_percent(d):.2f}%",
+                         f"{human_size(mem)} / {human_size(limit)}",
+                         f"{100 * mem / limit if limit else 0:.2f}%",
+                         d["pids_stats"]["current"]))
+        click.echo(table(["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"],
+                         rows))
+        if no_stream:
+            return
+        time.sleep(1)
+
+
+@cli.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True)
+@click.option("-t", "--tty", is_flag=True)
+@click.option("-d", "--detach", is_flag=True)
+@click.option("-e", "--env", multiple=True)
+@click.option("-w", "--workdir", default="")
+@click.option("-u", "--user", default="")
+@click.argument("ref")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, ref, command):
+    """Run a command in a running container."""
+    c = _client(ctx)
+    eid = c.call("POST", f"/containers/{ref}/exec", {
+        "Cmd": list(command), "Env": list(env), "WorkingDir": workdir, "User": user,
+        "AttachStdin": interactive, "AttachStdout": True, "AttachStderr": True, "Tty": tty})["Id"]
+    if detach:
+        c.call("POST", f"/exec/{eid}/start", {"Detach": True})
+        return
+    resp = c.request("POST", f"/exec/{eid}/start", {"Detach": False, "Tty": tty})
+    if interactive:
+        threading.Thread(target=_send_stdin, args=(resp.sock,), daemon=True).start()
+    _copy_output(resp, tty)
+    resp.conn.close()
+    for _ in range(100):
+        doc = c.call("GET", f"/exec/{eid}/json")
+        if not doc["Running"]:
+            raise SystemExit(doc["ExitCode"] or 0)
+        time.sleep(0.02)
+
+
+def _send_stdin(sock):
+    import socket as _socket
+    try:
+        while True:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            sock.sendall(data)
+        sock.shutdown(_socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+@cli.group("container")
+def container_group():
+    """Manage containers."""
+
+
+@container_group.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not ask (minirun never asks).")
+@click.pass_obj
+def container_prune(ctx, force):
+    """Remove all stopped containers."""
+    doc = _client(ctx).call("POST", "/containers/prune")
+    for cid in doc["ContainersDeleted"] or []:
+        click.echo(cid)
+    click.echo(f"Total reclaimed space: {human_size(doc['SpaceReclaimed'])}")
+
+
+for _name, _cmd in (("ls", ps_cmd), ("logs", logs_cmd), ("start", start_cmd), ("stop", stop_cmd),
+                    ("restart", restart_cmd), ("kill", kill_cmd), ("rm", rm_cmd),
+                    ("inspect", inspect_cmd), ("wait", wait_cmd), ("top", top_cmd),
+                    ("stats", stats_cmd), ("exec", exec_cmd), ("pause", pause_cmd),
+                    ("unpause", unpause_cmd), ("rename", rename_cmd)):
+    container_group.add_command(_cmd, _name)
+
+
+@cli.command("version")
+@click.pass_obj
+def version_cmd(ctx):
+    """Client and daemon versions."""
+    from .. import __version__
+    click.echo(f"Client:\n Version:    {__version__}\n API version: 1.44")
+    v = _client(ctx).call("GET", "/version")
+    click.echo(f"\nServer:\n Version:    {v['Version']}\n API version: {v['ApiVersion']}"
+               f"\n Kernel:     {v['KernelVersion']}\n OS/Arch:    {v['Os']}/{v['Arch']}")
+
+
+@cli.command("info")
+@click.pass_obj
+def info_cmd(ctx):
+    """Daemon-wide information."""
+    i = _client(ctx).call("GET", "/info")
+    for key in ("Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped",
+                "Images", "ServerVersion", "Driver", "CgroupDriver", "CgroupVersion",
+                "KernelVersion", "OperatingSystem", "Architecture", "NCPU", "DockerRootDir"):
+        click.echo(f"{key}: {i[key]}")
+    click.echo(f"MemTotal: {human_size(i['MemTotal'])}")
+
+
+@cli.command("daemon")
+@click.option("-H", "--host", envvar="MINIRUN_HOST", default=None,
+              help="Socket to serve (default unix:///run/minirun/minirun.sock).")
+@click.option("--log-file", default=None, help="Log here instead of stderr.")
+@click.option("--root", default=None, help="State root (as minirun --root; for minirund).")
+@click.option("--debug", is_flag=True, help="Log every request.")
+@click.pass_obj
+def daemon_cmd(ctx, host, log_file, root, debug):
+    """Run minirund: the Docker Engine API on a unix socket."""
+    from ..api.daemon import DEFAULT_SOCKET, serve
+    raise SystemExit(serve(os.path.abspath(root) if root else ctx.root,
+                           host or ctx.host or "unix://" + DEFAULT_SOCKET, log_file,
+                           debug or ctx.debug))
+

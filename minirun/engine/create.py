@@ -1,0 +1,148 @@
+"""Creating a container: image + options → a checked Spec and a record on disk.
+
+Every option is checked before anything is made; what is made (the record,
+its directory, /etc files) is removed again if a later step fails. The Spec
+is stored with the record, so a daemon can start (and restart) it later.
+"""
+import os
+
+from ..runtime import cgroups as cg
+from ..runtime.spec import Mount, Spec
+from . import options as o
+
+INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
+HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+def create(store, containers, opts, die_with_parent=True):
+    """Record a container for *opts*; return (id, name, spec)."""
+    image_id = store.resolve(opts.image)
+    cid, name = containers.create(image_id, opts.image, {"options": recorded(opts)}, opts.name)
+    try:
+        spec = build_spec(opts, store, image_id, cid, containers)
+        spec.die_with_parent = die_with_parent
+        write_etc_files(spec, containers, opts.network)
+        create_volume_dirs(spec)
+        containers.save_spec(cid, spec)
+    except BaseException:
+        containers.remove(cid)
+        raise
+    return cid, name, spec
+
+
+def recorded(opts):
+    """The options as stored with the container (for inspect and restarts)."""
+    return {k: v for k, v in opts.as_dict().items() if k != "trace"}
+
+
+def command_line(opts, image_config):
+    """Entrypoint + Cmd as Docker combines them."""
+    if opts.entrypoint is not None:     # a string from the CLI, a list from the API
+        entry = opts.entrypoint if isinstance(opts.entrypoint, list) else \
+            [opts.entrypoint] if opts.entrypoint else []
+        cmd = list(opts.command)            # --entrypoint drops the image's Cmd
+    else:
+        entry = list(image_config.get("Entrypoint") or [])
+        cmd = list(opts.command) or list(image_config.get("Cmd") or [])
+    args = entry + cmd
+    if not args:
+        raise o.OptionError("no command specified")
+    return args
+
+
+def limits(opts):
+    return cg.Limits(
+        memory=o.parse_bytes(opts.memory) if opts.memory else None,
+        cpu_quota=o.parse_cpus(opts.cpus) if opts.cpus else None,
+        cpu_shares=opts.cpu_shares or None,
+        pids=opts.pids_limit,
+        cpuset_cpus=o.parse_cpuset(opts.cpuset_cpus) if opts.cpuset_cpus else None,
+        allow_all_devices=opts.privileged,
+    )
+
+
+def mounts(opts):
+    out = []
+    for v in opts.volumes:
+        host, ctr, ro = o.parse_volume(v)
+        out.append(Mount(target=ctr, kind="bind", source=host, readonly=ro))
+    for t in opts.tmpfs:
+        path, data = o.parse_tmpfs(t)
+        out.append(Mount(target=path, kind="tmpfs", data=data))
+    return out
+
+
+def init_binary():
+    for path in INIT_BINARIES:
+        if os.path.exists(path):
+            return path
+    raise MinirunError("--init needs tini (apt-get install tini)")
+
+
+def resolv_conf():
+    """The host's resolv.conf without loopback name servers (unreachable from a netns)."""
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = [l for l in f if not (l.startswith("nameserver")
+                                          and l.split()[1:2] and l.split()[1].startswith("127."))]
+    except OSError:
+        lines = []
+    return "".join(lines)
+
+
+def build_spec(opts, store, image_id, cid, containers):
+    """Everything the runtime needs; checks every option before anything is made."""
+    image_config = store.config(image_id).get("config") or {}
+    o.parse_restart(opts.restart)
+    if opts.network not in ("none", "host"):
+        raise o.OptionError(f"network {opts.network} not found (none and host are available)")
+    spec = Spec(
+        id=cid,
+        args=command_line(opts, image_config),
+        env=o.parse_env(opts, image_config.get("Env") or []),
+        cwd=opts.workdir or image_config.get("WorkingDir") or "/",
+        user=opts.user if opts.user is not None else image_config.get("User") or "",
+        hostname=opts.hostname or cid[:12],
+        layers_dir=store.layers.dir,
+        lower=store.layer_links(image_id),
+        upper=containers.path(cid, "upper"),
+        work=containers.path(cid, "work"),
+        rootfs=containers.path(cid, "rootfs"),
+        readonly_rootfs=opts.read_only,
+        mounts=mounts(opts),
+        network=opts.network,
+        tty=opts.tty,
+        stdin=opts.interactive,
+        caps=o.capabilities(opts),
+        privileged=opts.privileged,
+        no_new_privileges=o.parse_security_opts(opts),
+        rlimits=[o.parse_ulimit(u) for u in opts.ulimit],
+        limits=limits(opts),
+        init=init_binary() if opts.init else "",
+    )
+    if not spec.cwd.startswith("/"):
+        raise o.OptionError(f"the working directory '{spec.cwd}' is invalid, it needs to be an "
+                            f"absolute path")
+    if opts.tty and not any(e.startswith("TERM=") for e in spec.env):
+        spec.env.append("TERM=xterm")             # as Docker does for -t
+    if opts.network == "host":
+        spec.hostname = opts.hostname or os.uname().nodename
+    return spec
+
+
+def create_volume_dirs(spec):
+    """Docker creates a missing host directory of a -v; done once every option is valid."""
+    for m in spec.mounts:
+        if m.kind == "bind" and not os.path.exists(m.source):
+            os.makedirs(m.source)
+
+
+def write_etc_files(spec, containers, network):
+    files = {"/etc/hostname": spec.hostname + "\n",
+             "/etc/hosts": HOSTS if network != "host" else open("/etc/hosts").read(),
+             "/etc/resolv.conf": resolv_conf()}
+    for target, content in files.items():
+        path = containers.path(spec.id, os.path.basename(target))
+        with open(path, "w") as f:
+            f.write(content)
+        spec.etc_files[target] = path

@@ -1,0 +1,317 @@
+"""Containers as the daemon manages them: create, start, stop, kill, wait, rm, restart.
+
+minirund's one Engine holds the stores and the supervisor. It is the
+parent (and child subreaper) of every container it starts; exits come back
+from the supervisor, are recorded, and restart policies applied. On start it
+re-adopts containers that a previous minirund left running.
+"""
+import json
+import os
+import signal
+import threading
+import time
+
+from .. import statedb
+from ..errors import MinirunError
+from ..image.store import ImageStore
+from ..runtime import cgroups as cg
+from . import create as creating
+from . import options as o
+from .containers import ContainerStore, process_identity
+from .start import start as start_container
+from .supervisor import UNKNOWN_EXIT, Supervisor, container_ends, daemon_ends, make_fifos
+
+
+class Conflict(MinirunError):
+    pass
+
+
+class NotModified(MinirunError):
+    pass
+
+
+def _noop(*_):
+    pass
+
+
+class Engine:
+    def __init__(self, root, log):
+        self.root = root
+        self.log = log
+        db = statedb.LocalDB(root)
+        self.images = ImageStore(root, db=db)
+        self.containers = ContainerStore(root, db=db)
+        self.supervisor = Supervisor(log)
+        self.changed = threading.Condition()
+        self.exits = {}                 # cid -> number of exits seen (for wait next-exit)
+        self.stopped_by_user = set()    # no restart policy after an explicit stop or kill
+        self.policy_lock = threading.Lock()
+        self.execs = {}
+
+    # -- daemon start and stop --------------------------------------------------
+    def startup(self):
+        import prctl
+        prctl.set_child_subreaper(True)   # exec'd processes come back to us to be reaped
+        self.supervisor.start()
+        self.images.layers.clean_tmp()
+        for row in self.containers.list():
+            try:
+                self._recover(row)
+            except Exception:
+                self.log.exception("recovering container %s", row["id"][:12])
+
+    def _recover(self, row):
+        """After a restart: re-adopt what runs, finish what a crash left half-made."""
+        cid = row["id"]
+        config = json.loads(row["config"])
+        if "spec" not in config:                      # create was cut short
+            self.containers.remove(cid)
+            return
+        if row["state"] == "running" and self._alive(row):
+            self.containers.update(cid, owner=process_identity())
+            self.supervisor.watch(cid, row["pid"], self.containers.path(cid), self._on_exit,
+                                  child=False)
+            self.log.info("re-adopted container %s (pid %s)", cid[:12], row["pid"])
+            return
+        driver = cg.detect()
+        driver.kill_all(cid)
+        driver.remove(cid)
+        if row["state"] == "running":                 # it exited while no minirund watched
+            self.containers.mark_exited(cid, UNKNOWN_EXIT)
+            self._after_exit(cid, UNKNOWN_EXIT)
+
+    @staticmethod
+    def _alive(row):
+        """Is the recorded PID 1 still running, in the container's own cgroup?"""
+        if not row["pid"]:
+            return False
+        try:
+            with open(cg.detect().procs_file(row["id"])) as f:
+                return str(row["pid"]) in f.read().split()
+        except OSError:
+            return False
+
+    def shutdown(self):
+        self.supervisor.stop()
+
+    # -- lookups ------------------------------------------------------------------
+    def get(self, ref):
+        return self.containers.get(ref)
+
+    def _notify(self):
+        with self.changed:
+            self.changed.notify_all()
+
+    # -- create / start -----------------------------------------------------------
+    def create(self, opts):
+        cid, name, _ = creating.create(self.images, self.containers, opts, die_with_parent=False)
+        return cid, name
+
+    def start(self, ref):
+        """The user's start: a restart policy applies again afterwards."""
+        cid = self.get(ref)["id"]
+        with self.policy_lock:
+            self.stopped_by_user.discard(cid)
+            self._launch(cid)
+
+    def _launch(self, cid):
+        row = self.get(cid)
+        if row["state"] == "running":
+            raise NotModified("container already started")
+        spec = self.containers.spec(row)
+        directory = self.containers.path(cid)
+        fifos = make_fifos(directory)
+        ours = daemon_ends(fifos)
+        devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        theirs = container_ends(fifos)
+        try:
+            _, proc = start_container(spec, _noop, stdio=(devnull, *theirs))
+        except BaseException:
+            for fd in ours:
+                os.close(fd)
+            raise
+        finally:
+            for fd in (devnull, *theirs):
+                os.close(fd)            # the container holds its own copies
+        os.close(proc.pidfd)
+        self.containers.mark_running(cid, proc.pid)
+        self.supervisor.watch(cid, proc.pid, directory, self._on_exit, child=True,
+                              pty=proc.pty, ends=ours)
+        self._notify()
+
+    # -- exits and restart policies -----------------------------------------------
+    def _on_exit(self, cid, code):
+        driver = cg.detect()
+        oom = driver.oom_killed(cid)
+        driver.kill_all(cid)              # stray processes of an --init-less PID 1 are gone too
+        driver.remove(cid)
+        self.containers.mark_exited(cid, code, oom)
+        self._after_exit(cid, code)
+
+    def _after_exit(self, cid, code):
+        with self.changed:
+            self.exits[cid] = self.exits.get(cid, 0) + 1
+            self.changed.notify_all()
+        try:
+            row = self.get(cid)
+        except MinirunError:
+            return
+        options = json.loads(row["config"])["options"]
+        policy, retries = o.parse_restart(options.get("restart"))
+        user_stopped = cid in self.stopped_by_user
+        again = not user_stopped and (
+            policy in ("always", "unless-stopped")
+            or (policy == "on-failure" and code != 0
+                and (not retries or row["restart_count"] < retries)))
+        if again:
+            delay = min(0.1 * 2 ** row["restart_count"], 10)   # Docker's growing back-off
+            self.containers.update(cid, restart_count=row["restart_count"] + 1)
+            threading.Timer(delay, self._restart_after_exit, (cid,)).start()
+        elif options.get("rm"):
+            self.containers.remove(cid)
+            self._notify()
+
+    def _restart_after_exit(self, cid):
+        try:
+            with self.policy_lock:            # a stop between check and launch wins
+                if cid not in self.stopped_by_user:
+                    self._launch(cid)
+        except MinirunError:
+            pass
+        except Exception:
+            self.log.exception("restarting %s", cid[:12])
+
+    # -- signals, stop, kill, restart ---------------------------------------------
+    def _signal(self, row, sig):
+        try:
+            fd = os.pidfd_open(row["pid"])
+        except ProcessLookupError:
+            return
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(fd)
+
+    def kill(self, ref, sig=signal.SIGKILL):
+        cid = self.get(ref)["id"]
+        with self.policy_lock:
+            self.stopped_by_user.add(cid)
+            row = self.get(cid)
+        if row["state"] != "running":
+            raise Conflict(f"Container {cid} is not running")
+        self._signal(row, sig)
+
+    def stop(self, ref, timeout=10, sig=signal.SIGTERM):
+        cid = self.get(ref)["id"]
+        with self.policy_lock:
+            self.stopped_by_user.add(cid)    # also ends a restart policy's waiting retry
+            row = self.get(cid)
+        if row["state"] != "running":
+            raise NotModified("container already stopped")
+        if row["paused"]:
+            self.unpause(cid)
+        self._signal(row, sig)
+        if not self._wait_state(cid, "running", timeout):
+            cg.detect().kill_all(cid)         # SIGKILL to every process in its cgroup
+            self._wait_state(cid, "running", 10)
+
+    def restart(self, ref, timeout=10):
+        row = self.get(ref)
+        if row["state"] == "running":
+            self.stop(row["id"], timeout)
+        self.start(row["id"])
+
+    def _wait_state(self, cid, leave, timeout):
+        """Wait until the container's state is no longer *leave*; False on timeout."""
+        end = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                try:
+                    if self.get(cid)["state"] != leave:
+                        return True
+                except MinirunError:
+                    return True
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(min(left, 0.5))
+
+    # -- wait, remove, rename, pause ----------------------------------------------
+    def wait(self, ref, condition="not-running"):
+        """Block as Docker's /wait does; return the exit code."""
+        row = self.get(ref)
+        cid = row["id"]
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise o.OptionError(f"invalid condition: {condition}")
+        seen = self.exits.get(cid, 0)
+        with self.changed:
+            while True:
+                try:
+                    row = self.get(cid)
+                except MinirunError:
+                    return row["exit_code"] or 0        # removed
+                if condition == "not-running" and row["state"] != "running":
+                    return row["exit_code"] or 0
+                if condition == "next-exit" and self.exits.get(cid, 0) > seen:
+                    return row["exit_code"] or 0
+                self.changed.wait(0.5)
+
+    def remove(self, ref, force=False):
+        row = self.get(ref)
+        cid = row["id"]
+        if row["state"] == "running":
+            if not force:
+                raise Conflict(f"You cannot remove a running container {cid}. Stop the "
+                               f"container before attempting removal or force remove")
+            with self.policy_lock:
+                self.stopped_by_user.add(cid)
+            cg.detect().kill_all(cid)
+            self._wait_state(cid, "running", 10)
+        self.containers.remove(cid)
+        self.exits.pop(cid, None)
+        self._notify()
+
+    def rename(self, ref, name):
+        import sqlite3
+        from .containers import NAME_RE
+        if not NAME_RE.fullmatch(name):
+            raise o.OptionError(f"Invalid container name ({name})")
+        row = self.get(ref)
+        try:
+            self.containers.update(row["id"], name=name.lstrip("/"))
+        except sqlite3.IntegrityError:
+            raise Conflict(f'Conflict. The container name "/{name.lstrip("/")}" is already in '
+                           f'use') from None
+
+    def pause(self, ref, frozen=True):
+        row = self.get(ref)
+        if row["state"] != "running":
+            raise Conflict(f"Container {row['id']} is not running")
+        cg.detect().freeze(row["id"], frozen)
+        self.containers.update(row["id"], paused=int(frozen))
+
+    def unpause(self, ref):
+        self.pause(ref, frozen=False)
+
+    def prune(self):
+        deleted, space = [], 0
+        for row in self.containers.list():
+            if row["state"] != "running":
+                space += _du(self.containers.path(row["id"], "upper"))
+                self.containers.remove(row["id"])
+                deleted.append(row["id"])
+        self._notify()
+        return deleted, space
+
+
+def _du(path):
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total

@@ -1,0 +1,170 @@
+"""The daemon's one supervisor for every detached container.
+
+One thread, one event loop: for each container it watches a pidfd (readable
+when PID 1 exits) and the pipes its stdout and stderr write to, and appends
+what arrives to the container's json-file log. No process per container.
+
+The pipes are FIFOs in the container's directory. The container holds its
+ends open read-write, so it never gets SIGPIPE: if minirund is killed, output
+waits in the pipe (and, once the pipe is full, the container waits) until
+the next minirund opens the FIFOs again and goes on reading. Containers that
+minirund started are its children and their exit codes are reaped; those it
+re-adopts after a restart are not, and their exit status is unknown.
+"""
+import errno
+import os
+import selectors
+import threading
+
+from .logs import LOG_NAME, LineWriter
+
+UNKNOWN_EXIT = 255
+PIPE_SIZE = 1 << 20     # room for 1 MiB of output while no minirund reads it
+F_SETPIPE_SZ = 1031
+
+
+def make_fifos(path):
+    """(stdout, stderr) FIFO paths of a container directory, created if missing."""
+    fifos = (os.path.join(path, "stdout.fifo"), os.path.join(path, "stderr.fifo"))
+    for f in fifos:
+        if not os.path.exists(f):
+            os.mkfifo(f, 0o600)
+    return fifos
+
+
+def daemon_ends(fifos):
+    """minirund's read ends. Opened before the container starts: a FIFO's buffer exists
+    only while someone has it open, so output of a container that exits at once
+    would otherwise be gone before anyone read it."""
+    return [os.open(f, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC) for f in fifos]
+
+
+def container_ends(fifos):
+    """The container's stdout/stderr: the FIFOs opened read-write (never EPIPE)."""
+    fds = []
+    for f in fifos:
+        fd = os.open(f, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            import fcntl
+            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass                 # over /proc/sys/fs/pipe-max-size: the default will do
+        fds.append(fd)
+    return fds
+
+
+class Watched:
+    """What the loop knows of one container."""
+
+    def __init__(self, cid, pid, pidfd, child, readers, on_exit):
+        self.cid, self.pid, self.pidfd, self.child = cid, pid, pidfd, child
+        self.readers = readers          # fd -> LineWriter
+        self.on_exit = on_exit
+
+
+class Supervisor:
+    def __init__(self, log):
+        self.log = log
+        self.sel = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+        self.pending = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+        self.stopping = False
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stopping = True
+        os.write(self.wake_w, b"x")
+        self.thread.join(5)
+
+    def watch(self, cid, pid, container_dir, on_exit, child=True, pty=None, ends=None):
+        """Follow a running container: log its output, call ``on_exit(cid, code)`` when done.
+
+        *ends*: minirund's read ends of its FIFOs (opened anew when None: re-adoption);
+        *pty*: the master of a -t container's terminal (its one output stream).
+        """
+        pidfd = os.pidfd_open(pid)
+        log_fd = os.open(os.path.join(container_dir, LOG_NAME),
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        readers = {}
+        if pty is not None:
+            os.set_blocking(pty, False)
+            readers[pty] = LineWriter(log_fd, "stdout")
+        ends = ends or daemon_ends(make_fifos(container_dir))
+        for fd, stream in zip(ends, ("stdout", "stderr")):
+            if pty is not None:
+                os.close(fd)               # -t: everything comes through the terminal
+            else:
+                readers[fd] = LineWriter(log_fd, stream)
+        w = Watched(cid, pid, pidfd, child, readers, on_exit)
+        w.log_fd = log_fd
+        with self.lock:
+            self.pending.append(w)
+        os.write(self.wake_w, b"x")
+
+    # -- the loop -----------------------------------------------------------
+    def _loop(self):
+        while not self.stopping:
+            for key, _ in self.sel.select():
+                if self.sel.get_map().get(key.fd) is not key:
+                    continue    # closed by an earlier event of this round; its number may be reused
+                kind, w = key.data
+                try:
+                    if kind == "wake":
+                        self._take_pending()
+                    elif kind == "out":
+                        self._read(key.fd, w)
+                    elif kind == "exit":
+                        self._exited(w)
+                except Exception:
+                    self.log.exception("supervisor: %s of %s", kind, w and w.cid)
+
+    def _take_pending(self):
+        try:
+            os.read(self.wake_r, 4096)
+        except BlockingIOError:
+            pass
+        with self.lock:
+            pending, self.pending = self.pending, []
+        for w in pending:
+            for fd in w.readers:
+                self.sel.register(fd, selectors.EVENT_READ, ("out", w))
+            self.sel.register(w.pidfd, selectors.EVENT_READ, ("exit", w))
+
+    def _read(self, fd, w):
+        """Read what is there; True if more may come."""
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError as e:
+                if e.errno == errno.EIO:      # pty: every slave closed
+                    return False
+                raise
+            if not data:
+                return False
+            w.readers[fd].feed(data)
+
+    def _exited(self, w):
+        code = UNKNOWN_EXIT
+        if w.child:
+            try:
+                _, status = os.waitpid(w.pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                code = 128 - code if code < 0 else code
+            except ChildProcessError:
+                pass
+        for fd, writer in w.readers.items():      # what it wrote just before it exited
+            self._read(fd, w)
+            writer.flush()
+            self.sel.unregister(fd)
+            os.close(fd)
+        self.sel.unregister(w.pidfd)
+        os.close(w.pidfd)
+        os.close(w.log_fd)
+        w.on_exit(w.cid, code)

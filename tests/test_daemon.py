@@ -1,0 +1,294 @@
+"""minirund: the Docker Engine API with docker-py as a real client, and the CLI through it."""
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+class Daemon:
+    """A minirund of the test's own: its own state root and socket."""
+
+    def __init__(self, minirun, tmp_path):
+        self.minirun = minirun
+        self.sock = str(tmp_path / "minirund.sock")
+        self.log = str(tmp_path / "minirund.log")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "minirun", "daemon", "-H", "unix://" + self.sock,
+             "--log-file", self.log], env=self.minirun.env())
+        for _ in range(200):
+            if os.path.exists(self.sock):
+                try:
+                    with socket.socket(socket.AF_UNIX) as s:
+                        s.connect(self.sock)
+                    return self
+                except OSError:
+                    pass
+            if self.proc.poll() is not None:
+                raise AssertionError(f"minirund exited: {open(self.log).read()}")
+            time.sleep(0.05)
+        raise AssertionError("minirund did not start")
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(20)
+
+    def cli(self, *args, check=True, **kw):
+        return self.minirun(*args, check=check, env={"MINIRUN_HOST": "unix://" + self.sock}, **kw)
+
+    def client(self):
+        import docker
+        return docker.DockerClient(base_url="unix://" + self.sock, timeout=30)
+
+
+@pytest.fixture
+def daemon(loaded, tmp_path):
+    d = Daemon(loaded, tmp_path).start()
+    try:
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            ids = d.cli("ps", "-aq", check=False).stdout.split()
+            if ids:
+                d.cli("rm", "-f", *ids, check=False)
+            d.stop()
+        else:                                  # a test killed it: clean up as rm -f would
+            d.start()
+            ids = d.cli("ps", "-aq", check=False).stdout.split()
+            if ids:
+                d.cli("rm", "-f", *ids, check=False)
+            d.stop()
+
+
+def wait_for(predicate, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# -- docker-py ---------------------------------------------------------------------------
+
+def test_docker_py_version_and_images(daemon):
+    client = daemon.client()
+    assert client.version()["ApiVersion"] >= "1.44"
+    assert client.ping()
+    assert [i.tags for i in client.images.list()] == [["busybox:latest"]]
+    assert client.images.get("busybox").attrs["Config"]["Cmd"] == ["sh"]
+
+
+def test_docker_py_run_and_lifecycle(daemon):
+    import docker
+    client = daemon.client()
+    assert client.containers.run("busybox", ["echo", "hi"], remove=True) == b"hi\n"
+    c = client.containers.run("busybox", ["sh", "-c", "echo started; while :; do sleep 0.1; done"],
+                              detach=True, name="dp", labels={"team": "a"})
+    assert c.name == "dp" and c.status in ("created", "running")
+    c.reload()
+    assert c.status == "running" and c.labels == {"team": "a"}
+    assert client.containers.get("dp").id == c.id
+    assert [x.id for x in client.containers.list(filters={"label": "team=a"})] == [c.id]
+    assert wait_for(lambda: b"started" in c.logs())
+    stream = c.logs(stream=True, follow=True)
+    assert next(stream) == b"started\n"
+    result = c.exec_run(["sh", "-c", "echo $HOSTNAME-$$; exit 3"])
+    assert result.exit_code == 3 and result.output.startswith(c.id[:12].encode())
+    assert c.top()["Titles"][1] == "PID" and len(c.top()["Processes"]) >= 2
+    stats = c.stats(stream=False)
+    assert stats["memory_stats"]["usage"] > 0 and stats["pids_stats"]["current"] >= 1
+    c.kill(signal="SIGKILL")
+    assert c.wait()["StatusCode"] == 137
+    c.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get("dp")
+
+
+def test_docker_py_errors_map_to_its_exceptions(daemon):
+    import docker
+    client = daemon.client()
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.containers.run("nosuchimage:1", "true")
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get("nosuchcontainer")
+    c = client.containers.run("busybox", ["sleep", "30"], detach=True, name="busy")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.containers.run("busybox", ["true"], detach=True, name="busy")
+    assert e.value.status_code == 409
+    with pytest.raises(docker.errors.APIError) as e:
+        c.remove()
+    assert e.value.status_code == 409
+    c.remove(force=True)
+
+
+# -- the CLI through the daemon ------------------------------------------------------------
+
+def test_cli_lifecycle(daemon):
+    cid = daemon.cli("run", "-d", "--name", "web", "busybox", "sh", "-c",
+                     "trap 'exit 0' TERM; echo hello; echo oops >&2; "
+                     "while :; do sleep 0.1; done").stdout.strip()
+    assert len(cid) == 64
+    ps = daemon.cli("ps").stdout
+    assert "web" in ps and "Up " in ps
+    assert wait_for(lambda: "hello" in daemon.cli("logs", "web").stdout)
+    p = daemon.cli("logs", "-t", "web")
+    assert p.stdout.split(" ", 1)[1] == "hello\n" and "oops" in p.stderr
+    assert daemon.cli("exec", "web", "cat", "/etc/hostname").stdout.strip() == cid[:12]
+    assert daemon.cli("exec", "web", "sh", "-c", "exit 7", check=False).returncode == 7
+    daemon.cli("pause", "web")
+    assert "(Paused)" in daemon.cli("ps").stdout
+    daemon.cli("unpause", "web")
+    daemon.cli("rename", "web", "site")
+    assert "site" in daemon.cli("ps", "--format", "{{.Names}}").stdout
+    assert daemon.cli("stop", "site").stdout.strip() == "site"
+    assert daemon.cli("wait", "site").stdout.strip() == "0"
+    assert "Exited (0)" in daemon.cli("ps", "-a").stdout
+    daemon.cli("start", "site")
+    assert "Up " in daemon.cli("ps").stdout
+    daemon.cli("restart", "-t", "1", "site")
+    daemon.cli("kill", "site")
+    assert daemon.cli("wait", "site").stdout.strip() == "137"
+    info = json.loads(daemon.cli("inspect", "site").stdout)[0]
+    assert info["State"]["ExitCode"] == 137 and info["RestartCount"] == 0
+    assert "Total reclaimed space" in daemon.cli("container", "prune", "-f").stdout
+    assert daemon.cli("ps", "-aq").stdout == ""
+
+
+def test_cli_top_stats_and_errors(daemon):
+    daemon.cli("run", "-d", "--name", "st", "busybox", "sleep", "30")
+    assert "sleep 30" in daemon.cli("top", "st").stdout
+    stats = daemon.cli("stats", "--no-stream", "st").stdout.splitlines()
+    assert stats[0].split()[:3] == ["CONTAINER", "ID", "NAME"] and "st" in stats[1]
+    p = daemon.cli("rm", "st", check=False)
+    assert p.returncode == 1 and "cannot remove a running container" in p.stderr
+    p = daemon.cli("stop", "nosuch", check=False)
+    assert p.returncode == 1 and "No such container: nosuch" in p.stderr
+    daemon.cli("rm", "-f", "st")
+
+
+def test_run_rm_detached_removes_itself(daemon):
+    daemon.cli("run", "-d", "--rm", "--name", "gone", "busybox", "true")
+    assert wait_for(lambda: "gone" not in daemon.cli("ps", "-a").stdout)
+
+
+def test_restart_policies(daemon):
+    daemon.cli("run", "-d", "--name", "fails", "--restart", "on-failure:2", "busybox",
+               "sh", "-c", "exit 3")
+    inspect = lambda n: json.loads(daemon.cli("inspect", n).stdout)[0]
+    assert wait_for(lambda: inspect("fails")["RestartCount"] == 2
+                    and inspect("fails")["State"]["Status"] == "exited", 15)
+    time.sleep(1)
+    assert inspect("fails")["RestartCount"] == 2            # no third try
+    daemon.cli("run", "-d", "--name", "again", "--restart", "always", "busybox", "true")
+    assert wait_for(lambda: inspect("again")["RestartCount"] >= 2, 15)
+    daemon.cli("stop", "again")
+    count = inspect("again")["RestartCount"]
+    time.sleep(1)
+    assert inspect("again")["RestartCount"] == count         # stopped by the user: stays
+    assert inspect("again")["State"]["Status"] == "exited"
+
+
+def test_exec_sees_the_containers_namespaces(daemon):
+    daemon.cli("run", "-d", "--name", "ns", "--hostname", "inside", "busybox", "sh", "-c",
+               "echo made > /tmp/file; sleep 30")
+    assert wait_for(lambda: daemon.cli("exec", "ns", "cat", "/tmp/file", check=False).stdout
+                    == "made\n")
+    text = daemon.cli("exec", "ns", "sh", "-c", "hostname; ps -o pid,comm; "
+                                                "readlink /proc/1/ns/mnt").stdout.split("\n")
+    assert text[0] == "inside"
+    assert any(l.split() == ["1", "sleep"] for l in text)     # sh exec'd its last command
+    pid = json.loads(daemon.cli("inspect", "ns").stdout)[0]["State"]["Pid"]
+    assert text[-2] == os.readlink(f"/proc/{pid}/ns/mnt")
+    assert daemon.cli("exec", "-u", "nobody", "ns", "id", "-u").stdout.strip() == "65534"
+    assert daemon.cli("exec", "-w", "/tmp", "-e", "X=1", "ns", "sh", "-c",
+                      "echo $X $PWD").stdout.strip() == "1 /tmp"
+    assert daemon.cli("exec", "-i", "ns", "cat", input="piped\n").stdout == "piped\n"
+
+
+def test_killed_daemon_restarts_and_readopts(daemon):
+    daemon.cli("run", "-d", "--name", "keeps", "busybox", "sh", "-c",
+               "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done")
+    daemon.cli("run", "-d", "--name", "ends", "busybox", "sh", "-c", "sleep 1")
+    daemon.stop(signal.SIGKILL)
+    time.sleep(1.5)                                   # "ends" exits while nobody watches
+    daemon.start()
+    ps = daemon.cli("ps", "-a", "--format", "{{.Names}} {{.State}}").stdout
+    assert "keeps running" in ps and "ends exited" in ps
+    before = daemon.cli("logs", "keeps").stdout.count("tick")
+    assert wait_for(lambda: daemon.cli("logs", "keeps").stdout.count("tick") > before + 3)
+    assert daemon.cli("exec", "keeps", "echo", "still").stdout == "still\n"
+    daemon.cli("stop", "-t", "1", "keeps")
+    assert "keeps exited" in daemon.cli("ps", "-a", "--format", "{{.Names}} {{.State}}").stdout
+
+
+def test_fifty_concurrent_runs_with_distinct_and_clashing_names(daemon):
+    def run(i):
+        return daemon.cli("run", "-d", "--name", f"c{i % 40}", "busybox", "sleep", "30",
+                          check=False)
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(run, range(50)))
+    ok = [r for r in results if r.returncode == 0]
+    clashes = [r for r in results if r.returncode != 0]
+    assert len(ok) == 40 and len(clashes) == 10
+    assert all("already in use" in r.stderr for r in clashes)
+    names = daemon.cli("ps", "--format", "{{.Names}}").stdout.split()
+    assert sorted(names) == sorted(f"c{i}" for i in range(40))
+
+
+def test_daemon_refuses_a_second_instance_on_the_same_root(daemon, tmp_path):
+    p = daemon.minirun("daemon", "-H", f"unix://{tmp_path}/other.sock", check=False, timeout=20)
+    assert p.returncode == 1 and "already running" in p.stderr
+
+
+def test_bad_requests_get_4xx_not_crashes(daemon):
+    import http.client
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(daemon.sock)
+
+    def call(method, path, body=None):
+        c = Conn("localhost")
+        c.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = r.read()
+        return r.status, r.getheader("Content-Type"), data
+
+    cases = [
+        ("POST", "/containers/create", b"{not json", 400),
+        ("POST", "/containers/create", b"[]", 400),
+        ("POST", "/containers/create", json.dumps({"Image": 5}).encode(), 400),
+        ("POST", "/containers/create", json.dumps({"Image": "busybox",
+                                                    "HostConfig": {"Memory": "lots"}}).encode(), 400),
+        ("POST", "/containers/create", json.dumps({"Image": "busybox",
+                                                    "HostConfig": {"Memory": -5}}).encode(), 400),
+        ("POST", "/containers/create", json.dumps({"Image": "busybox", "Cmd": [1, 2]}).encode(),
+         400),
+        ("POST", "/containers/create", json.dumps({"Image": "nosuch"}).encode(), 404),
+        ("GET", "/containers/nosuch/json", None, 404),
+        ("POST", "/containers/nosuch/kill?signal=SIGKILL", None, 404),
+        ("GET", "/v1.44/images/nosuch/json", None, 404),
+        ("GET", "/v9.99/version", None, 400),
+        ("GET", "/nowhere", None, 404),
+    ]
+    for method, path, body, status in cases:
+        got, ctype, data = call(method, path, body)
+        assert got == status, (path, body, got, data)
+        assert ctype == "application/json" and "message" in json.loads(data)
+    cid = json.loads(call("POST", "/containers/create",
+                          json.dumps({"Image": "busybox", "Cmd": ["sleep", "20"]}).encode())[2])["Id"]
+    assert call("POST", f"/containers/{cid}/start")[0] == 204
+    assert call("POST", f"/containers/{cid}/kill?signal=SIGBOGUS")[0] == 400
+    assert call("GET", "/_ping")[2] == b"OK"
