@@ -16,7 +16,7 @@ def main():
         return click_main()
     root, host, debug, options = fast
     from .cli.report import report
-    from .cli.run import run_any
+    from .cli.runner import run_any
     try:
         code = run_any(os.path.abspath(root), host, options)
     except (Exception, KeyboardInterrupt) as e:

@@ -292,3 +292,87 @@ def test_bad_requests_get_4xx_not_crashes(daemon):
     assert call("POST", f"/containers/{cid}/start")[0] == 204
     assert call("POST", f"/containers/{cid}/kill?signal=SIGBOGUS")[0] == 400
     assert call("GET", "/_ping")[2] == b"OK"
+
+
+def test_exec_with_a_terminal(daemon):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    daemon.cli("run", "-d", "--name", "term", "busybox", "sleep", "30")
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 27, 91, 0, 0))
+        os.execve(sys.executable, [sys.executable, "-m", "minirun", "exec", "-it", "term", "sh",
+                                   "-c", "tty; stty size; read x; echo got-$x"],
+                  daemon.minirun.env({"MINIRUN_HOST": "unix://" + daemon.sock}))
+    data = b""
+    end = time.monotonic() + 15
+    sent = False
+    while time.monotonic() < end and b"got-abc" not in data:
+        try:
+            data += os.read(fd, 4096)
+        except OSError:
+            break
+        if b"27 91" in data and not sent:
+            os.write(fd, b"abc\r")
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = data.decode(errors="replace")
+    assert "/dev/pts/" in text and "27 91" in text and "got-abc" in text, text
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_wait_conditions(daemon):
+    client = daemon.client()
+    c = client.containers.run("busybox", ["sh", "-c", "sleep 0.3; exit 2"], detach=True)
+    assert c.wait(condition="not-running")["StatusCode"] == 2
+    import threading
+    result = {}
+    t = threading.Thread(target=lambda: result.update(c.wait(condition="removed")))
+    t.start()
+    time.sleep(0.3)
+    assert t.is_alive()                          # it waits for the removal, not the exit
+    c.remove()
+    t.join(10)
+    assert result["StatusCode"] == 2
+    c = client.containers.run("busybox", ["sh", "-c", "exit 4"], detach=True)
+    c.wait()
+    t = threading.Thread(target=lambda: result.update(c.wait(condition="next-exit")))
+    t.start()
+    time.sleep(0.3)
+    assert t.is_alive()                          # already exited: waits for the next exit
+    c.start()
+    t.join(10)
+    assert result["StatusCode"] == 4
+    c.remove()
+
+
+def test_socket_is_root_only(daemon):
+    st = os.stat(daemon.sock)
+    assert st.st_uid == 0 and (st.st_mode & 0o777) == 0o660
+
+
+def test_a_half_made_container_is_cleaned_at_daemon_start(daemon):
+    """A create cut short (no spec) or a start cut short (cgroup, no process): gone after
+    the next minirund start."""
+    from minirun.runtime import cgroups
+    from minirun.runtime.cgroups import Limits
+    daemon.stop(signal.SIGKILL)
+    store = daemon.minirun.containers()
+    image = daemon.minirun.store().resolve("busybox")
+    half, _ = store.create(image, "busybox", {"options": {}}, "half")
+    store.update(half, owner="1:0")                # its creator is gone
+    daemon.start()
+    daemon.cli("run", "-d", "--name", "started", "busybox", "true")
+    started = json.loads(daemon.cli("inspect", "started").stdout)[0]["Id"]
+    daemon.cli("wait", "started")
+    daemon.stop(signal.SIGKILL)
+    cgroups.detect().create(started, Limits(allow_all_devices=True))   # as if start died
+    store.update(started, state="created")
+    daemon.start()
+    names = daemon.cli("ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert "half" not in names and "started" in names
+    assert not os.path.exists(store.path(half))
+    assert not os.path.exists(cgroups.detect().procs_file(started))

@@ -399,3 +399,13 @@ def test_an_image_with_many_layers_runs(minirun, tmp_path):
     p = minirun.run("--rm", "many:1", "sh", "-c", "cat /layer0 /layer149")
     assert p.returncode == 0, p.stderr
     assert p.stdout == "0149"
+
+
+def test_the_run_fast_path_does_not_import_click_or_pyroute2(loaded):
+    """``minirun run`` is on the clock: click and pyroute2 each cost more than a start."""
+    p = subprocess.run([loaded.argv()[0], "-X", "importtime", "-m", "minirun", "run", "--rm",
+                        "busybox", "true"], env=loaded.env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    imported = {l.rsplit("|", 1)[-1].strip() for l in p.stderr.splitlines() if "|" in l}
+    assert "minirun.engine.run" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("click", "pyroute2")}

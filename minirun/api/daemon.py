@@ -69,6 +69,9 @@ def serve(root, host, log_file=None, debug=False):
         raise MinirunError("minirund needs root")
     lock = _lock(root)
     log = _logger(log_file, debug)
+    import resource
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))   # a few descriptors per container
     # Everything a forked container or exec helper runs is imported now, before any
     # thread exists: a child forked from a threaded process must not need the import lock.
     from ..engine import exec as _exec  # noqa: F401

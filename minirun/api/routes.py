@@ -320,6 +320,13 @@ def exec_start(engine, req, eid):
     return Stream(chunks, content, upgrade=upgrade)
 
 
+@route("POST", "/exec/(?P<eid>[^/]+)/resize")
+def exec_resize(engine, req, eid):
+    from ..engine.exec import resize_exec
+    resize_exec(engine, eid, req.int("h", 24), req.int("w", 80))
+    return 200, {}
+
+
 @route("GET", "/exec/(?P<eid>[^/]+)/json")
 def exec_inspect(engine, req, eid):
     from ..engine.exec import inspect_exec

@@ -282,9 +282,15 @@ def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, ref, command):
         c.call("POST", f"/exec/{eid}/start", {"Detach": True})
         return
     resp = c.request("POST", f"/exec/{eid}/start", {"Detach": False, "Tty": tty})
+    if tty and os.isatty(1):
+        size = os.get_terminal_size(1)
+        c.call("POST", f"/exec/{eid}/resize", h=size.lines, w=size.columns)
     if interactive:
         threading.Thread(target=_send_stdin, args=(resp.sock,), daemon=True).start()
-    _copy_output(resp, tty)
+    import contextlib
+    from ..runtime.attach import raw_terminal
+    with raw_terminal(0) if tty and interactive else contextlib.nullcontext():
+        _copy_output(resp, tty)
     resp.conn.close()
     for _ in range(100):
         doc = c.call("GET", f"/exec/{eid}/json")

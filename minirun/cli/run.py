@@ -3,6 +3,8 @@ import click
 
 from .app import cli
 from .runflags import RUN_FLAGS
+from .runner import run_any
+
 
 def _with_run_flags(fn):
     kinds = {"flag": dict(is_flag=True), "value": {}, "int": dict(type=int),
@@ -21,21 +23,3 @@ def run_cmd(ctx, image, command, **kw):
     """Run a command in a new container."""
     kw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if v is not None}
     raise SystemExit(run_any(ctx.root, ctx.host, dict(kw, image=image, command=list(command))))
-
-
-def run_any(root, host, options):
-    """Foreground in this process, or ``-d`` through minirund; returns the exit code."""
-    from ..engine.options import RunOptions
-    labels = options.pop("label", None) or []
-    options["labels"] = dict(l.partition("=")[::2] for l in labels)
-    opts = RunOptions(**options)
-    if not opts.detach:
-        from ..engine.run import run_foreground
-        return run_foreground(root, opts)
-    from ..api.convert import create_body
-    from .client import Client
-    client = Client(host)
-    cid = client.call("POST", "/containers/create", create_body(opts), name=opts.name)["Id"]
-    client.call("POST", f"/containers/{cid}/start")
-    print(cid)
-    return 0

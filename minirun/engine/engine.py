@@ -17,7 +17,8 @@ from ..image.store import ImageStore
 from ..runtime import cgroups as cg
 from . import create as creating
 from . import options as o
-from .containers import ContainerStore, process_identity
+from .cleanup import reap_orphans
+from .containers import ContainerStore, process_alive, process_identity
 from .start import start as start_container
 from .supervisor import UNKNOWN_EXIT, Supervisor, container_ends, daemon_ends, make_fifos
 
@@ -54,6 +55,7 @@ class Engine:
         prctl.set_child_subreaper(True)   # exec'd processes come back to us to be reaped
         self.supervisor.start()
         self.images.layers.clean_tmp()
+        reap_orphans(self.containers)          # foreground runs whose minirun was killed
         for row in self.containers.list():
             try:
                 self._recover(row)
@@ -65,8 +67,11 @@ class Engine:
         cid = row["id"]
         config = json.loads(row["config"])
         if "spec" not in config:                      # create was cut short
-            self.containers.remove(cid)
+            if not process_alive(row["owner"]):
+                self.containers.remove(cid)
             return
+        if config["spec"].get("die_with_parent", True):
+            return                                    # a foreground run: its minirun watches it
         if row["state"] == "running" and self._alive(row):
             self.containers.update(cid, owner=process_identity())
             self.supervisor.watch(cid, row["pid"], self.containers.path(cid), self._on_exit,

@@ -55,7 +55,7 @@ def create_exec(engine, row, body):
 
 def inspect_exec(engine, eid):
     try:
-        return dict(engine.execs[eid])
+        return {k: v for k, v in engine.execs[eid].items() if not k.startswith("_")}
     except KeyError:
         raise ExecNotFound(f"No such exec instance: {eid}") from None
 
@@ -93,10 +93,12 @@ def start_exec(engine, eid, detach, handler):
 
 
 def _spawn_exec(engine, eid, row, handler):
-    """Start the exec'd process; return (pid, stdout read end, stderr read end)."""
+    """Start the exec'd process; return (pid, stdout read end, stderr read end or None)."""
     ex = engine.execs[eid]
     spec = engine.containers.spec(row)
     pc = ex["ProcessConfig"]
+    if pc["tty"]:
+        return _spawn_tty_exec(engine, eid, row, spec, handler)
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC) if ex["OpenStdin"] else (None, None)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -115,8 +117,50 @@ def _spawn_exec(engine, eid, row, handler):
                 os.close(fd)
     ex.update(Running=True, Pid=pid)
     if stdin_w is not None:
-        threading.Thread(target=_feed_stdin, args=(handler, stdin_w), daemon=True).start()
+        _start_stdin(handler, stdin_w)
     return pid, out_r, err_r
+
+
+def _spawn_tty_exec(engine, eid, row, spec, handler):
+    """-t: the process gets a terminal of the container's own; we keep its master side."""
+    import socket
+    ex = engine.execs[eid]
+    pc = ex["ProcessConfig"]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        pid = spawn(row, spec, [pc["entrypoint"], *pc["arguments"]],
+                    merge_env(spec.env, ex["Env"] + ["TERM=xterm"]),
+                    ex["WorkingDir"] or spec.cwd, pc["user"] or spec.user, theirs)
+        theirs.close()
+        ours.settimeout(10)
+        _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+    finally:
+        ours.close()
+        theirs.close()
+    if not fds:
+        _finish(engine, eid, pid)
+        raise MinirunError("exec: the process failed before its terminal was set up")
+    master = fds[0]
+    ex.update(Running=True, Pid=pid, _pty=master)
+    if ex.get("_size"):
+        import fcntl
+        from ..linux.process import TIOCSWINSZ
+        fcntl.ioctl(master, TIOCSWINSZ, ex["_size"])
+    if ex["OpenStdin"]:
+        _start_stdin(handler, master, close=False)
+    return pid, master, None
+
+
+def resize_exec(engine, eid, height, width):
+    import fcntl
+    import struct
+    from ..linux.process import TIOCSWINSZ
+    ex = engine.execs.get(eid)
+    if ex is None or not ex["ProcessConfig"]["tty"]:
+        raise ExecNotFound(f"No such exec instance with a terminal: {eid}")
+    ex["_size"] = struct.pack("HHHH", height, width, 0, 0)
+    if ex.get("_pty") is not None:        # else applied when the terminal exists
+        fcntl.ioctl(ex["_pty"], TIOCSWINSZ, ex["_size"])
 
 
 def _finish(engine, eid, pid):
@@ -135,11 +179,15 @@ def _read_both(out_r, err_r):
     import selectors
     sel = selectors.DefaultSelector()
     sel.register(out_r, selectors.EVENT_READ, "stdout")
-    sel.register(err_r, selectors.EVENT_READ, "stderr")
+    if err_r is not None:
+        sel.register(err_r, selectors.EVENT_READ, "stderr")
     try:
         while sel.get_map():
             for key, _ in sel.select():
-                data = os.read(key.fd, 65536)
+                try:
+                    data = os.read(key.fd, 65536)
+                except OSError:                   # a pty whose last slave closed: EIO
+                    data = b""
                 if data:
                     yield key.data, data
                 else:
@@ -156,22 +204,43 @@ def _drain(out_r, err_r):
         pass
 
 
-def _feed_stdin(handler, fd):
-    """Client bytes from the hijacked connection to the process's stdin.
+def _start_stdin(handler, fd, close=True):
+    """Feed the process's stdin from the hijacked connection, in a thread."""
+    first = _take_buffered(handler)
+    threading.Thread(target=_feed_stdin, args=(handler.connection, fd, first, close),
+                     daemon=True).start()
 
-    Read through the request's buffered reader: bytes the client sent right after
-    its request may already sit in its buffer."""
+
+def _take_buffered(handler):
+    """Bytes the client sent right after its request, already in the request's buffer.
+
+    The thread then reads the socket itself: blocking inside the buffered reader
+    would hold its lock, and closing the request at the end would wait on it forever.
+    """
+    conn = handler.connection
+    conn.setblocking(False)
+    try:
+        return handler.rfile.read1(65536) or b""
+    except (BlockingIOError, OSError):
+        return b""
+    finally:
+        conn.setblocking(True)
+
+
+def _feed_stdin(conn, fd, first, close=True):
+    data = first
     try:
         while True:
-            data = handler.rfile.read1(65536)
-            if not data:
-                break
             while data:
                 data = data[os.write(fd, data):]
+            data = conn.recv(65536)
+            if not data:
+                break
     except OSError:
         pass
     finally:
-        os.close(fd)
+        if close:
+            os.close(fd)
 
 
 def spawn(row, spec, argv, env, cwd, user, stdio):
@@ -229,10 +298,17 @@ def _in_b(spec, argv, env, cwd, user, stdio):
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
-        for target, fd in enumerate(stdio):
-            if fd is None:
-                fd = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(fd, target)
+        if isinstance(stdio, tuple):
+            for target, fd in enumerate(stdio):
+                if fd is None:
+                    fd = os.open("/dev/null", os.O_RDONLY)
+                os.dup2(fd, target)
+        else:                                  # -t: a pty of the container's devpts
+            import socket
+            master, slave = runtime_child.open_pty(lambda *a: None)
+            socket.send_fds(stdio, [b"pty"], [master])
+            os.close(master)
+            runtime_child.stdio(spec, slave)
         uid, gid, groups, home = security.resolve_user(user)
         if not any(e.startswith("HOME=") for e in env):
             env = env + [f"HOME={home}"]

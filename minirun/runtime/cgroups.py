@@ -73,13 +73,15 @@ def detect(trace=None):
     return CgroupV1(v1, trace)
 
 
-def _write(path, value, trace, why):
+def _write(path, value, trace, why, gone_ok=False):
     if trace:
         trace(f"write {path} = {value}", why)
     try:
         with open(path, "w") as f:
             f.write(str(value))
     except OSError as e:
+        if gone_ok and e.errno in (errno.ENOENT, errno.ENODEV):
+            return            # the cgroup was removed meanwhile (its container exited)
         raise CgroupError(f"cannot set {os.path.basename(path)} to {value}: {e.strerror}") from None
 
 
@@ -186,7 +188,7 @@ class CgroupV1:
         path = self.dirs(cid).get("freezer")
         if path and os.path.isdir(path):
             _write(f"{path}/freezer.state", "FROZEN" if frozen else "THAWED", self.trace,
-                   "pause: the container's tasks stop being scheduled")
+                   "pause: the container's tasks stop being scheduled", gone_ok=not frozen)
 
     def usage(self, cid):
         """(memory bytes, memory limit, cpu ns, pids) for stats."""
@@ -282,7 +284,7 @@ class CgroupV2:
     def freeze(self, cid, frozen):
         if os.path.isdir(self.path(cid)):
             _write(f"{self.path(cid)}/cgroup.freeze", int(frozen), self.trace,
-                   "pause: the container's tasks stop being scheduled")
+                   "pause: the container's tasks stop being scheduled", gone_ok=not frozen)
 
     def usage(self, cid):
         """(memory bytes, memory limit, cpu ns, pids) for stats."""
@@ -296,7 +298,7 @@ class CgroupV2:
             self.freeze(cid, False)
         kill = os.path.join(self.path(cid), "cgroup.kill")   # Linux 5.14+: one write
         if os.path.exists(kill):
-            _write(kill, 1, None, "")
+            _write(kill, 1, None, "", gone_ok=True)
         _kill_all(self.procs_file(cid))
 
     def oom_killed(self, cid):

@@ -1,5 +1,4 @@
 """Benchmark: container start latency, minirun vs runc/crun/podman/docker (see scripts/bench/start)."""
-import json
 import os
 import shutil
 import statistics
@@ -10,43 +9,13 @@ import time
 WORK = "/var/tmp/minirun-bench/start"
 ROOT = os.path.join(WORK, "minirun-root")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PEERS = os.path.join(REPO, "..", "shared", "peers")
-
-
-def sh(*cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import load_busybox, prepare_bundle, remove_bench_cgroups  # noqa: E402
 
 
 def prepare_minirun():
-    env = dict(os.environ, MINIRUN_ROOT=ROOT)
-    minirun = shutil.which("minirun") or os.path.join(REPO, ".venv", "bin", "minirun")
-    sh(minirun, "load", "-q", "-i", os.path.join(REPO, "images", "busybox", "build", "oci"),
-       env=env)
+    minirun, env = load_busybox(ROOT)
     return [minirun, "run", "--rm", "--network", "none", "busybox", "true"], env
-
-
-def prepare_bundle():
-    """The same busybox rootfs (the image's layers, copied in order) as an OCI bundle."""
-    sys.path.insert(0, REPO)
-    from minirun.image.store import ImageStore
-    store = ImageStore(ROOT)
-    bundle = os.path.join(WORK, "bundle")
-    shutil.rmtree(bundle, ignore_errors=True)
-    os.makedirs(os.path.join(bundle, "rootfs"))
-    for layer in store.layer_dirs(store.resolve("busybox")):
-        sh("cp", "-a", layer + "/.", os.path.join(bundle, "rootfs"))
-    sh("runc", "spec", cwd=bundle)
-    path = os.path.join(bundle, "config.json")
-    with open(path) as f:
-        config = json.load(f)
-    config["process"]["terminal"] = False
-    config["process"]["args"] = ["true"]
-    config["root"]["readonly"] = True
-    # Absolute: runc would otherwise nest the cgroup under the caller's own.
-    config["linux"]["cgroupsPath"] = "/minirun-bench/bundle"
-    with open(path, "w") as f:
-        json.dump(config, f)
-    return bundle
 
 
 def variants():
@@ -54,7 +23,7 @@ def variants():
     cmd, env = prepare_minirun()
     out["minirun"] = (lambda i: cmd, env)
     if shutil.which("runc"):
-        bundle = prepare_bundle()
+        bundle = prepare_bundle(ROOT, os.path.join(WORK, "bundle"))
         for rt in ("runc", "crun"):
             if shutil.which(rt):
                 state = os.path.join(WORK, rt + "-state")
@@ -101,16 +70,6 @@ def main():
         med = statistics.median(v)
         ratio = f"{med / base:7.2f}" if base else "      -"
         print(f"{n:10} {v[0]:7.1f} {med:7.1f} {v[int(len(v) * 0.9) - 1]:7.1f} {v[-1]:7.1f} {ratio}")
-
-
-def remove_bench_cgroups():
-    """runc and crun remove their containers' cgroups but not the parent named in the bundle."""
-    import glob
-    for d in glob.glob("/sys/fs/cgroup/*/minirun-bench") + glob.glob("/sys/fs/cgroup/minirun-bench"):
-        try:
-            os.rmdir(d)
-        except OSError:
-            pass
 
 
 if __name__ == "__main__":
