@@ -108,6 +108,9 @@ def test_docker_py_run_and_lifecycle(daemon):
     assert c.top()["Titles"][1] == "PID" and len(c.top()["Processes"]) >= 2
     stats = c.stats(stream=False)
     assert stats["memory_stats"]["usage"] > 0 and stats["pids_stats"]["current"] >= 1
+    c.stop(timeout=1)                        # sh as PID 1 ignores SIGTERM: SIGKILL after 1 s
+    assert c.wait()["StatusCode"] == 137
+    c.start()
     c.kill(signal="SIGKILL")
     assert c.wait()["StatusCode"] == 137
     c.remove()

@@ -173,22 +173,19 @@ def rm_cmd(ctx, force, volumes, refs):
                                       v=int(volumes)))
 
 
-@cli.command("pause")
-@click.argument("refs", nargs=-1, required=True)
-@click.pass_obj
-def pause_cmd(ctx, refs):
-    """Freeze every process of containers."""
-    c = _client(ctx)
-    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/pause"))
+def _post_each(action, help_):
+    """A command that POSTs /containers/{id}/ACTION for each container named."""
+    @cli.command(action, help=help_)
+    @click.argument("refs", nargs=-1, required=True)
+    @click.pass_obj
+    def command(ctx, refs):
+        c = _client(ctx)
+        _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/{action}"))
+    return command
 
 
-@cli.command("unpause")
-@click.argument("refs", nargs=-1, required=True)
-@click.pass_obj
-def unpause_cmd(ctx, refs):
-    """Thaw paused containers."""
-    c = _client(ctx)
-    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/unpause"))
+pause_cmd = _post_each("pause", "Freeze every process of containers.")
+unpause_cmd = _post_each("unpause", "Thaw paused containers.")
 
 
 @cli.command("rename")

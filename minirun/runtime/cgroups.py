@@ -315,8 +315,10 @@ def _kill_all(procs_file):
         try:
             with open(procs_file) as f:
                 pids = [int(p) for p in f.read().split()]
-        except FileNotFoundError:
-            return
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENODEV):   # removed meanwhile
+                return
+            raise
         if not pids:
             return
         for pid in pids:
