@@ -82,12 +82,45 @@ def crun(n):
         shutil.rmtree(os.path.join(WORK, "b"), ignore_errors=True)
 
 
+def cli_runtime(name, argv_run, argv_rm_all, env=None):
+    """podman or docker through their own CLIs (as ../shared/peers/04_density.sh measures)."""
+    def start_one(i):
+        subprocess.run(argv_run, check=True, env=env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL)
+
+    def remove_all():
+        ids = subprocess.run(argv_rm_all[0], check=True, env=env, capture_output=True,
+                             text=True).stdout.split()
+        if ids:
+            subprocess.run(argv_rm_all[1] + ids, check=True, env=env, stdout=subprocess.DEVNULL)
+    return lambda n: measure(name, start_one, remove_all, n)
+
+
+def peers():
+    """podman and docker rows, where ../shared/peers has set them up (00_env.sh, 02_start_docker.sh)."""
+    out = []
+    conf = "/tmp/peers/podman/containers.conf"
+    if shutil.which("podman") and os.path.exists(conf):
+        env = dict(os.environ, CONTAINERS_CONF=conf,
+                   CONTAINERS_STORAGE_CONF="/tmp/peers/podman/storage.conf")
+        out.append(cli_runtime("podman", ["podman", "run", "-d", "--network", "none",
+                                          "localhost/busybox", "sleep", "3600"],
+                               (["podman", "ps", "-aq"], ["podman", "rm", "-f", "-t", "0"]), env))
+    docker = "/usr/bin/docker"
+    if os.path.exists(docker) and subprocess.run([docker, "info"], capture_output=True).returncode == 0:
+        out.append(cli_runtime("docker", [docker, "run", "-d", "--network", "none", "busybox",
+                                          "sleep", "3600"],
+                               ([docker, "ps", "-aq"], [docker, "rm", "-f"])))
+    return out
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     os.makedirs(WORK, exist_ok=True)
     results = [minirund(n)]
     if shutil.which("crun") and shutil.which("runc"):
         results.append(crun(n))
+    results += [run(n) for run in peers()]
     print(f"density: {n} detached `sleep 3600` containers, started one after another")
     print(f"{'runtime':16} {'start/ctr':>10} {'rm/ctr':>8} {'mem/ctr':>9} {'not returned':>13}")
     for r in results:
