@@ -85,6 +85,31 @@ def _write(path, value, trace, why, gone_ok=False):
         raise CgroupError(f"cannot set {os.path.basename(path)} to {value}: {e.strerror}") from None
 
 
+def _mkdir_under_parent(path, make_parent):
+    """mkdir a container's cgroup, (re)making minirun's parent when it is missing.
+
+    The parent goes away with its last container, so another minirun may remove
+    it between our making it and our mkdir: then make it again.
+    """
+    for _ in range(5):
+        if not os.path.isdir(os.path.dirname(path)):
+            make_parent()
+        try:
+            os.mkdir(path)
+            return
+        except FileNotFoundError:
+            continue
+    os.mkdir(path)
+
+
+def _remove_if_empty(parent):
+    """minirun's parent cgroup, once no container is left in it."""
+    try:
+        os.rmdir(parent)
+    except OSError:
+        pass                  # still holds containers (EBUSY), or already gone
+
+
 def _rmdir(path):
     """Remove a cgroup directory; the kernel says EBUSY until its last task is reaped."""
     for _ in range(100):
@@ -116,12 +141,8 @@ class CgroupV1:
         try:
             for point in dict.fromkeys(self.controllers.values()):
                 parent = os.path.join(point, PARENT)
-                if not os.path.isdir(parent):
-                    os.makedirs(parent, exist_ok=True)
-                    if point == self.controllers.get("cpuset"):
-                        self._inherit_cpuset(point, parent)
                 path = os.path.join(parent, cid)
-                os.mkdir(path)
+                _mkdir_under_parent(path, lambda: self._make_parent(point, parent))
                 made.append(path)
                 if point == self.controllers.get("cpuset"):
                     self._inherit_cpuset(parent, path)
@@ -131,6 +152,11 @@ class CgroupV1:
                 _rmdir(path)
             raise
         return self
+
+    def _make_parent(self, point, parent):
+        os.makedirs(parent, exist_ok=True)
+        if point == self.controllers.get("cpuset"):
+            self._inherit_cpuset(point, parent)
 
     @staticmethod
     def _inherit_cpuset(src, dst):
@@ -205,6 +231,7 @@ class CgroupV1:
     def remove(self, cid):
         for path in dict.fromkeys(self.dirs(cid).values()):
             _rmdir(path)
+            _remove_if_empty(os.path.dirname(path))
 
 
 class CgroupV2:
@@ -235,11 +262,13 @@ class CgroupV2:
 
     def create(self, cid, limits):
         parent = os.path.join(self.root, PARENT)
-        os.makedirs(parent, exist_ok=True)
-        enabled = self._enable(self.root, set(CONTROLLERS))
-        self._enable(parent, enabled)
+
+        def make_parent():
+            os.makedirs(parent, exist_ok=True)
+            self._enable(parent, self._enable(self.root, set(CONTROLLERS)))
+        make_parent()              # (again: enabling is idempotent, and a parent may predate it)
         path = self.path(cid)
-        os.mkdir(path)
+        _mkdir_under_parent(path, make_parent)
         try:
             self._apply(path, limits)
             if not limits.allow_all_devices:
@@ -306,6 +335,7 @@ class CgroupV2:
 
     def remove(self, cid):
         _rmdir(self.path(cid))
+        _remove_if_empty(os.path.dirname(self.path(cid)))
 
 
 def _kill_all(procs_file):
