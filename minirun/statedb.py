@@ -52,7 +52,20 @@ def open_db(root):
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(SCHEMA)
+    _add_missing_columns(db)
     return db
+
+
+def _add_missing_columns(db):
+    """A state root made by an older minirun gets the columns added since (NULL or default)."""
+    import re
+    for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", SCHEMA, re.S):
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for line in body.splitlines():
+            line = line.split("--")[0].strip().rstrip(",")
+            name = line.split(" ", 1)[0]
+            if line and name.isidentifier() and name not in have and name != "PRIMARY":
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {line.replace('PRIMARY KEY', '')}")
 
 
 @contextlib.contextmanager
