@@ -379,3 +379,11 @@ def test_a_half_made_container_is_cleaned_at_daemon_start(daemon):
     assert "half" not in names and "started" in names
     assert not os.path.exists(store.path(half))
     assert not os.path.exists(cgroups.detect().procs_file(started))
+
+
+def test_detached_tty_container_logs_its_terminal(daemon):
+    daemon.cli("run", "-d", "-t", "--name", "tty", "busybox", "sh", "-c",
+               "tty; echo done; sleep 30")
+    assert wait_for(lambda: "done" in daemon.cli("logs", "tty").stdout)
+    assert daemon.cli("logs", "tty").stdout.startswith("/dev/pts/0")
+    assert json.loads(daemon.cli("inspect", "tty").stdout)[0]["Config"]["Tty"] is True
