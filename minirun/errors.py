@@ -8,3 +8,15 @@ class MinirunError(Exception):
 
 class UsageError(MinirunError):
     exit_code = 2
+
+
+class NotFound(MinirunError):
+    """Names something that does not exist (the API answers 404)."""
+
+
+class Conflict(MinirunError):
+    """Clashes with the current state: a name in use, a running container (409)."""
+
+
+class NotModified(MinirunError):
+    """Asks for what already is: start a started container (304)."""

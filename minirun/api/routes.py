@@ -302,7 +302,13 @@ def container_stats(engine, req, ref):
 @route("POST", "/containers/(?P<ref>[^/]+)/exec")
 def exec_create(engine, req, ref):
     from ..engine.exec import create_exec
-    return 201, {"Id": create_exec(engine, engine.get(ref), req.json())}
+    body = req.json()
+    eid = create_exec(engine, engine.get(ref), c.str_list(body, "Cmd"),
+                      env=c.str_list(body, "Env") or [],
+                      workdir=c.field(body, "WorkingDir", str, ""),
+                      user=c.field(body, "User", str, ""), tty=c.field(body, "Tty", bool, False),
+                      stdin=c.field(body, "AttachStdin", bool, False))
+    return 201, {"Id": eid}
 
 
 @route("POST", "/exec/(?P<eid>[^/]+)/start")
@@ -311,13 +317,23 @@ def exec_start(engine, req, eid):
     body = req.json()
     detach = c.field(body, "Detach", bool, False)
     tty = c.field(body, "Tty", bool, False)
-    chunks = start_exec(engine, eid, detach, req.handler)
+    output = start_exec(engine, eid, detach, req.take_input())
     if detach:
         return None
+    chunks = _encoded(output, tty)
     upgrade = (req.headers.get("Upgrade") or "").lower() == "tcp"
     content = "application/vnd.docker.raw-stream" if tty else \
         "application/vnd.docker.multiplexed-stream"
     return Stream(chunks, content, upgrade=upgrade)
+
+
+def _encoded(output, tty):
+    """(stream, bytes) as the wire wants them: raw for a terminal, else multiplexed."""
+    try:
+        for stream, data in output:
+            yield data if tty else frame(stream, data)
+    finally:
+        output.close()
 
 
 @route("POST", "/exec/(?P<eid>[^/]+)/resize")

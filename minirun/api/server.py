@@ -6,14 +6,12 @@ produced, the connection closed at its end) or raise ApiError. Paths may
 carry a version prefix (``/v1.44/containers/json``); it is stripped.
 """
 import json
-import os
 import re
 import socketserver
-import sys
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..errors import MinirunError
+from ..errors import Conflict, MinirunError, NotFound, NotModified
 
 API_VERSION = "1.44"
 MIN_API_VERSION = "1.24"
@@ -59,6 +57,22 @@ class Request:
             return int(v)
         except ValueError:
             raise ApiError(400, f"invalid value for {name}: {v!r}") from None
+
+    def take_input(self):
+        """(socket, bytes the client sent after its request) of a hijacked connection.
+
+        Whatever follows is read from the socket itself: a thread blocked inside the
+        buffered reader would hold its lock, and closing the request would wait on it.
+        """
+        conn = self.handler.connection
+        conn.setblocking(False)
+        try:
+            first = self.handler.rfile.read1(65536) or b""
+        except OSError:
+            first = b""
+        finally:
+            conn.setblocking(True)
+        return conn, first
 
     def json(self):
         if not self.body:
@@ -171,11 +185,11 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def status_of(error):
-    """HTTP status for an engine error, by what it is."""
-    name = type(error).__name__
-    return {"ContainerNotFound": 404, "ImageNotFound": 404, "BlobNotFound": 404,
-            "NameConflict": 409, "Conflict": 409, "ImageConflict": 409,
-            "NotModified": 304, "ExecNotFound": 404}.get(name, 400)
+    """HTTP status for a user's error, by its kind; anything else they asked wrongly is 400."""
+    for kind, status in ((NotFound, 404), (Conflict, 409), (NotModified, 304)):
+        if isinstance(error, kind):
+            return status
+    return 400
 
 
 class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -14,16 +14,14 @@ from ..errors import MinirunError
 from .client import DaemonError, frames
 
 
-def _client(ctx):
-    return ctx.client
-
-
-def _each(ctx, refs, fn):
-    """Docker's many-container commands: print each name, report failures, exit 1 if any."""
+def _each(ctx, refs, method, action="", **query):
+    """Docker's many-container commands: one request per container, its name printed,
+    failures reported, exit 1 if any."""
+    client = ctx.client
     failed = False
     for ref in refs:
         try:
-            fn(ref)
+            client.call(method, f"/containers/{ref}{action}", **query)
             click.echo(ref)
         except MinirunError as e:
             prefix = "Error response from daemon" if isinstance(e, DaemonError) else "Error"
@@ -46,7 +44,7 @@ def ps_cmd(ctx, all_, quiet, filters, fmt, no_trunc):
     for item in filters:
         key, _, value = item.partition("=")
         f.setdefault(key, []).append(value)
-    rows = _client(ctx).call("GET", "/containers/json", all=int(all_),
+    rows = ctx.client.call("GET", "/containers/json", all=int(all_),
                              filters=json.dumps(f) if f else None)
     if quiet:
         for r in rows:
@@ -81,7 +79,7 @@ def _trunc(text, n):
 @click.pass_obj
 def logs_cmd(ctx, follow, tail, timestamps, since, ref):
     """Show a container's output."""
-    c = _client(ctx)
+    c = ctx.client
     tty = c.call("GET", f"/containers/{ref}/json")["Config"]["Tty"]
     resp = c.request("GET", f"/containers/{ref}/logs", stdout=1, stderr=1, follow=int(follow),
                      tail=tail, timestamps=int(timestamps), since=_since(since))
@@ -119,7 +117,7 @@ def _copy_output(resp, tty, fp=None):
 @click.pass_obj
 def start_cmd(ctx, attach, refs):
     """Start stopped containers."""
-    c = _client(ctx)
+    c = ctx.client
     if attach:
         ref = refs[0]
         c.call("POST", f"/containers/{ref}/start")
@@ -127,7 +125,7 @@ def start_cmd(ctx, attach, refs):
         _copy_output(c.request("GET", f"/containers/{ref}/logs", stdout=1, stderr=1, follow=1),
                      tty)
         raise SystemExit(c.call("POST", f"/containers/{ref}/wait")["StatusCode"])
-    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/start"))
+    _each(ctx, refs, "POST", "/start")
 
 
 @cli.command("stop")
@@ -137,8 +135,7 @@ def start_cmd(ctx, attach, refs):
 @click.pass_obj
 def stop_cmd(ctx, timeout, sig, refs):
     """Stop running containers (SIGTERM, then SIGKILL after -t seconds)."""
-    c = _client(ctx)
-    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/stop", t=timeout, signal=sig))
+    _each(ctx, refs, "POST", "/stop", t=timeout, signal=sig)
 
 
 @cli.command("restart")
@@ -147,8 +144,7 @@ def stop_cmd(ctx, timeout, sig, refs):
 @click.pass_obj
 def restart_cmd(ctx, timeout, refs):
     """Restart containers."""
-    c = _client(ctx)
-    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/restart", t=timeout))
+    _each(ctx, refs, "POST", "/restart", t=timeout)
 
 
 @cli.command("kill")
@@ -157,8 +153,7 @@ def restart_cmd(ctx, timeout, refs):
 @click.pass_obj
 def kill_cmd(ctx, sig, refs):
     """Send a signal to containers (default SIGKILL)."""
-    c = _client(ctx)
-    _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/kill", signal=sig))
+    _each(ctx, refs, "POST", "/kill", signal=sig)
 
 
 @cli.command("rm")
@@ -168,9 +163,7 @@ def kill_cmd(ctx, sig, refs):
 @click.pass_obj
 def rm_cmd(ctx, force, volumes, refs):
     """Remove containers."""
-    c = _client(ctx)
-    _each(ctx, refs, lambda r: c.call("DELETE", f"/containers/{r}", force=int(force),
-                                      v=int(volumes)))
+    _each(ctx, refs, "DELETE", force=int(force), v=int(volumes))
 
 
 def _post_each(action, help_):
@@ -179,8 +172,7 @@ def _post_each(action, help_):
     @click.argument("refs", nargs=-1, required=True)
     @click.pass_obj
     def command(ctx, refs):
-        c = _client(ctx)
-        _each(ctx, refs, lambda r: c.call("POST", f"/containers/{r}/{action}"))
+        _each(ctx, refs, "POST", "/" + action)
     return command
 
 
@@ -194,7 +186,7 @@ unpause_cmd = _post_each("unpause", "Thaw paused containers.")
 @click.pass_obj
 def rename_cmd(ctx, ref, name):
     """Rename a container."""
-    _client(ctx).call("POST", f"/containers/{ref}/rename", name=name)
+    ctx.client.call("POST", f"/containers/{ref}/rename", name=name)
 
 
 @cli.command("wait")
@@ -202,7 +194,7 @@ def rename_cmd(ctx, ref, name):
 @click.pass_obj
 def wait_cmd(ctx, refs):
     """Wait for containers to stop; print their exit codes."""
-    c = _client(ctx)
+    c = ctx.client
     for ref in refs:
         click.echo(c.call("POST", f"/containers/{ref}/wait")["StatusCode"])
 
@@ -213,7 +205,7 @@ def wait_cmd(ctx, refs):
 def inspect_cmd(ctx, refs):
     """Show containers (or images) as JSON."""
     from .client import DaemonError
-    c = _client(ctx)
+    c = ctx.client
     out = []
     for ref in refs:
         try:
@@ -230,7 +222,7 @@ def inspect_cmd(ctx, refs):
 @click.pass_obj
 def top_cmd(ctx, ref):
     """The processes of a container (host PIDs)."""
-    doc = _client(ctx).call("GET", f"/containers/{ref}/top")
+    doc = ctx.client.call("GET", f"/containers/{ref}/top")
     click.echo(table(doc["Titles"], doc["Processes"]))
 
 
@@ -241,7 +233,7 @@ def top_cmd(ctx, ref):
 def stats_cmd(ctx, no_stream, refs):
     """CPU, memory and PIDs of running containers."""
     from ..engine.stats import cpu_percent
-    c = _client(ctx)
+    c = ctx.client
     refs = refs or [r["Id"] for r in c.call("GET", "/containers/json")]
     while True:
         rows = []
@@ -271,7 +263,7 @@ def stats_cmd(ctx, no_stream, refs):
 @click.pass_obj
 def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, ref, command):
     """Run a command in a running container."""
-    c = _client(ctx)
+    c = ctx.client
     eid = c.call("POST", f"/containers/{ref}/exec", {
         "Cmd": list(command), "Env": list(env), "WorkingDir": workdir, "User": user,
         "AttachStdin": interactive, "AttachStdout": True, "AttachStderr": True, "Tty": tty})["Id"]
@@ -319,7 +311,7 @@ def container_group():
 @click.pass_obj
 def container_prune(ctx, force):
     """Remove all stopped containers."""
-    doc = _client(ctx).call("POST", "/containers/prune")
+    doc = ctx.client.call("POST", "/containers/prune")
     for cid in doc["ContainersDeleted"] or []:
         click.echo(cid)
     click.echo(f"Total reclaimed space: {human_size(doc['SpaceReclaimed'])}")
@@ -339,7 +331,7 @@ def version_cmd(ctx):
     """Client and daemon versions."""
     from .. import __version__
     click.echo(f"Client:\n Version:    {__version__}\n API version: 1.44")
-    v = _client(ctx).call("GET", "/version")
+    v = ctx.client.call("GET", "/version")
     click.echo(f"\nServer:\n Version:    {v['Version']}\n API version: {v['ApiVersion']}"
                f"\n Kernel:     {v['KernelVersion']}\n OS/Arch:    {v['Os']}/{v['Arch']}")
 
@@ -348,7 +340,7 @@ def version_cmd(ctx):
 @click.pass_obj
 def info_cmd(ctx):
     """Daemon-wide information."""
-    i = _client(ctx).call("GET", "/info")
+    i = ctx.client.call("GET", "/info")
     for key in ("Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped",
                 "Images", "ServerVersion", "Driver", "CgroupDriver", "CgroupVersion",
                 "KernelVersion", "OperatingSystem", "Architecture", "NCPU", "DockerRootDir"):

@@ -3,6 +3,7 @@ import json
 
 import click
 
+from ..errors import MinirunError
 from .app import cli
 from ..humanize import ago, human_size, parse_time, table
 
@@ -76,10 +77,7 @@ def _rmi(ctx, names, force):
             for what, subject in ctx.images.remove(name, force=force,
                                                    in_use=ctx.image_in_use):
                 click.echo(f"{what}: {subject}")
-        except Exception as e:
-            from ..errors import MinirunError
-            if not isinstance(e, MinirunError):
-                raise
+        except MinirunError as e:
             click.echo(f"Error: {e}", err=True)
             failed = True
     if failed:

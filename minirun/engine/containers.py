@@ -13,7 +13,7 @@ import sqlite3
 import time
 
 from .. import statedb
-from ..errors import MinirunError
+from ..errors import Conflict, MinirunError, NotFound
 from ..fsutil import rmtree
 from .names import random_name
 
@@ -38,11 +38,11 @@ def process_alive(identity):
         return False
 
 
-class ContainerNotFound(MinirunError):
+class ContainerNotFound(NotFound):
     pass
 
 
-class NameConflict(MinirunError):
+class NameConflict(Conflict):
     pass
 
 

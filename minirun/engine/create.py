@@ -6,6 +6,7 @@ is stored with the record, so a daemon can start (and restart) it later.
 """
 import os
 
+from ..errors import MinirunError
 from ..runtime import cgroups as cg
 from ..runtime.spec import Mount, Spec
 from . import options as o

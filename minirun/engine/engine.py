@@ -12,7 +12,7 @@ import threading
 import time
 
 from .. import statedb
-from ..errors import MinirunError
+from ..errors import Conflict, MinirunError, NotModified
 from ..image.store import ImageStore
 from ..runtime import cgroups as cg
 from . import create as creating
@@ -21,14 +21,6 @@ from .cleanup import reap_orphans
 from .containers import ContainerStore, process_alive, process_identity
 from .start import start as start_container
 from .supervisor import UNKNOWN_EXIT, Supervisor, container_ends, daemon_ends, make_fifos
-
-
-class Conflict(MinirunError):
-    pass
-
-
-class NotModified(MinirunError):
-    pass
 
 
 def _noop(*_):
@@ -43,6 +35,7 @@ class Engine:
         self.images = ImageStore(root, db=db)
         self.containers = ContainerStore(root, db=db)
         self.supervisor = Supervisor(log)
+        self.cgroups = cg.detect()      # the host's cgroup layout does not change under us
         self.changed = threading.Condition()
         self.exits = {}                 # cid -> number of exits seen (for wait next-exit)
         self.stopped_by_user = set()    # no restart policy after an explicit stop or kill
@@ -78,20 +71,18 @@ class Engine:
                                   child=False)
             self.log.info("re-adopted container %s (pid %s)", cid[:12], row["pid"])
             return
-        driver = cg.detect()
-        driver.kill_all(cid)
-        driver.remove(cid)
+        self.cgroups.kill_all(cid)
+        self.cgroups.remove(cid)
         if row["state"] == "running":                 # it exited while no minirund watched
             self.containers.mark_exited(cid, UNKNOWN_EXIT)
             self._after_exit(cid, UNKNOWN_EXIT)
 
-    @staticmethod
-    def _alive(row):
+    def _alive(self, row):
         """Is the recorded PID 1 still running, in the container's own cgroup?"""
         if not row["pid"]:
             return False
         try:
-            with open(cg.detect().procs_file(row["id"])) as f:
+            with open(self.cgroups.procs_file(row["id"])) as f:
                 return str(row["pid"]) in f.read().split()
         except OSError:
             return False
@@ -139,17 +130,23 @@ class Engine:
             for fd in (devnull, *theirs):
                 os.close(fd)            # the container holds its own copies
         os.close(proc.pidfd)
-        self.containers.mark_running(cid, proc.pid)
-        self.supervisor.watch(cid, proc.pid, directory, self._on_exit, child=True,
-                              pty=proc.pty, ends=ours)
+        try:
+            self.containers.mark_running(cid, proc.pid)
+            self.supervisor.watch(cid, proc.pid, directory, self._on_exit, child=True,
+                                  pty=proc.pty, ends=ours)
+        except BaseException:          # never a container that nobody watches
+            self.cgroups.kill_all(cid)
+            os.waitpid(proc.pid, 0)
+            self.cgroups.remove(cid)
+            self.containers.mark_exited(cid, UNKNOWN_EXIT)
+            raise
         self._notify()
 
     # -- exits and restart policies -----------------------------------------------
     def _on_exit(self, cid, code):
-        driver = cg.detect()
-        oom = driver.oom_killed(cid)
-        driver.kill_all(cid)              # stray processes of an --init-less PID 1 are gone too
-        driver.remove(cid)
+        oom = self.cgroups.oom_killed(cid)
+        self.cgroups.kill_all(cid)        # stray processes of an --init-less PID 1 are gone too
+        self.cgroups.remove(cid)
         self.containers.mark_exited(cid, code, oom)
         self._after_exit(cid, code)
 
@@ -219,7 +216,7 @@ class Engine:
             self.unpause(cid)
         self._signal(row, sig)
         if not self._wait_state(cid, "running", timeout):
-            cg.detect().kill_all(cid)         # SIGKILL to every process in its cgroup
+            self.cgroups.kill_all(cid)         # SIGKILL to every process in its cgroup
             self._wait_state(cid, "running", 10)
 
     def restart(self, ref, timeout=10):
@@ -272,7 +269,7 @@ class Engine:
                                f"container before attempting removal or force remove")
             with self.policy_lock:
                 self.stopped_by_user.add(cid)
-            cg.detect().kill_all(cid)
+            self.cgroups.kill_all(cid)
             self._wait_state(cid, "running", 10)
         self.containers.remove(cid)
         self.exits.pop(cid, None)
@@ -294,7 +291,7 @@ class Engine:
         row = self.get(ref)
         if row["state"] != "running":
             raise Conflict(f"Container {row['id']} is not running")
-        cg.detect().freeze(row["id"], frozen)
+        self.cgroups.freeze(row["id"], frozen)
         self.containers.update(row["id"], paused=int(frozen))
 
     def unpause(self, ref):

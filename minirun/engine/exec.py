@@ -15,40 +15,34 @@ import os
 import signal
 import threading
 
-from ..errors import MinirunError
+from ..errors import Conflict, MinirunError, NotFound
 from ..linux import namespaces as ns
 from ..runtime import cgroups as cg
 from ..runtime import child as runtime_child
 from ..runtime import security
+from .options import OptionError
 
 NAMESPACES = (("ipc", ns.CLONE_NEWIPC), ("uts", ns.CLONE_NEWUTS), ("net", ns.CLONE_NEWNET),
               ("pid", ns.CLONE_NEWPID), ("cgroup", ns.CLONE_NEWCGROUP), ("mnt", ns.CLONE_NEWNS))
 
 
-class ExecNotFound(MinirunError):
+class ExecNotFound(NotFound):
     pass
 
 
-def create_exec(engine, row, body):
-    from ..api.convert import field, str_list
-    from ..api.server import ApiError
+def create_exec(engine, row, cmd, env=(), workdir="", user="", tty=False, stdin=False):
+    """Record an exec instance (Docker's shape); it runs on start_exec."""
     if row["state"] != "running":
-        raise MinirunError(f"Container {row['id']} is not running") from None
-    cmd = str_list(body, "Cmd")
+        raise Conflict(f"Container {row['id']} is not running")
     if not cmd:
-        raise ApiError(400, "No exec command specified")
+        raise OptionError("No exec command specified")
     eid = os.urandom(32).hex()
     engine.execs[eid] = {
         "ID": eid, "ContainerID": row["id"], "Running": False, "ExitCode": None, "Pid": 0,
-        "OpenStdin": field(body, "AttachStdin", bool, False),
-        "OpenStdout": field(body, "AttachStdout", bool, True),
-        "OpenStderr": field(body, "AttachStderr", bool, True),
-        "ProcessConfig": {"entrypoint": cmd[0], "arguments": cmd[1:],
-                          "tty": field(body, "Tty", bool, False),
-                          "privileged": field(body, "Privileged", bool, False),
-                          "user": field(body, "User", str, "")},
-        "Env": str_list(body, "Env") or [], "WorkingDir": field(body, "WorkingDir", str, ""),
-        "CanRemove": False,
+        "OpenStdin": stdin, "OpenStdout": True, "OpenStderr": True,
+        "ProcessConfig": {"entrypoint": cmd[0], "arguments": cmd[1:], "tty": tty,
+                          "privileged": False, "user": user},
+        "Env": list(env), "WorkingDir": workdir, "CanRemove": False,
     }
     return eid
 
@@ -60,45 +54,43 @@ def inspect_exec(engine, eid):
         raise ExecNotFound(f"No such exec instance: {eid}") from None
 
 
-def start_exec(engine, eid, detach, handler):
-    """Start the exec; return its output stream (multiplexed frames), or None if detached.
+def start_exec(engine, eid, detach, stdin):
+    """Start the exec; return its output as (stream name, bytes), or None if detached.
+
+    *stdin*: (socket, bytes already read from it) to feed the process's stdin from.
 
     The process starts when the stream is first read, after the response headers
     went out: a client that takes over the raw socket once it has read the headers
     (docker-py does) would lose output that arrived together with them.
     """
-    from ..api.routes import frame
     ex = inspect_exec(engine, eid)
     if ex["Running"] or ex["ExitCode"] is not None:
-        raise MinirunError(f"exec {eid} has already run")
+        raise Conflict(f"exec {eid} has already run")
     row = engine.get(ex["ContainerID"])
     if row["state"] != "running":
-        raise MinirunError(f"Container {row['id']} is not running")
-    tty = ex["ProcessConfig"]["tty"]
+        raise Conflict(f"Container {row['id']} is not running")
     if detach:
-        pid, out_r, err_r = _spawn_exec(engine, eid, row, handler)
+        pid, out_r, err_r = _spawn_exec(engine, eid, row, stdin)
         threading.Thread(target=lambda: (_drain(out_r, err_r), _finish(engine, eid, pid)),
                          daemon=True).start()
         return None
 
-    def chunks():
-        yield b""                                   # the headers leave first
-        pid, out_r, err_r = _spawn_exec(engine, eid, row, handler)
+    def chunks():                   # runs on the first read: after the headers went out
+        pid, out_r, err_r = _spawn_exec(engine, eid, row, stdin)
         try:
-            for stream, data in _read_both(out_r, err_r):
-                yield data if tty else frame(stream, data)
+            yield from _read_both(out_r, err_r)
         finally:
             _finish(engine, eid, pid)
     return chunks()
 
 
-def _spawn_exec(engine, eid, row, handler):
+def _spawn_exec(engine, eid, row, stdin):
     """Start the exec'd process; return (pid, stdout read end, stderr read end or None)."""
     ex = engine.execs[eid]
     spec = engine.containers.spec(row)
     pc = ex["ProcessConfig"]
     if pc["tty"]:
-        return _spawn_tty_exec(engine, eid, row, spec, handler)
+        return _spawn_tty_exec(engine, eid, row, spec, stdin)
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC) if ex["OpenStdin"] else (None, None)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -117,11 +109,11 @@ def _spawn_exec(engine, eid, row, handler):
                 os.close(fd)
     ex.update(Running=True, Pid=pid)
     if stdin_w is not None:
-        _start_stdin(handler, stdin_w)
+        _start_stdin(stdin, stdin_w)
     return pid, out_r, err_r
 
 
-def _spawn_tty_exec(engine, eid, row, spec, handler):
+def _spawn_tty_exec(engine, eid, row, spec, stdin):
     """-t: the process gets a terminal of the container's own; we keep its master side."""
     import socket
     ex = engine.execs[eid]
@@ -147,7 +139,7 @@ def _spawn_tty_exec(engine, eid, row, spec, handler):
         from ..linux.process import TIOCSWINSZ
         fcntl.ioctl(master, TIOCSWINSZ, ex["_size"])
     if ex["OpenStdin"]:
-        _start_stdin(handler, master, close=False)
+        _start_stdin(stdin, master, close=False)
     return pid, master, None
 
 
@@ -204,27 +196,10 @@ def _drain(out_r, err_r):
         pass
 
 
-def _start_stdin(handler, fd, close=True):
+def _start_stdin(source, fd, close=True):
     """Feed the process's stdin from the hijacked connection, in a thread."""
-    first = _take_buffered(handler)
-    threading.Thread(target=_feed_stdin, args=(handler.connection, fd, first, close),
-                     daemon=True).start()
-
-
-def _take_buffered(handler):
-    """Bytes the client sent right after its request, already in the request's buffer.
-
-    The thread then reads the socket itself: blocking inside the buffered reader
-    would hold its lock, and closing the request at the end would wait on it forever.
-    """
-    conn = handler.connection
-    conn.setblocking(False)
-    try:
-        return handler.rfile.read1(65536) or b""
-    except (BlockingIOError, OSError):
-        return b""
-    finally:
-        conn.setblocking(True)
+    conn, first = source
+    threading.Thread(target=_feed_stdin, args=(conn, fd, first, close), daemon=True).start()
 
 
 def _feed_stdin(conn, fd, first, close=True):

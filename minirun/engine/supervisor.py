@@ -56,8 +56,9 @@ def container_ends(fifos):
 class Watched:
     """What the loop knows of one container."""
 
-    def __init__(self, cid, pid, pidfd, child, readers, on_exit):
+    def __init__(self, cid, pid, pidfd, child, log_fd, readers, on_exit):
         self.cid, self.pid, self.pidfd, self.child = cid, pid, pidfd, child
+        self.log_fd = log_fd
         self.readers = readers          # fd -> LineWriter
         self.on_exit = on_exit
 
@@ -100,8 +101,7 @@ class Supervisor:
                 os.close(fd)               # -t: everything comes through the terminal
             else:
                 readers[fd] = LineWriter(log_fd, stream)
-        w = Watched(cid, pid, pidfd, child, readers, on_exit)
-        w.log_fd = log_fd
+        w = Watched(cid, pid, pidfd, child, log_fd, readers, on_exit)
         with self.lock:
             self.pending.append(w)
         os.write(self.wake_w, b"x")

@@ -6,13 +6,13 @@ or corrupt blob, and a mismatch leaves nothing behind.
 """
 import os
 
-from ..errors import MinirunError
+from ..errors import NotFound
 from .digest import DigestError, check_digest, hex_of
 
 CHUNK = 1 << 20
 
 
-class BlobNotFound(MinirunError):
+class BlobNotFound(NotFound):
     pass
 
 

@@ -11,18 +11,18 @@ import os
 import time
 
 from .. import statedb
-from ..errors import MinirunError
+from ..errors import Conflict, NotFound
 from . import manifest as mf
 from . import reference
 from .blobs import BlobStore
 from .layers import LayerStore
 
 
-class ImageNotFound(MinirunError):
+class ImageNotFound(NotFound):
     pass
 
 
-class ImageConflict(MinirunError):
+class ImageConflict(Conflict):
     pass
 
 

@@ -1,6 +1,4 @@
 """prctl(2) calls python-prctl lacks, and ioctl numbers for terminals."""
-import ctypes
-
 from . import check, libc
 
 PR_CAP_AMBIENT = 47
