@@ -39,6 +39,35 @@ CREATE TABLE IF NOT EXISTS containers (
     paused INTEGER NOT NULL DEFAULT 0,
     config TEXT NOT NULL            -- JSON: what it runs and how (the engine's spec)
 );
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,            -- 64 hex
+    name TEXT NOT NULL UNIQUE,
+    bridge TEXT NOT NULL UNIQUE,    -- the Linux bridge device (made while containers use it)
+    subnet TEXT NOT NULL UNIQUE,    -- e.g. 10.89.0.0/24
+    gateway TEXT NOT NULL,          -- the bridge's own address
+    created REAL NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    ip TEXT NOT NULL,               -- held from create (or connect) until rm (or disconnect)
+    mac TEXT NOT NULL,
+    ifname TEXT NOT NULL,           -- eth0, eth1, … inside the container
+    aliases TEXT NOT NULL DEFAULT '[]',
+    veth TEXT,                      -- the host end while wired; NULL while the container is down
+    PRIMARY KEY (network_id, container_id),
+    UNIQUE (network_id, ip)
+);
+CREATE TABLE IF NOT EXISTS ports (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    proto TEXT NOT NULL,            -- tcp or udp
+    host_ip TEXT NOT NULL,          -- 0.0.0.0: every address of the host
+    host_port INTEGER NOT NULL,
+    container_ip TEXT NOT NULL,
+    container_port INTEGER NOT NULL,
+    UNIQUE (proto, host_port, host_ip)
+);
 """
 
 
@@ -56,6 +85,9 @@ def open_db(root):
     return db
 
 
+CONSTRAINTS = ("PRIMARY", "UNIQUE", "FOREIGN")
+
+
 def _add_missing_columns(db):
     """A state root made by an older minirun gets the columns added since (NULL or default)."""
     import re
@@ -64,7 +96,7 @@ def _add_missing_columns(db):
         for line in body.splitlines():
             line = line.split("--")[0].strip().rstrip(",")
             name = line.split(" ", 1)[0]
-            if line and name.isidentifier() and name not in have and name != "PRIMARY":
+            if line and name.isidentifier() and name not in have and name not in CONSTRAINTS:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {line.replace('PRIMARY KEY', '')}")
 
 

@@ -12,7 +12,7 @@ from ..runtime import cgroups as cg
 KILLED = 137
 
 
-def reap_orphans(containers, trace=lambda *a: None):
+def reap_orphans(containers, networking, trace=lambda *a: None):
     """Clean up after killed foreground runs (detached containers outlive minirund)."""
     import json
     orphans = [r for r in containers.orphans()
@@ -23,6 +23,7 @@ def reap_orphans(containers, trace=lambda *a: None):
     for row in orphans:
         driver.kill_all(row["id"])
         driver.remove(row["id"])
+        networking.disconnect(row["id"])
         if json.loads(row["config"])["options"].get("rm") or row["state"] == "created":
             containers.remove(row["id"])
         else:

@@ -102,11 +102,13 @@ class ContainerStore:
     def list(self):
         return self.db.execute("SELECT * FROM containers ORDER BY created DESC").fetchall()
 
-    def save_spec(self, cid, spec):
-        """Store what the runtime needs to start (and restart) this container."""
+    def save_spec(self, cid, spec, **more):
+        """Store what the runtime needs to start (and restart) this container (and *more*:
+        the ports it publishes)."""
         from ..runtime.spec import spec_to_dict
         config = json.loads(self.get(cid)["config"])
         config["spec"] = spec_to_dict(spec)
+        config.update(more)
         with statedb.transaction(self.db) as db:
             db.execute("UPDATE containers SET config=? WHERE id=?", (json.dumps(config), cid))
 

@@ -7,26 +7,28 @@ is stored with the record, so a daemon can start (and restart) it later.
 import os
 
 from ..errors import MinirunError
+from ..network.hosts import base as hosts_file
 from ..runtime import cgroups as cg
 from ..runtime.spec import Mount, Spec
 from . import options as o
 
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
-HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
-def create(store, containers, opts, die_with_parent=True):
+def create(store, containers, opts, networking, die_with_parent=True):
     """Record a container for *opts*; return (id, name, spec)."""
     image_id = store.resolve(opts.image)
     cid, name = containers.create(image_id, opts.image, {"options": recorded(opts)}, opts.name)
     try:
-        spec = build_spec(opts, store, image_id, cid, containers)
+        image_config = store.config(image_id).get("config") or {}
+        spec = build_spec(opts, store, image_id, image_config, cid, containers)
         spec.die_with_parent = die_with_parent
-        write_etc_files(spec, containers, opts.network)
+        ports, ip = networking.plan(opts, cid, (image_config.get("ExposedPorts") or {}).keys())
+        write_etc_files(spec, containers, opts.network, ip)
         create_volume_dirs(spec)
-        containers.save_spec(cid, spec)
+        containers.save_spec(cid, spec, ports=ports)
     except BaseException:
-        containers.remove(cid)
+        containers.remove(cid)          # its addresses go with the record
         raise
     return cid, name, spec
 
@@ -91,12 +93,9 @@ def resolv_conf():
     return "".join(lines)
 
 
-def build_spec(opts, store, image_id, cid, containers):
+def build_spec(opts, store, image_id, image_config, cid, containers):
     """Everything the runtime needs; checks every option before anything is made."""
-    image_config = store.config(image_id).get("config") or {}
     o.parse_restart(opts.restart)
-    if opts.network not in ("none", "host"):
-        raise o.OptionError(f"network {opts.network} not found (none and host are available)")
     spec = Spec(
         id=cid,
         args=command_line(opts, image_config),
@@ -138,12 +137,24 @@ def create_volume_dirs(spec):
             os.makedirs(m.source)
 
 
-def write_etc_files(spec, containers, network):
+def write_etc_files(spec, containers, network, ip):
+    """/etc/hostname, hosts and resolv.conf, bound into the container from its directory."""
     files = {"/etc/hostname": spec.hostname + "\n",
-             "/etc/hosts": HOSTS if network != "host" else open("/etc/hosts").read(),
+             "/etc/hosts": hosts_file(spec.hostname, ip),
              "/etc/resolv.conf": resolv_conf()}
+    if network == "host":
+        files["/etc/hosts"] = _read("/etc/hosts")
+    elif network.startswith("container:"):            # the joined container's, as Docker does
+        target = containers.get(network.split(":", 1)[1])["id"]
+        files["/etc/hosts"] = _read(containers.path(target, "hosts"))
+        files["/etc/resolv.conf"] = _read(containers.path(target, "resolv.conf"))
     for target, content in files.items():
         path = containers.path(spec.id, os.path.basename(target))
         with open(path, "w") as f:
             f.write(content)
         spec.etc_files[target] = path
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()

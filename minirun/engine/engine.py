@@ -19,6 +19,7 @@ from . import create as creating
 from . import options as o
 from .cleanup import reap_orphans
 from .containers import ContainerStore, process_alive, process_identity
+from .networking import Networking
 from .start import start as start_container
 from .supervisor import UNKNOWN_EXIT, Supervisor, container_ends, daemon_ends, make_fifos
 
@@ -34,6 +35,7 @@ class Engine:
         db = statedb.LocalDB(root)
         self.images = ImageStore(root, db=db)
         self.containers = ContainerStore(root, db=db)
+        self.networking = Networking(root, self.containers, db=db)
         self.supervisor = Supervisor(log)
         self.cgroups = cg.detect()      # the host's cgroup layout does not change under us
         self.changed = threading.Condition()
@@ -48,7 +50,7 @@ class Engine:
         prctl.set_child_subreaper(True)   # exec'd processes come back to us to be reaped
         self.supervisor.start()
         self.images.layers.clean_tmp()
-        reap_orphans(self.containers)          # foreground runs whose minirun was killed
+        reap_orphans(self.containers, self.networking)   # foreground runs whose minirun was killed
         for row in self.containers.list():
             try:
                 self._recover(row)
@@ -73,6 +75,7 @@ class Engine:
             return
         self.cgroups.kill_all(cid)
         self.cgroups.remove(cid)
+        self.networking.disconnect(cid)
         if row["state"] == "running":                 # it exited while no minirund watched
             self.containers.mark_exited(cid, UNKNOWN_EXIT)
             self._after_exit(cid, UNKNOWN_EXIT)
@@ -100,7 +103,8 @@ class Engine:
 
     # -- create / start -----------------------------------------------------------
     def create(self, opts):
-        cid, name, _ = creating.create(self.images, self.containers, opts, die_with_parent=False)
+        cid, name, _ = creating.create(self.images, self.containers, opts, self.networking,
+                                       die_with_parent=False)
         return cid, name
 
     def start(self, ref):
@@ -121,7 +125,7 @@ class Engine:
         devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         theirs = container_ends(fifos)
         try:
-            _, proc = start_container(spec, _noop, stdio=(devnull, *theirs))
+            _, proc = start_container(spec, _noop, self.networking, stdio=(devnull, *theirs))
         except BaseException:
             for fd in ours:
                 os.close(fd)
@@ -138,6 +142,7 @@ class Engine:
             self.cgroups.kill_all(cid)
             os.waitpid(proc.pid, 0)
             self.cgroups.remove(cid)
+            self.networking.disconnect(cid)
             self.containers.mark_exited(cid, UNKNOWN_EXIT)
             raise
         self._notify()
@@ -147,6 +152,7 @@ class Engine:
         oom = self.cgroups.oom_killed(cid)
         self.cgroups.kill_all(cid)        # stray processes of an --init-less PID 1 are gone too
         self.cgroups.remove(cid)
+        self.networking.disconnect(cid)
         self.containers.mark_exited(cid, code, oom)
         self._after_exit(cid, code)
 
@@ -271,6 +277,7 @@ class Engine:
                 self.stopped_by_user.add(cid)
             self.cgroups.kill_all(cid)
             self._wait_state(cid, "running", 10)
+        self.networking.disconnect(cid)
         self.containers.remove(cid)
         self.exits.pop(cid, None)
         self._notify()

@@ -22,8 +22,9 @@ class RunOptions(Record):
         "interactive": False, "tty": False, "volumes": [], "tmpfs": [], "read_only": False,
         "memory": None, "cpus": None, "cpu_shares": None, "pids_limit": None,
         "cpuset_cpus": None, "cap_add": [], "cap_drop": [], "privileged": False,
-        "security_opt": [], "ulimit": [], "network": "none", "init": False, "trace": False,
-        "detach": False, "labels": {}, "restart": "no",
+        "security_opt": [], "ulimit": [], "network": "bridge", "init": False, "trace": False,
+        "detach": False, "labels": {}, "restart": "no", "publish": [], "publish_all": False,
+        "expose": [], "network_alias": [],
     }
 
 

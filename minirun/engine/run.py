@@ -13,6 +13,7 @@ from ..errors import MinirunError
 from .cleanup import reap_orphans
 from .containers import ContainerStore
 from .create import create
+from .networking import Networking
 from .start import start
 
 EXIT_RUNTIME = 125   # Docker's code for "the runtime itself failed"
@@ -42,15 +43,17 @@ def run(root, opts, stderr=sys.stderr):
         raise MinirunError("the input device is not a TTY")   # Docker's words for -it < file
     trace = Tracer() if opts.trace else (lambda *a: None)
     containers = ContainerStore(root)
-    reap_orphans(containers, trace)
-    cid, _, spec = create(ImageStore(root), containers, opts)
+    networking = Networking(root, containers)
+    reap_orphans(containers, networking, trace)
+    cid, _, spec = create(ImageStore(root), containers, opts, networking)
     started = False
     with contextlib.ExitStack() as undo:
         # A run that fails to start leaves nothing; one that started stays unless --rm.
         undo.callback(lambda: (opts.rm or not started) and containers.remove(cid))
         with forwarding_signals() as forward_to:
-            cgroups, proc = start(spec, trace, outside=_size_terminal)
+            cgroups, proc = start(spec, trace, networking, outside=_size_terminal)
             undo.callback(cgroups.remove, cid)
+            undo.callback(networking.disconnect, cid)
             started = True
             forward_to(proc)
             containers.mark_running(cid, proc.pid)

@@ -1,20 +1,30 @@
-"""Starting a recorded container: its cgroups, then the runtime.
+"""Starting a recorded container: its cgroups, the runtime, then its network.
 
-Shared by the foreground ``minirun run`` and the daemon. On failure the
-cgroups made here are removed again before the error goes up.
+Shared by the foreground ``minirun run`` and the daemon. On failure what was
+made here (cgroups, network wiring) is removed again before the error goes up.
 """
+import json
+
 from ..runtime import cgroups as cg
 from ..runtime import container as rt
 
 
-def start(spec, trace, outside=None, stdio=None):
+def start(spec, trace, networking, outside=None, stdio=None):
     """Create the container's cgroups and start its PID 1; return (cgroups, Process)."""
+    row = networking.containers.get(spec.id)
+    networking.join_target(spec, json.loads(row["config"])["options"])
     cgroups = cg.detect(trace)
     trace(f"cgroup v{cgroups.version}: mkdir {cg.PARENT}/{spec.id[:12]}",
           "a cgroup of its own in each hierarchy it is limited by")
     cgroups.create(spec.id, spec.limits)
+
+    def wire(proc):                     # its netns exists, its command has not run yet
+        networking.connect(spec.id, proc.pid, trace)
+        if outside:
+            outside(proc)
     try:
-        return cgroups, rt.start(spec, cgroups, trace, outside=outside, stdio=stdio)
+        return cgroups, rt.start(spec, cgroups, trace, outside=wire, stdio=stdio)
     except BaseException:
+        networking.disconnect(spec.id)
         cgroups.remove(spec.id)
         raise

@@ -81,7 +81,9 @@ def _fail(sock, message, code):
 
 def setup(spec, sock, trace):
     flags = ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC | ns.CLONE_NEWCGROUP
-    if spec.network != "host":
+    if spec.netns:
+        join_network(spec.netns, trace)
+    elif spec.network != "host":
         flags |= ns.CLONE_NEWNET
     ns.unshare(flags)
     trace(f"unshare({ns.flag_names(flags)})",
@@ -103,6 +105,17 @@ def setup(spec, sock, trace):
     expect(sock, "continue")              # the parent has set up what lives outside (network)
     stdio(spec, slave)
     lock_down(spec, trace)
+
+
+def join_network(path, trace):
+    """--network container:NAME: share another container's network namespace."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ns.setns(fd, ns.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+    trace(f"setns({path}, CLONE_NEWNET)", "the same interfaces, addresses and ports as the "
+          "container it joins")
 
 
 def build_rootfs(spec, trace):

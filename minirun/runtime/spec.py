@@ -49,7 +49,8 @@ class Spec(Record):
         "readonly_rootfs": False,
         "mounts": [],             # [Mount]
         "etc_files": {},          # "/etc/hosts" -> host file to bind
-        "network": "none",        # "none": own empty netns; "host": the host's
+        "network": "none",        # "host": the host's netns; else an own one (wired by the caller)
+        "netns": "",              # join this netns instead (/proc/PID/ns/net: --network container:)
         "tty": False,
         "stdin": False,
         "caps": DEFAULT_CAPS,

@@ -1,0 +1,262 @@
+"""Networks, addresses and published ports, as rows in the state database.
+
+IP address management (IPAM) is a transaction: read the addresses taken on
+a network, insert the lowest free one. BEGIN IMMEDIATE serialises concurrent
+starts, and UNIQUE (network, ip) would refuse a duplicate even so. Addresses
+belong to the container record (ON DELETE CASCADE): kept across stops and
+daemon restarts, released when the container is removed.
+"""
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import socket
+import sqlite3
+import time
+
+from .. import statedb
+from ..errors import Conflict, MinirunError, NotFound
+from . import subnets
+
+DEFAULT_NETWORK = "bridge"
+PREDEFINED = ("bridge", "host", "none")
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+EPHEMERAL = (32768, 60999)          # where a -p without a host port gets one (Linux's range)
+
+
+class NetworkNotFound(NotFound):
+    pass
+
+
+class HostNames:
+    """Names of what a state root makes on the host, so two roots never share a bridge or table."""
+
+    def __init__(self, root):
+        root = os.path.realpath(root)
+        tag = "" if root == "/var/lib/minirun" else hashlib.sha256(root.encode()).hexdigest()[:6]
+        self.table = f"minirun_{tag}" if tag else "minirun"          # nftables table
+        self.chain = f"MR{tag}" if tag else "MINIRUN"                 # iptables chain prefix
+        self.default_bridge = f"mr{tag}0" if tag else "minirun0"
+
+
+def user_bridge(network_id):
+    return "mr-" + network_id[:12]          # 15 characters: the kernel's limit
+
+
+def mac_for(ip):
+    """Docker's scheme: 02:42 then the IPv4 address, so MACs are unique where IPs are."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
+class NetworkStore:
+    def __init__(self, root, db=None):
+        self.root = root
+        self.db = db or statedb.open_db(root)
+        self.names = HostNames(root)
+
+    # -- networks -------------------------------------------------------------------
+    def get(self, ref):
+        """A network by name, full ID or unique ID prefix ("bridge" is made on first use)."""
+        if ref == DEFAULT_NETWORK:
+            return self.default()
+        row = self.db.execute("SELECT * FROM networks WHERE name = ? OR id = ?",
+                              (ref, ref)).fetchone()
+        if row is None and re.fullmatch(r"[0-9a-f]{1,64}", ref):
+            rows = self.db.execute("SELECT * FROM networks WHERE id LIKE ?", (ref + "%",)).fetchall()
+            row = rows[0] if len(rows) == 1 else None
+        if row is None:
+            raise NetworkNotFound(f"network {ref} not found")
+        return row
+
+    def list(self):
+        self.default()
+        return self.db.execute("SELECT * FROM networks ORDER BY created").fetchall()
+
+    def default(self):
+        row = self.db.execute("SELECT * FROM networks WHERE name = ?", (DEFAULT_NETWORK,)).fetchone()
+        if row is not None:
+            return row
+        subnet = os.environ.get("MINIRUN_BRIDGE_SUBNET") or subnets.DEFAULT_SUBNET
+        try:
+            return self.create(DEFAULT_NETWORK, subnet=subnet, _bridge=self.names.default_bridge)
+        except Conflict:            # another process made it first
+            return self.db.execute("SELECT * FROM networks WHERE name = ?",
+                                   (DEFAULT_NETWORK,)).fetchone()
+
+    def create(self, name, subnet=None, gateway=None, labels=None, _bridge=None):
+        if not NAME_RE.fullmatch(name or ""):
+            raise MinirunError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-]")
+        if name in PREDEFINED and _bridge is None:
+            raise Conflict(f"network with name {name} already exists")
+        nid = os.urandom(32).hex()
+        try:
+            with statedb.transaction(self.db) as db:
+                if db.execute("SELECT 1 FROM networks WHERE name = ?", (name,)).fetchone():
+                    raise Conflict(f"network with name {name} already exists")
+                taken = [r["subnet"] for r in db.execute("SELECT subnet FROM networks")]
+                subnet, gateway = self._addressing(subnet, gateway, taken)
+                db.execute("INSERT INTO networks (id, name, bridge, subnet, gateway, created, "
+                           "labels) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (nid, name, _bridge or user_bridge(nid), subnet, gateway,
+                            time.time(), json.dumps(labels or {})))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"network with name {name} already exists") from None
+        return self.get(nid)
+
+    @staticmethod
+    def _addressing(subnet, gateway, taken):
+        if subnet is None:
+            subnet = subnets.pick(subnets.USER_POOL, taken)
+            if subnet is None:
+                raise MinirunError("all predefined address pools have been fully subnetted")
+        else:
+            try:
+                subnet = subnets.parse(subnet)
+            except ValueError as e:
+                raise MinirunError(str(e)) from None
+            reason = subnets.clash(subnet, taken)
+            if reason:
+                raise Conflict(f"subnet {subnet} overlaps {reason}")
+        net = ipaddress.IPv4Network(subnet)
+        gateway = gateway or str(net.network_address + 1)
+        if ipaddress.IPv4Address(gateway) not in list(net.hosts()):
+            raise MinirunError(f"gateway {gateway} is not a host address of {subnet}")
+        return subnet, gateway
+
+    def remove(self, ref):
+        row = self.get(ref)
+        if row["name"] == DEFAULT_NETWORK:
+            raise Conflict(f"{DEFAULT_NETWORK} is a pre-defined network and cannot be removed")
+        users = self.db.execute("SELECT container_id FROM endpoints WHERE network_id = ?",
+                                (row["id"],)).fetchall()
+        if users:
+            raise Conflict(f"error while removing network: network {row['name']} id {row['id']} "
+                           f"has active endpoints ({len(users)} container(s))")
+        with statedb.transaction(self.db) as db:
+            db.execute("DELETE FROM networks WHERE id = ?", (row["id"],))
+        return row
+
+    # -- addresses (IPAM) -----------------------------------------------------------
+    def allocate(self, network, container_id, aliases=()):
+        """Give *container_id* the lowest free address on *network* (or its existing one)."""
+        with statedb.transaction(self.db) as db:
+            have = db.execute("SELECT * FROM endpoints WHERE network_id = ? AND container_id = ?",
+                              (network["id"], container_id)).fetchone()
+            if have:
+                return have
+            used = {r["ip"] for r in db.execute("SELECT ip FROM endpoints WHERE network_id = ?",
+                                                (network["id"],))}
+            used.add(network["gateway"])
+            ip = next((str(a) for a in ipaddress.IPv4Network(network["subnet"]).hosts()
+                       if str(a) not in used), None)
+            if ip is None:
+                raise MinirunError(f"no free address left on network {network['name']} "
+                                   f"({network['subnet']})")
+            count = db.execute("SELECT COUNT(*) FROM endpoints WHERE container_id = ?",
+                               (container_id,)).fetchone()[0]
+            db.execute("INSERT INTO endpoints (network_id, container_id, ip, mac, ifname, aliases) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (network["id"], container_id, ip, mac_for(ip), self._free_ifname(
+                           db, container_id, count), json.dumps(list(aliases))))
+        return self.endpoint(network["id"], container_id)
+
+    @staticmethod
+    def _free_ifname(db, container_id, count):
+        taken = {r[0] for r in db.execute("SELECT ifname FROM endpoints WHERE container_id = ?",
+                                          (container_id,))}
+        return next(f"eth{n}" for n in range(count + 1) if f"eth{n}" not in taken)
+
+    def release(self, network_id, container_id):
+        with statedb.transaction(self.db) as db:
+            db.execute("DELETE FROM endpoints WHERE network_id = ? AND container_id = ?",
+                       (network_id, container_id))
+
+    def endpoint(self, network_id, container_id):
+        return self.db.execute(
+            "SELECT e.*, n.name AS network, n.bridge, n.subnet, n.gateway "
+            "FROM endpoints e JOIN networks n ON n.id = e.network_id "
+            "WHERE e.network_id = ? AND e.container_id = ?", (network_id, container_id)).fetchone()
+
+    def endpoints(self, container_id):
+        """A container's addresses, eth0 first, with their networks' details."""
+        return self.db.execute(
+            "SELECT e.*, n.name AS network, n.bridge, n.subnet, n.gateway "
+            "FROM endpoints e JOIN networks n ON n.id = e.network_id "
+            "WHERE e.container_id = ? ORDER BY length(e.ifname), e.ifname",
+            (container_id,)).fetchall()
+
+    def members(self, network_id):
+        """Everyone with an address on a network, with their container names."""
+        return self.db.execute(
+            "SELECT e.*, c.name, c.config FROM endpoints e JOIN containers c "
+            "ON c.id = e.container_id WHERE e.network_id = ?", (network_id,)).fetchall()
+
+    def set_veth(self, network_id, container_id, veth):
+        with statedb.transaction(self.db) as db:
+            db.execute("UPDATE endpoints SET veth = ? WHERE network_id = ? AND container_id = ?",
+                       (veth, network_id, container_id))
+
+    def wired(self):
+        """Endpoints whose host end is (or may still be) in place."""
+        return self.db.execute("SELECT * FROM endpoints WHERE veth IS NOT NULL").fetchall()
+
+    # -- published ports ------------------------------------------------------------
+    def publish(self, container_id, container_ip, bindings):
+        """Record *bindings* ((proto, host_ip, host_port, container_port), host_port 0 = any)."""
+        with statedb.transaction(self.db) as db:
+            for proto, host_ip, host_port, container_port in bindings:
+                if host_port == 0:
+                    host_port = self._free_port(db, proto, host_ip)
+                else:
+                    self._check_free(db, proto, host_ip, host_port)
+                db.execute("INSERT INTO ports (container_id, proto, host_ip, host_port, "
+                           "container_ip, container_port) VALUES (?, ?, ?, ?, ?, ?)",
+                           (container_id, proto, host_ip, host_port, container_ip,
+                            container_port))
+        return self.ports(container_id)
+
+    def ports(self, container_id):
+        return self.db.execute("SELECT * FROM ports WHERE container_id = ? ORDER BY "
+                               "container_port, proto, host_ip", (container_id,)).fetchall()
+
+    def all_ports(self):
+        return self.db.execute("SELECT * FROM ports").fetchall()
+
+    def unpublish(self, container_id):
+        with statedb.transaction(self.db) as db:
+            db.execute("DELETE FROM ports WHERE container_id = ?", (container_id,))
+
+    @staticmethod
+    def _taken(db, proto, host_ip, port):
+        wild = "0.0.0.0"
+        return db.execute("SELECT 1 FROM ports WHERE proto = ? AND host_port = ? AND "
+                          "(host_ip = ? OR host_ip = ? OR ? = ?)",
+                          (proto, port, host_ip, wild, host_ip, wild)).fetchone() is not None
+
+    def _check_free(self, db, proto, host_ip, port):
+        if self._taken(db, proto, host_ip, port) or not _bindable(proto, host_ip, port):
+            raise Conflict(f"Bind for {host_ip}:{port} failed: port is already allocated")
+
+    def _free_port(self, db, proto, host_ip):
+        import random
+        start = random.randrange(*EPHEMERAL)
+        span = EPHEMERAL[1] - EPHEMERAL[0]
+        for n in range(span):
+            port = EPHEMERAL[0] + (start - EPHEMERAL[0] + n) % span
+            if not self._taken(db, proto, host_ip, port) and _bindable(proto, host_ip, port):
+                return port
+        raise Conflict("no free host port left for a published port")
+
+
+def _bindable(proto, host_ip, port):
+    """Is the port free on the host? (A host service there would shadow, or be shadowed.)"""
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind((host_ip, port))
+        except OSError as e:
+            if e.errno == 99:               # EADDRNOTAVAIL: not an address of this host
+                raise MinirunError(f"cannot publish on {host_ip}: not an address of this host")
+            return False
+    return True
