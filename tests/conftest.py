@@ -63,6 +63,16 @@ class Minirun:
         from minirun.engine.containers import ContainerStore
         return ContainerStore(self.root)
 
+    def networking(self):
+        from minirun.engine.networking import Networking
+        return Networking(self.root, self.containers())
+
+    def reap_orphans(self):
+        """What the next minirun command does after a minirun was killed."""
+        from minirun.engine.cleanup import reap_orphans
+        net = self.networking()
+        reap_orphans(net.containers, net)
+
     def run(self, *args, **kw):
         """``minirun run --rm … busybox``-style helper: args go after ``run``."""
         return self("run", *args, check=kw.pop("check", False), **kw)
@@ -90,12 +100,32 @@ def _cgroups():
     return set(glob.glob("/sys/fs/cgroup/*/minirun/*/") + glob.glob("/sys/fs/cgroup/minirun/*/"))
 
 
+def _lines(*argv):
+    res = subprocess.run(argv, capture_output=True, text=True)
+    return set(res.stdout.splitlines()) if res.returncode == 0 else set()
+
+
+def network_state():
+    """The host's links, addresses and firewall rules (nftables and iptables)."""
+    links = {l.split(":")[1].split("@")[0].strip() for l in _lines("ip", "-o", "link")}
+    addrs = {" ".join(l.split()[1:4]) for l in _lines("ip", "-o", "addr")}
+    rules = _lines("nft", "list", "ruleset") | _lines("iptables", "-w", "-S") | \
+        _lines("iptables", "-w", "-t", "nat", "-S")
+    return {"links": links, "addresses": addrs, "rules": rules}
+
+
 @pytest.fixture(autouse=True)
 def no_leaks():
-    """Fails the test that leaves a mount or a cgroup (and so a process) behind."""
-    before = (_mounts(), _cgroups())
+    """Fails the test that leaves a mount, a cgroup (and so a process), a link, an
+    address or a firewall rule behind."""
+    before = (_mounts(), _cgroups(), network_state())
     yield
     leaked_mounts = _mounts() - before[0]
     leaked_cgroups = _cgroups() - before[1]
     assert not leaked_mounts, f"test leaked mounts: {sorted(leaked_mounts)}"
     assert not leaked_cgroups, f"test leaked cgroups: {sorted(leaked_cgroups)}"
+    after = network_state()
+    for kind, items in after.items():
+        assert items == before[2][kind], \
+            f"test changed the host's {kind}: +{sorted(items - before[2][kind])} " \
+            f"-{sorted(before[2][kind] - items)}"

@@ -83,8 +83,8 @@ def test_chroot_breakout_fails(loaded, breakout, tmp_path):
     assert esc.stdout.strip() == "escaped"
 
 
-def test_no_network_but_loopback(loaded):
-    text = out(loaded, "ls /sys/class/net")
+def test_network_none_has_only_loopback(loaded):
+    text = out(loaded, "ls /sys/class/net", "--network", "none")
     assert text.split() == ["lo"]
 
 
@@ -193,8 +193,7 @@ def test_cpu_quota_holds_a_busy_loop(loaded):
 
 def wait_gone(loaded, name):
     """After minirun was killed: clean what it left, as the next minirun command does."""
-    from minirun.engine.cleanup import reap_orphans
-    reap_orphans(loaded.containers())
+    loaded.reap_orphans()
     assert not [r for r in loaded.containers().list() if r["name"] == name]
 
 
@@ -401,11 +400,21 @@ def test_an_image_with_many_layers_runs(minirun, tmp_path):
     assert p.stdout == "0149"
 
 
-def test_the_run_fast_path_does_not_import_click_or_pyroute2(loaded):
-    """``minirun run`` is on the clock: click and pyroute2 each cost more than a start."""
+def _imported(loaded, *flags):
     p = subprocess.run([loaded.argv()[0], "-X", "importtime", "-m", "minirun", "run", "--rm",
-                        "busybox", "true"], env=loaded.env(), capture_output=True, text=True)
+                        *flags, "busybox", "true"], env=loaded.env(), capture_output=True,
+                       text=True)
     assert p.returncode == 0, p.stderr
     imported = {l.rsplit("|", 1)[-1].strip() for l in p.stderr.splitlines() if "|" in l}
     assert "minirun.engine.run" in imported
-    assert not {m for m in imported if m.split(".")[0] in ("click", "pyroute2")}
+    return {m.split(".")[0] for m in imported}
+
+
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_the_run_fast_path_does_not_import_click_or_pyroute2(loaded, network):
+    """``minirun run`` is on the clock: click and pyroute2 each cost more than a start."""
+    assert not _imported(loaded, "--network", network) & {"click", "pyroute2"}
+
+
+def test_only_bridge_networking_imports_pyroute2(loaded):
+    assert "pyroute2" in _imported(loaded) and "click" not in _imported(loaded)

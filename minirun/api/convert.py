@@ -56,6 +56,8 @@ def run_options(body, name=None):
     if restart == "on-failure" and retries:
         restart = f"on-failure:{retries}"
     network = field(host, "NetworkMode", str, "default", h)
+    publish = _publish(field(host, "PortBindings", dict, {}, h) or {})
+    exposed = list(field(body, "ExposedPorts", dict, {}) or {})
     ulimits = field(host, "Ulimits", list, [], h)
     tmpfs = field(host, "Tmpfs", dict, {}, h)
     entrypoint = str_list(body, "Entrypoint")
@@ -79,6 +81,9 @@ def run_options(body, name=None):
         tmpfs=[f"{k}:{v}" if v else k for k, v in tmpfs.items()],
         rm=field(host, "AutoRemove", bool, False, h),
         network="bridge" if network in ("default", "") else network,
+        publish=publish, expose=exposed,
+        publish_all=field(host, "PublishAllPorts", bool, False, h),
+        network_alias=_aliases(body, network),
         restart=restart,
         cap_add=str_list(host, "CapAdd", h) or [],
         cap_drop=str_list(host, "CapDrop", h) or [],
@@ -89,6 +94,28 @@ def run_options(body, name=None):
         init=field(host, "Init", bool, False, h),
         detach=True,
     )
+
+
+def _publish(bindings):
+    """HostConfig.PortBindings {"80/tcp": [{"HostIp", "HostPort"}]} → -p values."""
+    out = []
+    for key, hosts in bindings.items():
+        for b in hosts or [{}]:
+            if not isinstance(b, dict):
+                raise ApiError(400, "invalid type for HostConfig.PortBindings entry")
+            ip, port = b.get("HostIp") or "", b.get("HostPort") or ""
+            out.append(f"{ip}:{port}:{key}" if ip else f"{port}:{key}" if port else key)
+    return out
+
+
+def _aliases(body, network):
+    """NetworkingConfig.EndpointsConfig[network].Aliases (what docker run --network-alias sends)."""
+    config = field(field(body, "NetworkingConfig", dict, {}) or {}, "EndpointsConfig", dict, {})
+    endpoint = (config or {}).get(network) or {}
+    aliases = endpoint.get("Aliases") or [] if isinstance(endpoint, dict) else []
+    if not all(isinstance(a, str) for a in aliases):
+        raise ApiError(400, "invalid type for NetworkingConfig aliases")
+    return aliases
 
 
 def _ulimit(u):
@@ -155,12 +182,16 @@ def summary(engine, row):
     """One entry of GET /containers/json."""
     config = json.loads(row["config"])
     spec, options = config.get("spec", {}), config["options"]
+    networks, published = engine.networking.settings(row["id"])
     return {"Id": row["id"], "Names": ["/" + row["name"]], "Image": row["image"],
             "ImageID": row["image_id"], "Command": _command(spec) if spec else "",
             "Created": int(row["created"]), "State": state_name(row),
-            "Status": human_status(row), "Ports": [], "Labels": options.get("labels") or {},
+            "Status": human_status(row), "Ports": [
+                {"IP": p["host_ip"], "PrivatePort": p["container_port"],
+                 "PublicPort": p["host_port"], "Type": p["proto"]} for p in published],
+            "Labels": options.get("labels") or {},
             "SizeRw": 0, "HostConfig": {"NetworkMode": options.get("network", "none")},
-            "NetworkSettings": {"Networks": {}}, "Mounts": _mounts(spec)}
+            "NetworkSettings": {"Networks": networks}, "Mounts": _mounts(spec)}
 
 
 def _mounts(spec):
@@ -200,6 +231,8 @@ def inspect(engine, row):
             "CpuShares": limits.get("cpu_shares") or 0, "PidsLimit": limits.get("pids"),
             "CpusetCpus": limits.get("cpuset_cpus") or "", "Init": bool(options.get("init")),
             "LogConfig": {"Type": "json-file", "Config": {}},
+            "PortBindings": _port_bindings(options.get("publish") or []),
+            "PublishAllPorts": bool(options.get("publish_all")),
         },
         "Config": {
             "Hostname": spec.get("hostname", ""), "User": spec.get("user", ""),
@@ -208,11 +241,42 @@ def inspect(engine, row):
             "Env": spec.get("env", []), "Cmd": options.get("command") or None,
             "Image": row["image"], "WorkingDir": spec.get("cwd", "/"),
             "Entrypoint": options.get("entrypoint"), "Labels": options.get("labels") or {},
+            "ExposedPorts": {k: {} for k in _exposed(options)} or None,
         },
         "Mounts": _mounts(spec),
-        "NetworkSettings": {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": "",
-                            "MacAddress": ""},
+        "NetworkSettings": network_settings(engine, row),
     }
+
+
+def network_settings(engine, row):
+    """Addresses per network and published ports; the top-level address is the default
+    bridge's, as in Docker."""
+    networks, published = engine.networking.settings(row["id"])
+    ports = {}
+    for p in published:
+        ports.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
+            {"HostIp": p["host_ip"], "HostPort": str(p["host_port"])})
+    main = networks.get("bridge", {})
+    return {"Networks": networks, "Ports": ports, "IPAddress": main.get("IPAddress", ""),
+            "IPPrefixLen": main.get("IPPrefixLen", 0), "Gateway": main.get("Gateway", ""),
+            "MacAddress": main.get("MacAddress", ""), "SandboxKey": "",
+            "Bridge": "", "HairpinMode": False}
+
+
+def _port_bindings(publish):
+    from ..network.ports import key, parse_publish
+    out = {}
+    for spec in publish:
+        proto, ip, port, container_port = parse_publish(spec)
+        out.setdefault(key(proto, container_port), []).append(
+            {"HostIp": "" if ip == "0.0.0.0" else ip, "HostPort": str(port) if port else ""})
+    return out
+
+
+def _exposed(options):
+    from ..network.ports import key, parse_exposed, parse_publish
+    keys = [key(*parse_exposed(e)[::-1]) for e in options.get("expose") or []]
+    return keys + [key(p[0], p[3]) for p in map(parse_publish, options.get("publish") or [])]
 
 
 def create_body(opts):
@@ -231,12 +295,16 @@ def create_body(opts):
         "CpusetCpus": opts.cpuset_cpus or "",
         "Tmpfs": dict(t.partition(":")[::2] for t in opts.tmpfs),
         "Ulimits": [_ulimit_body(u) for u in opts.ulimit],
+        "PortBindings": _port_bindings(opts.publish), "PublishAllPorts": opts.publish_all,
     }
     return {"Image": opts.image, "Cmd": opts.command or None,
             "Entrypoint": ([entry] if entry else []) if isinstance(entry, str) else entry,
             "Env": _resolved_env(opts), "WorkingDir": opts.workdir or "", "User": opts.user or "",
             "Hostname": opts.hostname or "", "Tty": opts.tty, "OpenStdin": opts.interactive,
-            "Labels": opts.labels, "HostConfig": host}
+            "Labels": opts.labels, "HostConfig": host,
+            "ExposedPorts": {k: {} for k in _exposed(opts.as_dict())},
+            "NetworkingConfig": {"EndpointsConfig": {opts.network: {
+                "Aliases": opts.network_alias}}} if opts.network_alias else {}}
 
 
 def _resolved_env(opts):

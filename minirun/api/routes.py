@@ -347,3 +347,66 @@ def exec_resize(engine, req, eid):
 def exec_inspect(engine, req, eid):
     from ..engine.exec import inspect_exec
     return inspect_exec(engine, eid)
+
+
+# -- networks ---------------------------------------------------------------------------
+@route("GET", "/networks")
+def network_list(engine, req):
+    from ..network.inspect import all_networks
+    filters = _filters(req.arg("filters"))
+    nets = all_networks(engine.networking.store)
+    for key, field in (("name", "Name"), ("id", "Id"), ("driver", "Driver")):
+        if key in filters:
+            nets = [n for n in nets if any(v in n[field] for v in filters[key])]
+    return nets
+
+
+@route("GET", "/networks/(?P<ref>[^/]+)")
+def network_inspect(engine, req, ref):
+    from ..network.inspect import one
+    return one(engine.networking.store, ref)
+
+
+@route("POST", "/networks/create")
+def network_create(engine, req):
+    body = req.json()
+    name = c.field(body, "Name", str, "")
+    driver = c.field(body, "Driver", str, "") or "bridge"
+    if driver != "bridge":
+        raise ApiError(400, f'plugin "{driver}" not found: only the bridge driver is available')
+    ipam = (c.field(body, "IPAM", dict, {}) or {}).get("Config") or [{}]
+    if not isinstance(ipam, list) or not all(isinstance(i, dict) for i in ipam) or len(ipam) > 1:
+        raise ApiError(400, "IPAM.Config: one {Subnet, Gateway} at most")
+    row = engine.networking.store.create(name, ipam[0].get("Subnet") or None,
+                                         ipam[0].get("Gateway") or None,
+                                         c.field(body, "Labels", dict, {}) or {})
+    return 201, {"Id": row["id"], "Warning": ""}
+
+
+@route("DELETE", "/networks/(?P<ref>[^/]+)")
+def network_delete(engine, req, ref):
+    from ..network.inspect import find_pseudo
+    from ..network.wiring import remove_network
+    if find_pseudo(ref):
+        raise ApiError(403, f"{find_pseudo(ref)} is a pre-defined network and cannot be removed")
+    remove_network(engine.networking.store, ref)
+
+
+@route("POST", "/networks/(?P<ref>[^/]+)/connect")
+def network_connect(engine, req, ref):
+    body = req.json()
+    endpoint = c.field(body, "EndpointConfig", dict, {}) or {}
+    aliases = endpoint.get("Aliases") or []
+    engine.networking.connect_network(ref, c.field(body, "Container", str, ""), aliases)
+    return 200, None
+
+
+@route("POST", "/networks/(?P<ref>[^/]+)/disconnect")
+def network_disconnect(engine, req, ref):
+    engine.networking.disconnect_network(ref, c.field(req.json(), "Container", str, ""))
+    return 200, None
+
+
+@route("POST", "/networks/prune")
+def network_prune(engine, req):
+    return {"NetworksDeleted": [r["name"] for r in engine.networking.store.prune()]}

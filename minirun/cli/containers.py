@@ -53,7 +53,7 @@ def ps_cmd(ctx, all_, quiet, filters, fmt, no_trunc):
     fields = [{"ID": r["Id"] if no_trunc else r["Id"][:12], "Image": r["Image"],
                "Command": '"' + (r["Command"] if no_trunc else _trunc(r["Command"], 20)) + '"',
                "CreatedAt": ago(r["Created"]), "RunningFor": ago(r["Created"]).removesuffix(" ago"),
-               "Status": r["Status"], "State": r["State"], "Ports": "",
+               "Status": r["Status"], "State": r["State"], "Ports": _ports(r["Ports"]),
                "Names": ",".join(n.lstrip("/") for n in r["Names"]),
                "Labels": ",".join(f"{k}={v}" for k, v in r["Labels"].items())} for r in rows]
     if fmt:
@@ -62,8 +62,14 @@ def ps_cmd(ctx, all_, quiet, filters, fmt, no_trunc):
             click.echo(re.sub(r"{{\s*\.(\w+)\s*}}", lambda m: str(d.get(m.group(1), "")), template))
         return
     click.echo(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-                     [(d["ID"], d["Image"], d["Command"], d["CreatedAt"], d["Status"], "",
+                     [(d["ID"], d["Image"], d["Command"], d["CreatedAt"], d["Status"], d["Ports"],
                        d["Names"]) for d in fields]))
+
+
+def _ports(ports):
+    """docker ps's PORTS: 0.0.0.0:8080->80/tcp, …"""
+    return ", ".join(f"{p['IP']}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}"
+                     for p in ports)
 
 
 def _trunc(text, n):

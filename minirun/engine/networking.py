@@ -80,6 +80,11 @@ class Networking:
     def disconnect(self, cid):
         wiring.disconnect(self.store, cid, self.hosts_path)
 
+    def clean_stale(self):
+        """Bridges and rules a crash left with no container attached (daemon start)."""
+        if self.store.db.execute("SELECT 1 FROM networks LIMIT 1").fetchone():
+            wiring.clean_stale(self.store)
+
     # -- network connect / disconnect of a container ----------------------------------
     def connect_network(self, network_ref, container_ref, aliases=()):
         network, row = self.store.get(network_ref), self.containers.get(container_ref)

@@ -77,12 +77,17 @@ class NetworkStore:
         row = self.db.execute("SELECT * FROM networks WHERE name = ?", (DEFAULT_NETWORK,)).fetchone()
         if row is not None:
             return row
-        subnet = os.environ.get("MINIRUN_BRIDGE_SUBNET") or subnets.DEFAULT_SUBNET
+        subnet = os.environ.get("MINIRUN_BRIDGE_SUBNET") or \
+            subnets.pick(subnets.DEFAULT_POOL, [r[0] for r in self.db.execute(
+                "SELECT subnet FROM networks")]) or subnets.DEFAULT_POOL[0]
         try:
             return self.create(DEFAULT_NETWORK, subnet=subnet, _bridge=self.names.default_bridge)
-        except Conflict:            # another process made it first
-            return self.db.execute("SELECT * FROM networks WHERE name = ?",
-                                   (DEFAULT_NETWORK,)).fetchone()
+        except Conflict:
+            row = self.db.execute("SELECT * FROM networks WHERE name = ?",
+                                  (DEFAULT_NETWORK,)).fetchone()
+            if row is None:         # not made by another process meanwhile: a real clash
+                raise
+            return row
 
     def create(self, name, subnet=None, gateway=None, labels=None, _bridge=None):
         if not NAME_RE.fullmatch(name or ""):
@@ -136,6 +141,17 @@ class NetworkStore:
         with statedb.transaction(self.db) as db:
             db.execute("DELETE FROM networks WHERE id = ?", (row["id"],))
         return row
+
+    def prune(self):
+        """Remove user networks nobody has an address on; return them."""
+        gone = []
+        for row in self.db.execute("SELECT * FROM networks WHERE name != ? AND id NOT IN "
+                                   "(SELECT network_id FROM endpoints)", (DEFAULT_NETWORK,)):
+            try:
+                gone.append(self.remove(row["id"]))
+            except Conflict:            # someone took an address meanwhile
+                pass
+        return gone
 
     # -- addresses (IPAM) -----------------------------------------------------------
     def allocate(self, network, container_id, aliases=()):

@@ -1,7 +1,8 @@
 """Choosing subnets that clash with nothing the host already routes."""
 import ipaddress
 
-DEFAULT_SUBNET = "10.88.0.0/16"          # the default bridge's (podman's choice too)
+# The default bridge's subnet: podman's choice, or the next free one below it.
+DEFAULT_POOL = [f"10.{n}.0.0/16" for n in range(88, 79, -1)]
 USER_POOL = [f"10.89.{n}.0/24" for n in range(256)]   # user networks, in order
 
 

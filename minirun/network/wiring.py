@@ -155,6 +155,24 @@ def _peers(store, container_id):
     return peers
 
 
+def remove_network(store, ref):
+    """network rm: the record, and its bridge and rules if a crash left them."""
+    with network_lock(store):
+        row = store.remove(ref)
+        _drop_idle_bridge(store, firewall(store.names), row)
+    return row
+
+
+def clean_stale(store):
+    """After a crash: bridges nobody is attached to, and their rules, go (daemon start)."""
+    from . import links
+    fw = firewall(store.names)
+    with network_lock(store):
+        for n in store.db.execute("SELECT * FROM networks").fetchall():
+            if links.exists(n["bridge"]):
+                _drop_idle_bridge(store, fw, n)
+
+
 def reset(store):
     """Remove every bridge and rule of this state root; routing back off if minirun turned it on."""
     from . import links

@@ -1,0 +1,53 @@
+"""Networks in the shapes Docker's API and CLI use (network ls / inspect)."""
+import hashlib
+import json
+from datetime import datetime, timezone
+
+from .store import DEFAULT_NETWORK
+
+
+def _pseudo_id(name):
+    return hashlib.sha256(f"minirun-{name}".encode()).hexdigest()
+
+
+# host and none are modes, not records; Docker lists them as networks all the same.
+PSEUDO = {"host": "host", "none": "null"}
+
+
+def pseudo(name):
+    return {"Name": name, "Id": _pseudo_id(name), "Created": "0001-01-01T00:00:00Z",
+            "Scope": "local", "Driver": PSEUDO[name], "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None, "Config": []}, "Internal": False,
+            "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False, "Containers": {}, "Options": {}, "Labels": {}}
+
+
+def find_pseudo(ref):
+    return next((n for n in PSEUDO if ref in (n, _pseudo_id(n))), None)
+
+
+def network_json(store, row):
+    created = datetime.fromtimestamp(row["created"], timezone.utc).isoformat().replace("+00:00", "Z")
+    members = {m["container_id"]: {
+        "Name": m["name"], "EndpointID": "", "MacAddress": m["mac"],
+        "IPv4Address": f"{m['ip']}/{row['subnet'].split('/')[1]}", "IPv6Address": ""}
+        for m in store.members(row["id"])}
+    options = {"com.docker.network.bridge.name": row["bridge"]}
+    if row["name"] == DEFAULT_NETWORK:
+        options["com.docker.network.bridge.default_bridge"] = "true"
+    return {"Name": row["name"], "Id": row["id"], "Created": created, "Scope": "local",
+            "Driver": "bridge", "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None,
+                     "Config": [{"Subnet": row["subnet"], "Gateway": row["gateway"]}]},
+            "Internal": False, "Attachable": False, "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": members,
+            "Options": options, "Labels": json.loads(row["labels"])}
+
+
+def all_networks(store):
+    return [network_json(store, r) for r in store.list()] + [pseudo(n) for n in PSEUDO]
+
+
+def one(store, ref):
+    name = find_pseudo(ref)
+    return pseudo(name) if name else network_json(store, store.get(ref))
