@@ -2,6 +2,7 @@
 a CLI runner, and a leak check after every test."""
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -80,7 +81,26 @@ class Minirun:
 
 @pytest.fixture
 def minirun(state_root):
-    return Minirun(state_root)
+    m = Minirun(state_root)
+    yield m
+    if os.path.exists(os.path.join(state_root, "state.db")):
+        _no_container_network_left(m)
+        m("network", "reset")          # bridges and NAT are kept until then, as docker0 is
+
+
+def _no_container_network_left(m):
+    """What each container adds (veth, published-port rules) must go with it; a network's own
+    bridge and rules stay until ``network reset``, which the fixture then runs."""
+    from minirun.network.store import NetworkStore
+    store = NetworkStore(m.root)
+    assert not store.wired() and not store.all_ports()
+    veths = {l for l in network_state()["links"] if l.startswith("veth")}
+    assert not veths, f"veth left behind: {veths}"
+    names = store.names
+    for rules in (_lines("nft", "list", "table", "ip", names.table),
+                  _lines("iptables", "-w", "-t", "nat", "-S", f"{names.chain}-DNAT")):
+        published = [r for r in rules if "dnat" in r.lower() and (" : " in r or "-A " in r)]
+        assert not published, f"published-port rules left behind: {published}"
 
 
 @pytest.fixture
@@ -105,12 +125,18 @@ def _lines(*argv):
     return set(res.stdout.splitlines()) if res.returncode == 0 else set()
 
 
+# iptables-nft makes its built-in tables and chains on first use and leaves them, empty.
+IPTABLES_SCAFFOLD = re.compile(r"\s*(table ip (filter|nat) \{|chain [A-Z]+ \{|"
+                               r"type \w+ hook \w+ priority [-\w]+; policy accept;|\})")
+
+
 def network_state():
     """The host's links, addresses and firewall rules (nftables and iptables)."""
     links = {l.split(":")[1].split("@")[0].strip() for l in _lines("ip", "-o", "link")}
     addrs = {" ".join(l.split()[1:4]) for l in _lines("ip", "-o", "addr")}
-    rules = _lines("nft", "list", "ruleset") | _lines("iptables", "-w", "-S") | \
-        _lines("iptables", "-w", "-t", "nat", "-S")
+    nft = {l for l in _lines("nft", "list", "ruleset")
+           if l.strip() and not IPTABLES_SCAFFOLD.fullmatch(l)}
+    rules = nft | _lines("iptables", "-w", "-S") | _lines("iptables", "-w", "-t", "nat", "-S")
     return {"links": links, "addresses": addrs, "rules": rules}
 
 

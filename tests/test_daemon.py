@@ -387,3 +387,79 @@ def test_detached_tty_container_logs_its_terminal(daemon):
     assert wait_for(lambda: "done" in daemon.cli("logs", "tty").stdout)
     assert daemon.cli("logs", "tty").stdout.startswith("/dev/pts/0")
     assert json.loads(daemon.cli("inspect", "tty").stdout)[0]["Config"]["Tty"] is True
+
+
+# -- networks through the API ------------------------------------------------------------
+
+def _http_get(url, timeout=5):
+    import urllib.request
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+HTTPD = ["sh", "-c", "mkdir /w && echo hello-from-$HOSTNAME > /w/index.html && "
+         "exec httpd -f -p 80 -h /w"]
+
+
+def test_docker_py_networks_ports_and_names(daemon):
+    import docker
+    client = daemon.client()
+    net = client.networks.create("svc", ipam=docker.types.IPAMConfig(
+        pool_configs=[docker.types.IPAMPool(subnet="10.125.0.0/24")]))
+    assert {n.name for n in client.networks.list()} >= {"bridge", "host", "none", "svc"}
+    web = client.containers.run("busybox", HTTPD, detach=True, name="web", hostname="web",
+                                network="svc", ports={"80/tcp": None})
+    web.reload()
+    settings = web.attrs["NetworkSettings"]
+    assert settings["Networks"]["svc"]["IPAddress"].startswith("10.125.0.")
+    host_port = settings["Ports"]["80/tcp"][0]["HostPort"]
+    assert web.ports["80/tcp"][0]["HostIp"] == "0.0.0.0"
+    assert web.attrs["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "",
+                                                                   "HostPort": ""}]}
+    assert _http_get(f"http://127.0.0.1:{host_port}/") == "hello-from-web\n"
+    listed = client.api.containers(filters={"name": "web"})[0]
+    assert listed["Ports"][0]["PublicPort"] == int(host_port)
+    got = client.containers.run("busybox", ["wget", "-q", "-O-", "http://web/"], remove=True,
+                                network="svc")
+    assert got == b"hello-from-web\n"
+    client.networks.get("svc").reload()
+    assert list(client.networks.get("svc").attrs["Containers"]) == [web.id]
+    other = client.networks.create("other")
+    other.connect(web, aliases=["www"])
+    web.reload()
+    assert set(web.attrs["NetworkSettings"]["Networks"]) == {"svc", "other"}
+    assert client.containers.run("busybox", ["wget", "-q", "-O-", "http://www/"], remove=True,
+                                 network="other") == b"hello-from-web\n"
+    other.disconnect(web)
+    with pytest.raises(docker.errors.APIError) as e:
+        net.remove()                                       # web still holds an address
+    assert e.value.status_code == 409
+    web.remove(force=True)
+    net.remove()
+    other.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.networks.get("svc")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.networks.get("bridge").remove()
+    assert e.value.status_code in (403, 409)
+
+
+def test_a_restarted_daemon_keeps_addresses_and_published_ports(daemon):
+    daemon.cli("run", "-d", "--name", "web", "-p", "127.0.0.1::80", "busybox", *HTTPD)
+    before = json.loads(daemon.cli("inspect", "web").stdout)[0]["NetworkSettings"]
+    port = before["Ports"]["80/tcp"][0]["HostPort"]
+    assert _http_get(f"http://127.0.0.1:{port}/").startswith("hello-from-")
+    daemon.stop(signal.SIGKILL)
+    daemon.start()
+    after = json.loads(daemon.cli("inspect", "web").stdout)[0]["NetworkSettings"]
+    assert after["IPAddress"] == before["IPAddress"] and after["Ports"] == before["Ports"]
+    assert _http_get(f"http://127.0.0.1:{port}/").startswith("hello-from-")
+    assert "127.0.0.1:" + port + "->80/tcp" in daemon.cli("ps").stdout
+    daemon.cli("rm", "-f", "web")

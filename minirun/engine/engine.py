@@ -56,7 +56,6 @@ class Engine:
                 self._recover(row)
             except Exception:
                 self.log.exception("recovering container %s", row["id"][:12])
-        self.networking.clean_stale()
 
     def _recover(self, row):
         """After a restart: re-adopt what runs, finish what a crash left half-made."""

@@ -8,24 +8,37 @@ nothing from here; container:NAME joins another container's namespace.
 import json
 
 from ..errors import MinirunError
-from ..network import ports as portspec
-from ..network import wiring
-from ..network.hosts import base as hosts_base
-from ..network.store import DEFAULT_NETWORK, NetworkStore
 from .options import OptionError
 
+DEFAULT_NETWORK = "bridge"
 OWN_NAMESPACE = ("none", "host")
 
 
-def mode(opts):
+def mode(network):
     """The --network value, Docker's "default" read as "bridge"."""
-    return DEFAULT_NETWORK if opts.network in (None, "", "default") else opts.network
+    return DEFAULT_NETWORK if network in (None, "", "default") else network
+
+
+def wired(network):
+    """Does this --network value need wiring (a bridge), or is it none/host/container:?"""
+    net = mode(network)
+    return net not in OWN_NAMESPACE and not net.startswith("container:")
 
 
 class Networking:
+    """The network layer, imported only when a container has (or may have) a bridge:
+    --network none and host stay as fast as they were."""
+
     def __init__(self, root, containers, db=None):
-        self.containers = containers
-        self.store = NetworkStore(root, db=db or containers.db)
+        self.root, self.containers, self._db = root, containers, db or containers.db
+        self._store = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            from ..network.store import NetworkStore
+            self._store = NetworkStore(self.root, db=self._db)
+        return self._store
 
     def hosts_path(self, cid):
         return self.containers.path(cid, "hosts")
@@ -34,9 +47,10 @@ class Networking:
     def plan(self, opts, cid, exposed):
         """Check --network, -p and -P; take the container's address. Returns what the
         container's config keeps: the ports to publish, and the hosts file's own line."""
-        net = mode(opts)
+        from ..network import ports as portspec
+        net = mode(opts.network)
         bindings = portspec.bindings(opts.publish, opts.publish_all, list(exposed) + opts.expose)
-        if net in OWN_NAMESPACE or net.startswith("container:"):
+        if not wired(net):
             if net.startswith("container:"):
                 if bindings:
                     raise OptionError("conflicting options: port publishing and the container "
@@ -56,10 +70,6 @@ class Networking:
         ep = self.store.allocate(network, cid, opts.network_alias)
         return bindings, ep["ip"]
 
-    @staticmethod
-    def hosts_file(hostname, ip):
-        return hosts_base(hostname, ip)
-
     # -- start and stop -----------------------------------------------------------
     def join_target(self, spec, options):
         """container:NAME: the netns of that (running) container, for the runtime to join."""
@@ -73,23 +83,20 @@ class Networking:
         spec.netns = f"/proc/{target['pid']}/ns/net"
 
     def connect(self, cid, pid, trace=lambda *a: None):
+        from ..network import wiring
         row = self.containers.get(cid)
         bindings = [tuple(b) for b in json.loads(row["config"]).get("ports", [])]
         wiring.connect(self.store, cid, pid, bindings, trace, self.hosts_path)
 
     def disconnect(self, cid):
+        from ..network import wiring
         wiring.disconnect(self.store, cid, self.hosts_path)
-
-    def clean_stale(self):
-        """Bridges and rules a crash left with no container attached (daemon start)."""
-        if self.store.db.execute("SELECT 1 FROM networks LIMIT 1").fetchone():
-            wiring.clean_stale(self.store)
 
     # -- network connect / disconnect of a container ----------------------------------
     def connect_network(self, network_ref, container_ref, aliases=()):
+        from ..network import wiring
         network, row = self.store.get(network_ref), self.containers.get(container_ref)
-        if json.loads(row["config"])["options"].get("network") in ("host", "none") or \
-                (json.loads(row["config"])["options"].get("network") or "").startswith("container:"):
+        if not wired(json.loads(row["config"])["options"].get("network") or ""):
             raise MinirunError(f"container {row['name']} has no network of its own to connect")
         if self.store.endpoint(network["id"], row["id"]):
             raise MinirunError(f"endpoint with name {row['name']} already exists in network "
@@ -104,6 +111,7 @@ class Networking:
                 raise
 
     def disconnect_network(self, network_ref, container_ref):
+        from ..network import wiring
         network, row = self.store.get(network_ref), self.containers.get(container_ref)
         if not self.store.endpoint(network["id"], row["id"]):
             raise MinirunError(f"container {row['name']} is not connected to network "

@@ -13,7 +13,7 @@ from ..errors import MinirunError
 from .cleanup import reap_orphans
 from .containers import ContainerStore
 from .create import create
-from .networking import Networking
+from .networking import Networking, wired
 from .start import start
 
 EXIT_RUNTIME = 125   # Docker's code for "the runtime itself failed"
@@ -53,7 +53,8 @@ def run(root, opts, stderr=sys.stderr):
         with forwarding_signals() as forward_to:
             cgroups, proc = start(spec, trace, networking, outside=_size_terminal)
             undo.callback(cgroups.remove, cid)
-            undo.callback(networking.disconnect, cid)
+            if wired(opts.network):
+                undo.callback(networking.disconnect, cid)
             started = True
             forward_to(proc)
             containers.mark_running(cid, proc.pid)

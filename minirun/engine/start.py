@@ -7,24 +7,28 @@ import json
 
 from ..runtime import cgroups as cg
 from ..runtime import container as rt
+from .networking import wired as network_wired
 
 
 def start(spec, trace, networking, outside=None, stdio=None):
     """Create the container's cgroups and start its PID 1; return (cgroups, Process)."""
-    row = networking.containers.get(spec.id)
-    networking.join_target(spec, json.loads(row["config"])["options"])
+    options = json.loads(networking.containers.get(spec.id)["config"])["options"]
+    networking.join_target(spec, options)
+    wired = network_wired(options.get("network") or "")
     cgroups = cg.detect(trace)
     trace(f"cgroup v{cgroups.version}: mkdir {cg.PARENT}/{spec.id[:12]}",
           "a cgroup of its own in each hierarchy it is limited by")
     cgroups.create(spec.id, spec.limits)
 
     def wire(proc):                     # its netns exists, its command has not run yet
-        networking.connect(spec.id, proc.pid, trace)
+        if wired:
+            networking.connect(spec.id, proc.pid, trace)
         if outside:
             outside(proc)
     try:
         return cgroups, rt.start(spec, cgroups, trace, outside=wire, stdio=stdio)
     except BaseException:
-        networking.disconnect(spec.id)
+        if wired:
+            networking.disconnect(spec.id)
         cgroups.remove(spec.id)
         raise

@@ -66,41 +66,65 @@ def _run(argv, stdin=None, ok_missing=False):
     return res
 
 
-class Nftables:
+class Recorded:
+    """Remembers which backend holds the rules, so a later command removes them from there."""
+
+    def __init__(self, names, record):
+        self.names, self.record = names, record
+
+    def remember(self):
+        os.makedirs(os.path.dirname(self.record), exist_ok=True)
+        with open(self.record, "w") as f:
+            f.write(self.name)
+
+    def forget(self):
+        try:
+            os.unlink(self.record)
+        except FileNotFoundError:
+            pass
+
+
+class Nftables(Recorded):
     name = "nftables"
 
-    def __init__(self, names):
+    def __init__(self, names, record):
+        super().__init__(names, record)
         self.table = names.table
 
-    def _elements(self, verb, items, ok_missing=False):
-        for set_name, element in items:
-            _run(["nft", f"{verb} element ip {self.table} {set_name} {{ {element} }}"],
-                 ok_missing=ok_missing)
+    def _batch(self, verb, items):
+        """One atomic nft run for many elements; a delete falls back to one at a time (some
+        may be gone already)."""
+        script = "".join(f"{verb} element ip {self.table} {s} {{ {e} }}\n" for s, e in items)
+        if not script:
+            return
+        if verb == "add" or _run(["nft", "-f", "-"], stdin=script, ok_missing=True).returncode:
+            for set_name, element in items:
+                _run(["nft", f"{verb} element ip {self.table} {set_name} {{ {element} }}"],
+                     ok_missing=(verb == "delete"))
 
-    def ensure(self):
-        if _run(["nft", "list", "table", "ip", self.table], ok_missing=True).returncode != 0:
-            _run(["nft", "-f", "-"], stdin=NFT_TABLE.format(table=self.table))
+    def start(self, bridge, subnet):
+        """The table, fresh (a crash may have left an old one), with its first network."""
+        self.remember()
+        _run(["nft", "-f", "-"], stdin=f"table ip {self.table} {{}}\ndelete table ip {self.table}\n"
+             + NFT_TABLE.format(table=self.table) + "".join(
+                 f"add element ip {self.table} {s} {{ {e} }}\n"
+                 for s, e in _network_elements(bridge, subnet)))
 
     def add_network(self, bridge, subnet):
-        self.ensure()
-        _run(["nft", "-f", "-"], stdin="".join(
-            f"add element ip {self.table} {s} {{ {e} }}\n" for s, e in _network_elements(bridge, subnet)))
+        self._batch("add", _network_elements(bridge, subnet))
 
     def remove_network(self, bridge, subnet):
-        self._elements("delete", _network_elements(bridge, subnet), ok_missing=True)
+        self._batch("delete", _network_elements(bridge, subnet))
 
-    def add_port(self, p):
-        self.ensure()
-        self._elements("add", [_port_element(p)])
+    def add_ports(self, ports):
+        self._batch("add", [_port_element(p) for p in ports])
 
-    def remove_port(self, p):
-        self._elements("delete", [_port_element(p)], ok_missing=True)
+    def remove_ports(self, ports):
+        self._batch("delete", [_port_element(p) for p in ports])
 
     def remove_all(self):
         _run(["nft", "delete", "table", "ip", self.table], ok_missing=True)
-
-    def rules(self):
-        return _run(["nft", "list", "table", "ip", self.table], ok_missing=True).stdout
+        self.forget()
 
 
 def _network_elements(bridge, subnet):
@@ -115,10 +139,11 @@ def _port_element(p):
     return "ports_ip", f"{p['host_ip']} . {p['proto']} . {p['host_port']} : {target}"
 
 
-class Iptables:
+class Iptables(Recorded):
     name = "iptables"
 
-    def __init__(self, names):
+    def __init__(self, names, record):
+        super().__init__(names, record)
         p = names.chain
         self.dnat, self.post = f"{p}-DNAT", f"{p}-POSTROUTING"
         self.forward, self.isolate = f"{p}-FORWARD", f"{p}-ISOLATE"
@@ -142,16 +167,16 @@ class Iptables:
                 ("nat", "POSTROUTING", ["-j", self.post]),
                 ("filter", "FORWARD", ["-j", self.forward])]
 
-    def ensure(self):
-        if _run(["iptables", "-w", "-t", "filter", "-S", self.forward],
-                ok_missing=True).returncode == 0:
-            return
+    def start(self, bridge, subnet):
+        self.remove_all()                      # what a crash may have left
+        self.remember()
         for table, chain in (("nat", self.dnat), ("nat", self.post),
                              ("filter", self.forward), ("filter", self.isolate)):
             self._ipt(table, "-N", chain)
         self._add("filter", self.forward, ["-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"])
         for table, chain, rule in self._jumps():
             self._add(table, chain, rule, first=(chain == "FORWARD"))
+        self.add_network(bridge, subnet)
 
     def _network_rules(self, bridge, subnet):
         ct = ["-m", "conntrack", "--ctstate"]
@@ -165,7 +190,6 @@ class Iptables:
                 ("filter", self.isolate, ["-o", bridge, "-j", "DROP"])]
 
     def add_network(self, bridge, subnet):
-        self.ensure()
         for table, chain, rule in self._network_rules(bridge, subnet):
             self._add(table, chain, rule)
 
@@ -178,12 +202,13 @@ class Iptables:
         return dest + ["-p", p["proto"], "--dport", str(p["host_port"]), "-j", "DNAT",
                        "--to-destination", f"{p['container_ip']}:{p['container_port']}"]
 
-    def add_port(self, p):
-        self.ensure()
-        self._add("nat", self.dnat, self._port_rule(p))
+    def add_ports(self, ports):
+        for p in ports:
+            self._add("nat", self.dnat, self._port_rule(p))
 
-    def remove_port(self, p):
-        self._delete("nat", self.dnat, self._port_rule(p))
+    def remove_ports(self, ports):
+        for p in ports:
+            self._delete("nat", self.dnat, self._port_rule(p))
 
     def remove_all(self):
         for table, chain, rule in self._jumps():
@@ -192,20 +217,25 @@ class Iptables:
                              ("filter", self.forward), ("filter", self.isolate)):
             self._ipt(table, "-F", chain, ok_missing=True)
             self._ipt(table, "-X", chain, ok_missing=True)
-
-    def rules(self):
-        return "".join(_run(["iptables", "-w", "-t", t, "-S"]).stdout for t in ("nat", "filter"))
+        self.forget()
 
 
-def firewall(names):
-    """nftables where the host has nft, else iptables (MINIRUN_FIREWALL picks one)."""
-    choice = os.environ.get("MINIRUN_FIREWALL")
-    if choice not in (None, "", "nftables", "iptables"):
+
+def firewall(names, state_dir):
+    """The backend this state root's rules are in: the one recorded when they were made, else
+    nftables where the host has nft, else iptables (MINIRUN_FIREWALL picks one)."""
+    record = os.path.join(state_dir, "firewall")
+    try:
+        with open(record) as f:
+            choice = f.read().strip()
+    except FileNotFoundError:
+        choice = os.environ.get("MINIRUN_FIREWALL") or ""
+    if choice not in ("", "nftables", "iptables"):
         raise MinirunError(f"MINIRUN_FIREWALL={choice}: use nftables or iptables")
     if choice != "iptables" and shutil.which("nft"):
-        return Nftables(names)
+        return Nftables(names, record)
     if choice != "nftables" and shutil.which("iptables"):
-        return Iptables(names)
+        return Iptables(names, record)
     raise MinirunError("bridge networking needs nftables or iptables "
                        "(apt-get install nftables)")
 

@@ -6,7 +6,6 @@ starts, and UNIQUE (network, ip) would refuse a duplicate even so. Addresses
 belong to the container record (ON DELETE CASCADE): kept across stops and
 daemon restarts, released when the container is removed.
 """
-import hashlib
 import ipaddress
 import json
 import os
@@ -14,6 +13,7 @@ import re
 import socket
 import sqlite3
 import time
+import zlib
 
 from .. import statedb
 from ..errors import Conflict, MinirunError, NotFound
@@ -34,7 +34,7 @@ class HostNames:
 
     def __init__(self, root):
         root = os.path.realpath(root)
-        tag = "" if root == "/var/lib/minirun" else hashlib.sha256(root.encode()).hexdigest()[:6]
+        tag = "" if root == "/var/lib/minirun" else f"{zlib.crc32(root.encode()):08x}"[:6]
         self.table = f"minirun_{tag}" if tag else "minirun"          # nftables table
         self.chain = f"MR{tag}" if tag else "MINIRUN"                 # iptables chain prefix
         self.default_bridge = f"mr{tag}0" if tag else "minirun0"

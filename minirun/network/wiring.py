@@ -1,10 +1,11 @@
 """Wiring a container into its networks when it starts, and out when it stops.
 
-    connect: per endpoint ─ bridge (made on first use) + its firewall elements
+    connect: per endpoint ─ the network's bridge and rules (made on first use, then kept)
                           ─ veth pair: host end on the bridge, eth0… in the container
              published ports ─ host ports chosen and recorded, DNAT elements added
              /etc/hosts of everyone on the same user networks
-    disconnect: the same, undone; a bridge with no containers left goes, with its rules
+    disconnect: the container's veth and ports go; the bridge stays for the next one,
+             as docker0 does, until ``network rm`` or ``network reset``
 
 One lock per state root (flock) makes these steps atomic with respect to other
 containers starting or stopping, in this process or another. Every step
@@ -16,7 +17,7 @@ import json
 import os
 
 from ..errors import Conflict, MinirunError
-from . import hosts
+from . import hosts, links
 from .firewall import enable_forwarding, firewall, restore_forwarding
 from .store import DEFAULT_NETWORK
 from .subnets import clash
@@ -33,6 +34,10 @@ def network_lock(store):
         os.close(fd)
 
 
+def _state_dir(store):
+    return os.path.join(store.root, "network")
+
+
 def veth_name(container_id, ifname):
     return f"veth{container_id[:9]}{ifname[3:]}"        # eth0 → veth0123456780
 
@@ -46,15 +51,14 @@ def connect(store, container_id, pid, bindings, trace=lambda *a: None, hosts_pat
         endpoints = [ep for ep in endpoints if ep["network_id"] == only]
     if not endpoints:
         return
-    from . import links
-    fw = firewall(store.names)
+    fw = firewall(store.names, _state_dir(store))
     netns = links.open_netns(pid)
     try:
         with network_lock(store), contextlib.ExitStack() as undo:
             undo.callback(_disconnect_locked, store, container_id, fw, only)
             for ep in endpoints:
-                _wire(store, fw, netns, container_id, ep, default_route=(ep["ifname"] == "eth0"),
-                      trace=trace)
+                _ensure_network(store, fw, ep, trace)
+                _plug(store, netns, container_id, ep, trace)
             if only is None:
                 _publish(store, fw, container_id, endpoints[0]["ip"], bindings, trace)
             _refresh_hosts(store, [ep["network_id"] for ep in endpoints], hosts_path)
@@ -63,21 +67,32 @@ def connect(store, container_id, pid, bindings, trace=lambda *a: None, hosts_pat
         os.close(netns)
 
 
-def _wire(store, fw, netns, container_id, ep, default_route, trace):
-    from . import links
-    if not links.exists(ep["bridge"]):
-        reason = clash(ep["subnet"])
-        if reason:
-            raise MinirunError(f"network {ep['network']}: its subnet {ep['subnet']} overlaps "
-                               f"{reason}")
-    if links.ensure_bridge(ep["bridge"], ep["gateway"], ep["subnet"]):
-        fw.add_network(ep["bridge"], ep["subnet"])
-        enable_forwarding(os.path.join(store.root, "network"))
-        trace(f"ip link add {ep['bridge']} type bridge; ip addr add {ep['gateway']} dev "
-              f"{ep['bridge']}; {fw.name}: masquerade {ep['subnet']}",
-              "the network's bridge, made when its first container starts")
+def _ensure_network(store, fw, network, trace):
+    """The bridge, address and rules of an endpoint's network, made the first time a container
+    needs them."""
+    if links.exists(network["bridge"]):
+        return
+    reason = clash(network["subnet"])
+    if reason:
+        raise MinirunError(f"network {network['network']}: its subnet {network['subnet']} "
+                           f"overlaps {reason}")
+    first = not any(links.exists(b) for b in _bridges(store))
+    links.ensure_bridge(network["bridge"], network["gateway"], network["subnet"])
+    try:
+        (fw.start if first else fw.add_network)(network["bridge"], network["subnet"])
+        enable_forwarding(_state_dir(store))
+    except BaseException:
+        _drop_network(store, fw, network)
+        raise
+    trace(f"ip link add {network['bridge']} type bridge; ip addr add {network['gateway']} dev "
+          f"{network['bridge']}; {fw.name}: masquerade {network['subnet']}",
+          "the network's bridge and NAT, made when its first container starts, then kept")
+
+
+def _plug(store, netns, container_id, ep, trace):
     veth = veth_name(container_id, ep["ifname"])
     store.set_veth(ep["network_id"], container_id, veth)      # recorded first: undo finds it
+    default_route = ep["ifname"] == "eth0"
     links.add_veth(veth, netns, ep, default_route)
     trace(f"ip link add {veth} type veth peer {ep['ifname']} netns <container>; "
           f"ip addr add {ep['ip']} dev {ep['ifname']}" + (f"; ip route add default via "
@@ -88,8 +103,9 @@ def _wire(store, fw, netns, container_id, ep, default_route, trace):
 def _publish(store, fw, container_id, container_ip, bindings, trace):
     if not bindings:
         return
-    for p in store.publish(container_id, container_ip, bindings):
-        fw.add_port(p)
+    published = store.publish(container_id, container_ip, bindings)
+    fw.add_ports(published)
+    for p in published:
         trace(f"{fw.name}: dnat {p['host_ip']}:{p['host_port']}/{p['proto']} to "
               f"{container_ip}:{p['container_port']}", "a published port")
 
@@ -99,41 +115,43 @@ def disconnect(store, container_id, hosts_path=None, only=None):
     if not any(ep["veth"] for ep in store.endpoints(container_id)) \
             and not store.ports(container_id):
         return
-    fw = firewall(store.names)
+    fw = firewall(store.names, _state_dir(store))
     with network_lock(store):
         networks = _disconnect_locked(store, container_id, fw, only)
         _refresh_hosts(store, networks, hosts_path)
 
 
 def _disconnect_locked(store, container_id, fw, only=None):
-    from . import links
     if only is None:
-        for p in store.ports(container_id):
-            fw.remove_port(p)
+        fw.remove_ports(store.ports(container_id))
         store.unpublish(container_id)
     touched = []
     for ep in store.endpoints(container_id):
         if only is not None and ep["network_id"] != only:
             continue
         if ep["veth"]:
+            # The kernel would delete it with the container's namespace, but later, and
+            # not at all while a container: joined the namespace keeps it alive.
             links.remove(ep["veth"])
             store.set_veth(ep["network_id"], container_id, None)
-            _drop_idle_bridge(store, fw, ep)
         touched.append(ep["network_id"])
     return touched
 
 
-def _drop_idle_bridge(store, fw, ep):
-    """A bridge nobody is attached to goes, with its rules; the table goes with the last one."""
-    from . import links
-    if links.port_count(ep["bridge"]):
-        return
-    links.remove(ep["bridge"])
-    fw.remove_network(ep["bridge"], ep["subnet"])
-    if not any(links.exists(n["bridge"]) for n in store.db.execute("SELECT bridge FROM networks")):
+def _bridges(store):
+    return [r[0] for r in store.db.execute("SELECT bridge FROM networks")]
+
+
+def _drop_network(store, fw, network):
+    """A network's bridge and rules; the whole table goes with the last one."""
+    links.remove(network["bridge"])
+    if any(links.exists(b) for b in _bridges(store) if b != network["bridge"]):
+        fw.remove_network(network["bridge"], network["subnet"])
+    else:
         fw.remove_all()
 
 
+# -- /etc/hosts ----------------------------------------------------------------------------
 def _refresh_hosts(store, network_ids, hosts_path):
     """Rewrite the peer section of /etc/hosts for everyone wired to these user networks."""
     if hosts_path is None:
@@ -155,32 +173,23 @@ def _peers(store, container_id):
     return peers
 
 
+# -- whole networks ------------------------------------------------------------------------
 def remove_network(store, ref):
-    """network rm: the record, and its bridge and rules if a crash left them."""
+    """network rm: the record, its bridge and its rules."""
     with network_lock(store):
         row = store.remove(ref)
-        _drop_idle_bridge(store, firewall(store.names), row)
+        if links.exists(row["bridge"]):
+            _drop_network(store, firewall(store.names, _state_dir(store)), row)
     return row
-
-
-def clean_stale(store):
-    """After a crash: bridges nobody is attached to, and their rules, go (daemon start)."""
-    from . import links
-    fw = firewall(store.names)
-    with network_lock(store):
-        for n in store.db.execute("SELECT * FROM networks").fetchall():
-            if links.exists(n["bridge"]):
-                _drop_idle_bridge(store, fw, n)
 
 
 def reset(store):
     """Remove every bridge and rule of this state root; routing back off if minirun turned it on."""
-    from . import links
-    fw = firewall(store.names)
+    fw = firewall(store.names, _state_dir(store))
     with network_lock(store):
         if store.wired():
             raise Conflict("containers are still running on minirun networks: stop them first")
-        for n in store.db.execute("SELECT * FROM networks").fetchall():
-            links.remove(n["bridge"])
+        for bridge in _bridges(store):
+            links.remove(bridge)
         fw.remove_all()
-        restore_forwarding(os.path.join(store.root, "network"))
+        restore_forwarding(_state_dir(store))

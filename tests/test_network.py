@@ -1,0 +1,328 @@
+"""Networking: addresses, names, isolation, published ports, modes; checked from inside
+containers and from the host over loopback and the containers' own bridge. The leak check
+in conftest compares the host's links, addresses and firewall rules before and after."""
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+FIREWALLS = ["nftables", "iptables"]
+PONG = "nc -ll -p 7000 -e echo pong"
+# A client that waits (up to 5 s) for the server to listen: prints what it answered.
+ASK = "for i in $(seq 50); do r=$(nc -w 1 {host} 7000 </dev/null) && [ -n \"$r\" ] && " \
+      "echo $r && exit 0; sleep 0.1; done; exit 1"
+
+
+def run_sh(loaded, script, *flags, env=None):
+    return loaded.run("--rm", *flags, "busybox", "sh", "-c", script, env=env)
+
+
+def wait_running(loaded, name, timeout=15):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        rows = [r for r in loaded.containers().list() if r["name"] == name]
+        if rows and rows[0]["state"] == "running":
+            return rows[0]["id"]
+        time.sleep(0.05)
+    raise AssertionError(f"container {name} did not start")
+
+
+@contextlib.contextmanager
+def serving(loaded, name, script, *flags, env=None):
+    """A container running *script* in the background (tini as PID 1, so SIGTERM ends it)."""
+    proc = subprocess.Popen(loaded.argv("run", "--rm", "--init", "--name", name, *flags,
+                                        "busybox", "sh", "-c", script),
+                            env=loaded.env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        cid = wait_running(loaded, name)
+        yield cid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            loaded.reap_orphans()
+
+
+def inspect_network(loaded, name):
+    return json.loads(loaded("network", "inspect", name).stdout)[0]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=5):
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+HTTPD = "mkdir /w && echo hello-from-{name} > /w/index.html && httpd -f -p 80 -h /w"
+
+
+# -- the default bridge ---------------------------------------------------------------
+
+def test_container_gets_an_address_in_the_subnet_and_a_default_route(loaded):
+    p = run_sh(loaded, "ip -o -4 addr show eth0; ip route; cat /etc/hosts; hostname")
+    assert p.returncode == 0, p.stderr
+    net = inspect_network(loaded, "bridge")["IPAM"]["Config"][0]
+    addr = p.stdout.split("inet ")[1].split()[0]
+    assert ipaddress.ip_interface(addr).network == ipaddress.ip_network(net["Subnet"])
+    assert f"default via {net['Gateway']} dev eth0" in p.stdout
+    ip = addr.split("/")[0]
+    assert f"{ip}\t{p.stdout.split()[-1]}" in p.stdout          # own name in /etc/hosts
+
+
+def test_the_bridge_stays_until_reset_and_its_containers_leave_nothing(loaded):
+    bridge = inspect_network(loaded, "bridge")["Options"]["com.docker.network.bridge.name"]
+    with serving(loaded, "one", "sleep 30", "-p", "80"):
+        assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0
+        assert len(os.listdir(f"/sys/class/net/{bridge}/brif")) == 1
+    assert os.listdir(f"/sys/class/net/{bridge}/brif") == []      # the container's veth went
+    loaded("network", "reset")
+    assert not os.path.exists(f"/sys/class/net/{bridge}")
+
+
+def test_network_rm_removes_its_bridge(loaded):
+    loaded("network", "create", "gone")
+    bridge = inspect_network(loaded, "gone")["Options"]["com.docker.network.bridge.name"]
+    assert run_sh(loaded, "true", "--network", "gone").returncode == 0
+    assert os.path.exists(f"/sys/class/net/{bridge}")
+    loaded("network", "rm", "gone")
+    assert not os.path.exists(f"/sys/class/net/{bridge}")
+
+
+def test_network_none_has_only_loopback_and_host_shares_the_hosts(loaded):
+    assert run_sh(loaded, "ls /sys/class/net", "--network", "none").stdout.split() == ["lo"]
+    host_links = sorted(n.split(":")[1].split("@")[0].strip() for n in
+                        subprocess.run(["ip", "-o", "link"], capture_output=True,
+                                       text=True).stdout.splitlines())
+    inside = run_sh(loaded, "ls /sys/class/net", "--network", "host").stdout.split()
+    assert sorted(inside) == host_links
+
+
+def test_50_containers_started_at_once_get_50_distinct_addresses(loaded):
+    def one(i):          # no --rm: each keeps its address until removed, so none is reused
+        return loaded.run("--name", f"c{i}", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(one, range(50)))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results if r.returncode]
+    addrs = {r.stdout.split("inet ")[1].split("/")[0] for r in results}
+    assert len(addrs) == 50
+    held = inspect_network(loaded, "bridge")["Containers"].values()
+    assert {c["IPv4Address"].split("/")[0] for c in held} == addrs
+    for row in loaded.containers().list():
+        loaded.containers().remove(row["id"])
+    assert inspect_network(loaded, "bridge")["Containers"] == {}
+
+
+def test_an_address_is_kept_until_the_container_is_removed(loaded):
+    p = loaded.run("--name", "keep", "busybox", "true")
+    assert p.returncode == 0, p.stderr
+    kept = inspect_network(loaded, "bridge")["Containers"]
+    assert [c["Name"] for c in kept.values()] == ["keep"]
+    ip = next(iter(kept.values()))["IPv4Address"].split("/")[0]
+    other = run_sh(loaded, "ip -o -4 addr show eth0").stdout
+    assert f"inet {ip}/" not in other                       # still held by the stopped one
+    loaded.containers().remove(loaded.containers().get("keep")["id"])
+    assert inspect_network(loaded, "bridge")["Containers"] == {}
+    assert f"inet {ip}/" in run_sh(loaded, "ip -o -4 addr show eth0").stdout   # free again
+
+
+# -- user networks: names and isolation -------------------------------------------------
+
+@pytest.mark.parametrize("firewall", FIREWALLS)
+def test_containers_on_a_user_network_reach_each_other_by_name(loaded, firewall):
+    env = {"MINIRUN_FIREWALL": firewall}
+    loaded("network", "create", "app")
+    try:
+        with serving(loaded, "srv", PONG, "--network", "app", "--network-alias", "db", env=env):
+            for host in ("srv", "db"):
+                p = run_sh(loaded, ASK.format(host=host), "--network", "app", env=env)
+                assert (p.returncode, p.stdout.strip()) == (0, "pong"), p.stderr
+    finally:
+        loaded("network", "rm", "app")
+
+
+@pytest.mark.parametrize("firewall", FIREWALLS)
+def test_containers_on_different_networks_cannot_reach_each_other(loaded, firewall):
+    env = {"MINIRUN_FIREWALL": firewall}
+    loaded("network", "create", "front")
+    loaded("network", "create", "back")
+    try:
+        with serving(loaded, "srv", PONG, "--network", "back", env=env) as cid:
+            ip = next(iter(inspect_network(loaded, "back")["Containers"].values()))["IPv4Address"]
+            ip = ip.split("/")[0]
+            same = run_sh(loaded, ASK.format(host=ip), "--network", "back", env=env)
+            assert same.stdout.strip() == "pong", same.stderr          # the server is up
+            other = run_sh(loaded, "nc -w 2 %s 7000 </dev/null" % ip, "--network", "front",
+                           env=env)
+            assert other.returncode != 0 and "pong" not in other.stdout
+            assert cid
+    finally:
+        loaded("network", "rm", "front", "back")
+
+
+def test_names_are_not_visible_on_the_default_bridge(loaded):
+    with serving(loaded, "srv", "sleep 30"):
+        p = run_sh(loaded, "cat /etc/hosts")
+        assert "srv" not in p.stdout
+
+
+def test_network_connect_and_disconnect_a_running_container(loaded):
+    loaded("network", "create", "extra")
+    try:
+        with serving(loaded, "srv", PONG, "--network", "extra"):
+            with serving(loaded, "cli", "sleep 60"):
+                loaded("network", "connect", "--alias", "buddy", "extra", "cli")
+                pid = loaded.containers().get("cli")["pid"]      # no daemon, so no exec: nsenter
+                ask = subprocess.run(["nsenter", "-t", str(pid), "-n", "-m", "-p", "sh", "-c",
+                                      ASK.format(host="srv")], capture_output=True, text=True)
+                assert ask.stdout.strip() == "pong", ask.stderr
+                srv_hosts = open(loaded.containers().path(
+                    loaded.containers().get("srv")["id"], "hosts")).read()
+                assert "cli buddy" in srv_hosts
+                loaded("network", "disconnect", "extra", "cli")
+                links = subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", "link"],
+                                       capture_output=True, text=True).stdout.splitlines()
+                assert sorted(l.split(":")[1].split("@")[0].strip() for l in links) == \
+                    ["eth0", "lo"]
+                assert "cli" not in open(loaded.containers().path(
+                    loaded.containers().get("srv")["id"], "hosts")).read()
+    finally:
+        loaded("network", "rm", "extra")
+
+
+# -- published ports ------------------------------------------------------------------
+
+@pytest.mark.parametrize("firewall", FIREWALLS)
+def test_a_published_port_is_reachable_via_loopback_and_the_bridge(loaded, firewall):
+    env = {"MINIRUN_FIREWALL": firewall}
+    port = free_port()
+    with serving(loaded, "web", HTTPD.format(name="web"), "-p", f"{port}:80", env=env):
+        gateway = inspect_network(loaded, "bridge")["IPAM"]["Config"][0]["Gateway"]
+        assert http_get(f"http://127.0.0.1:{port}/") == "hello-from-web\n"
+        assert http_get(f"http://{gateway}:{port}/") == "hello-from-web\n"
+        assert loaded("port", "web").stdout == f"80/tcp -> 0.0.0.0:{port}\n"
+
+
+def test_a_random_port_on_127_0_0_1_and_publish_all(loaded):
+    with serving(loaded, "web", HTTPD.format(name="web"), "-p", "127.0.0.1::80",
+                 "--expose", "81", "-P"):
+        mapped = loaded("port", "web").stdout.splitlines()
+        assert len(mapped) == 2, mapped
+        loop = loaded("port", "web", "80").stdout.strip()
+        assert loop.startswith("127.0.0.1:")
+        assert http_get(f"http://{loop}/") == "hello-from-web\n"
+        any81 = loaded("port", "web", "81/tcp").stdout.strip()
+        assert any81.startswith("0.0.0.0:") and int(any81.split(":")[1]) >= 32768
+
+
+def test_a_port_in_use_fails_cleanly(loaded):
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = loaded.run("--rm", "-p", f"{port}:80", "busybox", "true")
+    assert p.returncode == 125
+    assert p.stderr.strip().endswith(f"Bind for 0.0.0.0:{port} failed: port is already allocated")
+    assert loaded.containers().list() == []
+
+
+@pytest.mark.parametrize("spec, error", [
+    ("80/sctp", "invalid protocol"), ("99999", "invalid container port"),
+    ("1.2.3:80:80", "invalid host address"), ("8000-8010:80", "port ranges are not supported"),
+])
+def test_bad_publish_specs_are_one_line_errors(loaded, spec, error):
+    p = loaded.run("--rm", "-p", spec, "busybox", "true")
+    assert p.returncode == 125 and error in p.stderr and len(p.stderr.splitlines()) == 1
+    assert loaded.containers().list() == []
+
+
+# -- container: mode, and faults ----------------------------------------------------------
+
+def test_container_mode_shares_the_network_namespace(loaded):
+    with serving(loaded, "srv", PONG) as cid:
+        ns = subprocess.run(["readlink", f"/proc/{loaded.containers().get(cid)['pid']}/ns/net"],
+                            capture_output=True, text=True).stdout.strip()
+        p = run_sh(loaded, "readlink /proc/self/ns/net; " + ASK.format(host="127.0.0.1"),
+                   "--network", "container:srv")
+        assert p.stdout.split() == [ns, "pong"], p.stderr
+
+
+def test_container_mode_needs_a_running_container(loaded):
+    loaded.run("--name", "stopped", "busybox", "true")
+    p = run_sh(loaded, "true", "--network", "container:stopped")
+    assert p.returncode == 125
+    assert "cannot join network of a non running container: stopped" in p.stderr
+    loaded.containers().remove(loaded.containers().get("stopped")["id"])
+
+
+def test_unknown_network_and_overlapping_subnet_are_refused(loaded):
+    p = run_sh(loaded, "true", "--network", "nope")
+    assert p.returncode == 125 and "network nope not found" in p.stderr
+    loaded("network", "create", "--subnet", "10.123.0.0/24", "a")
+    try:
+        p = loaded("network", "create", "--subnet", "10.123.0.128/25", "b", check=False)
+        assert p.returncode == 1 and "overlaps network 10.123.0.0/24" in p.stderr
+        route = subprocess.run(["ip", "-o", "-4", "route"], capture_output=True,
+                               text=True).stdout.split()[0]
+        if route != "default":
+            p = loaded("network", "create", "--subnet", route, "c", check=False)
+            assert p.returncode == 1 and "overlaps the host's route" in p.stderr
+    finally:
+        loaded("network", "rm", "a")
+
+
+def test_network_rm_refuses_a_network_with_containers(loaded):
+    loaded("network", "create", "busy")
+    loaded.run("--name", "member", "--network", "busy", "busybox", "true")
+    p = loaded("network", "rm", "busy", check=False)
+    assert p.returncode == 1 and "has active endpoints" in p.stderr
+    loaded.containers().remove(loaded.containers().get("member")["id"])
+    loaded("network", "rm", "busy")
+    assert "busy" not in loaded("network", "ls").stdout
+
+
+def test_a_killed_minirun_leaves_no_network_behind(loaded):
+    proc = subprocess.Popen(loaded.argv("run", "--rm", "--name", "victim", "-p", "80",
+                                        "busybox", "sleep", "60"), env=loaded.env())
+    wait_running(loaded, "victim")
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    loaded.reap_orphans()          # as the next minirun command does; the leak check follows
+    assert loaded.containers().list() == []
+
+
+def test_network_ls_and_inspect_show_dockers_fields(loaded):
+    loaded("network", "create", "--subnet", "10.124.0.0/24", "-l", "team=a", "mine")
+    try:
+        names = [l.split()[1] for l in loaded("network", "ls").stdout.splitlines()[1:]]
+        assert set(names) == {"bridge", "host", "none", "mine"}
+        net = inspect_network(loaded, "mine")
+        assert net["Driver"] == "bridge" and net["Labels"] == {"team": "a"}
+        assert net["IPAM"]["Config"] == [{"Subnet": "10.124.0.0/24", "Gateway": "10.124.0.1"}]
+    finally:
+        loaded("network", "rm", "mine")
