@@ -7,7 +7,7 @@
 - ``store``    records networks, each container's address on them (IPAM) and its published
                ports, in the state database: collision-free under concurrency, kept across
                restarts, released with the container.
-- ``links``    bridges and veth pairs, through netlink (pyroute2; imported only here).
+- ``links``    bridges and veth pairs, through rtnetlink requests (``linux/rtnetlink.py``).
 - ``firewall`` masquerade, published ports and isolation between networks, in minirun's own
                nftables table (or iptables chains): the host's rules are never touched.
 - ``hosts``    /etc/hosts for each container: how containers on a network find each other.

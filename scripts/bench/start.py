@@ -1,4 +1,5 @@
-"""Benchmark: container start latency, minirun vs runc/crun/podman/docker (see scripts/bench/start)."""
+"""Benchmark: container start latency, minirun vs runc/crun/podman/docker, without a network and
+with each one's default bridge network (see scripts/bench/start)."""
 import os
 import shutil
 import statistics
@@ -15,13 +16,15 @@ from common import load_busybox, prepare_bundle, remove_bench_cgroups  # noqa: E
 
 def prepare_minirun():
     minirun, env = load_busybox(ROOT)
-    return [minirun, "run", "--rm", "--network", "none", "busybox", "true"], env
+    return [minirun, "run", "--rm"], env
 
 
 def variants():
+    """name -> (argv for round i, env); "…/bridge" rows use each runtime's default network."""
     out = {}
     cmd, env = prepare_minirun()
-    out["minirun"] = (lambda i: cmd, env)
+    out["minirun"] = (lambda i: cmd + ["--network", "none", "busybox", "true"], env)
+    out["minirun/bridge"] = (lambda i: cmd + ["busybox", "true"], env)
     if shutil.which("runc"):
         bundle = prepare_bundle(ROOT, os.path.join(WORK, "bundle"))
         for rt in ("runc", "crun"):
@@ -35,10 +38,14 @@ def variants():
                     CONTAINERS_STORAGE_CONF="/tmp/peers/podman/storage.conf")
         out["podman"] = (lambda i: ["podman", "run", "--rm", "--network", "none",
                                     "localhost/busybox", "true"], penv)
+        out["podman/bridge"] = (lambda i: ["podman", "run", "--rm", "localhost/busybox", "true"],
+                                penv)
     if os.path.exists("/usr/bin/docker") and subprocess.run(
             ["/usr/bin/docker", "info"], capture_output=True).returncode == 0:
         out["docker"] = (lambda i: ["/usr/bin/docker", "run", "--rm", "--network", "none",
                                     "busybox", "true"], None)
+        out["docker/bridge"] = (lambda i: ["/usr/bin/docker", "run", "--rm", "busybox", "true"],
+                                None)
     return out
 
 
@@ -61,19 +68,31 @@ def main():
             if r >= 2:
                 times[n].append(dt)
     base = statistics.median(times["runc"]) if "runc" in times else None
+    docker = statistics.median(times["docker/bridge"]) if "docker/bridge" in times else None
     print(f"start latency, {rounds} interleaved rounds, ms"
           + (" (in a mount namespace without the cgroup2 mount)"
              if os.environ.get("MINIRUN_BENCH_WRAPPED") else ""))
-    print(f"{'runtime':10} {'min':>7} {'median':>7} {'p90':>7} {'max':>7} {'÷ runc':>7}")
+    print("rows without /bridge: --network none (runc/crun: no network namespace set-up at all)")
+    print(f"{'runtime':15} {'min':>7} {'median':>7} {'p90':>7} {'max':>7} {'÷ runc':>7} "
+          f"{'÷ docker/bridge':>15}")
     for n in names:
         v = sorted(times[n])
         med = statistics.median(v)
         ratio = f"{med / base:7.2f}" if base else "      -"
-        print(f"{n:10} {v[0]:7.1f} {med:7.1f} {v[int(len(v) * 0.9) - 1]:7.1f} {v[-1]:7.1f} {ratio}")
+        vs_docker = f"{med / docker:15.2f}" if docker and n.endswith("/bridge") else " " * 14 + "-"
+        print(f"{n:15} {v[0]:7.1f} {med:7.1f} {v[int(len(v) * 0.9) - 1]:7.1f} {v[-1]:7.1f} "
+              f"{ratio} {vs_docker}")
+
+
+def reset_network():
+    """The benchmark's own state root keeps a bridge and NAT rules: remove them."""
+    subprocess.run([os.path.join(REPO, ".venv", "bin", "minirun"), "network", "reset"],
+                   env=dict(os.environ, MINIRUN_ROOT=ROOT), check=False)
 
 
 if __name__ == "__main__":
     try:
         main()
     finally:
+        reset_network()
         remove_bench_cgroups()
