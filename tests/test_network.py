@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -227,6 +228,59 @@ def test_a_published_port_is_reachable_via_loopback_and_the_bridge(loaded, firew
         assert loaded("port", "web").stdout == f"80/tcp -> 0.0.0.0:{port}\n"
 
 
+FETCH = """if True:
+    import sys, time, urllib.request
+    end = time.monotonic() + float(sys.argv[2])
+    while True:
+        try:
+            print(urllib.request.urlopen(sys.argv[1], timeout=1).read().decode(), end="")
+            break
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+"""
+
+
+@contextlib.contextmanager
+def another_host():
+    """A network namespace standing in for another machine: it reaches this host at 10.127.0.1
+    over a veth pair of the test's own."""
+    def ip(*args):
+        subprocess.run(["ip", *args], check=True)
+    ip("netns", "add", "mrtremote")
+    try:
+        ip("link", "add", "mrtr-host", "type", "veth", "peer", "name", "mrtr-remote",
+           "netns", "mrtremote")
+        ip("addr", "add", "10.127.0.1/24", "dev", "mrtr-host")
+        ip("link", "set", "mrtr-host", "up")
+        for args in (("addr", "add", "10.127.0.2/24", "dev", "mrtr-remote"),
+                     ("link", "set", "mrtr-remote", "up"), ("link", "set", "lo", "up"),
+                     ("route", "add", "default", "via", "10.127.0.1")):
+            ip("-n", "mrtremote", *args)
+        yield lambda *argv: subprocess.run(["ip", "netns", "exec", "mrtremote", *argv],
+                                           capture_output=True, text=True, timeout=30)
+    finally:
+        subprocess.run(["ip", "link", "del", "mrtr-host"], capture_output=True)
+        ip("netns", "del", "mrtremote")
+
+
+@pytest.mark.parametrize("firewall", FIREWALLS)
+def test_a_published_port_is_reachable_from_another_host(loaded, firewall):
+    port = free_port()
+    with another_host() as remote, serving(loaded, "web", HTTPD.format(name="web"), "-p",
+                                           f"{port}:80", env={"MINIRUN_FIREWALL": firewall}):
+        got = remote(sys.executable, "-c", FETCH, f"http://10.127.0.1:{port}/", "5")
+        assert got.stdout == "hello-from-web\n", got.stderr
+        # …while a port published on 127.0.0.1 only is not reachable from there.
+    with another_host() as remote, serving(loaded, "local", HTTPD.format(name="local"), "-p",
+                                           f"127.0.0.1:{port}:80",
+                                           env={"MINIRUN_FIREWALL": firewall}):
+        assert http_get(f"http://127.0.0.1:{port}/") == "hello-from-local\n"
+        got = remote(sys.executable, "-c", FETCH, f"http://10.127.0.1:{port}/", "1")
+        assert got.returncode != 0 and "hello" not in got.stdout
+
+
 def test_a_random_port_on_127_0_0_1_and_publish_all(loaded):
     with serving(loaded, "web", HTTPD.format(name="web"), "-p", "127.0.0.1::80",
                  "--expose", "81", "-P"):
@@ -326,3 +380,22 @@ def test_network_ls_and_inspect_show_dockers_fields(loaded):
         assert net["IPAM"]["Config"] == [{"Subnet": "10.124.0.0/24", "Gateway": "10.124.0.1"}]
     finally:
         loaded("network", "rm", "mine")
+
+
+def test_a_wiring_failure_half_way_leaves_nothing(loaded):
+    """A host route that appears after the network was made: the start fails with one line
+    and no bridge, veth, rule, address or container is left."""
+    loaded("network", "create", "--subnet", "10.126.0.0/24", "late")
+    subprocess.run(["ip", "link", "add", "mrtestbr0", "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "10.126.0.200/24", "dev", "mrtestbr0"], check=True)
+        subprocess.run(["ip", "link", "set", "mrtestbr0", "up"], check=True)
+        p = run_sh(loaded, "true", "--network", "late", "-p", "80")
+        assert p.returncode == 125
+        assert "network late: its subnet 10.126.0.0/24 overlaps the host's route " \
+            "10.126.0.0/24 (dev mrtestbr0)" in p.stderr and len(p.stderr.splitlines()) == 1
+        assert loaded.containers().list() == []
+        assert inspect_network(loaded, "late")["Containers"] == {}
+    finally:
+        subprocess.run(["ip", "link", "del", "mrtestbr0"], check=True)
+    loaded("network", "rm", "late")
