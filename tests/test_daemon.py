@@ -390,19 +390,7 @@ def test_detached_tty_container_logs_its_terminal(daemon):
 
 
 # -- networks through the API ------------------------------------------------------------
-
-def _http_get(url, timeout=5):
-    import urllib.request
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                return r.read().decode()
-        except OSError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.1)
-
+from test_network import http_get  # noqa: E402  (as test_run takes test_cgroups' helper)
 
 HTTPD = ["sh", "-c", "mkdir /w && echo hello-from-$HOSTNAME > /w/index.html && "
          "exec httpd -f -p 80 -h /w"]
@@ -423,7 +411,7 @@ def test_docker_py_networks_ports_and_names(daemon):
     assert web.ports["80/tcp"][0]["HostIp"] == "0.0.0.0"
     assert web.attrs["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "",
                                                                    "HostPort": ""}]}
-    assert _http_get(f"http://127.0.0.1:{host_port}/") == "hello-from-web\n"
+    assert http_get(f"http://127.0.0.1:{host_port}/") == "hello-from-web\n"
     listed = client.api.containers(filters={"name": "web"})[0]
     assert listed["Ports"][0]["PublicPort"] == int(host_port)
     got = client.containers.run("busybox", ["wget", "-q", "-O-", "http://web/"], remove=True,
@@ -455,11 +443,11 @@ def test_a_restarted_daemon_keeps_addresses_and_published_ports(daemon):
     daemon.cli("run", "-d", "--name", "web", "-p", "127.0.0.1::80", "busybox", *HTTPD)
     before = json.loads(daemon.cli("inspect", "web").stdout)[0]["NetworkSettings"]
     port = before["Ports"]["80/tcp"][0]["HostPort"]
-    assert _http_get(f"http://127.0.0.1:{port}/").startswith("hello-from-")
+    assert http_get(f"http://127.0.0.1:{port}/").startswith("hello-from-")
     daemon.stop(signal.SIGKILL)
     daemon.start()
     after = json.loads(daemon.cli("inspect", "web").stdout)[0]["NetworkSettings"]
     assert after["IPAddress"] == before["IPAddress"] and after["Ports"] == before["Ports"]
-    assert _http_get(f"http://127.0.0.1:{port}/").startswith("hello-from-")
+    assert http_get(f"http://127.0.0.1:{port}/").startswith("hello-from-")
     assert "127.0.0.1:" + port + "->80/tcp" in daemon.cli("ps").stdout
     daemon.cli("rm", "-f", "web")

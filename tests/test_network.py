@@ -14,6 +14,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from test_cgroups import running_id
 
 pytestmark = pytest.mark.root
 
@@ -28,16 +29,6 @@ def run_sh(loaded, script, *flags, env=None):
     return loaded.run("--rm", *flags, "busybox", "sh", "-c", script, env=env)
 
 
-def wait_running(loaded, name, timeout=15):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        rows = [r for r in loaded.containers().list() if r["name"] == name]
-        if rows and rows[0]["state"] == "running":
-            return rows[0]["id"]
-        time.sleep(0.05)
-    raise AssertionError(f"container {name} did not start")
-
-
 @contextlib.contextmanager
 def serving(loaded, name, script, *flags, env=None):
     """A container running *script* in the background (tini as PID 1, so SIGTERM ends it)."""
@@ -45,7 +36,7 @@ def serving(loaded, name, script, *flags, env=None):
                                         "busybox", "sh", "-c", script),
                             env=loaded.env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        cid = wait_running(loaded, name)
+        cid = running_id(loaded, name)
         yield cid
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -362,7 +353,7 @@ def test_network_rm_refuses_a_network_with_containers(loaded):
 def test_a_killed_minirun_leaves_no_network_behind(loaded):
     proc = subprocess.Popen(loaded.argv("run", "--rm", "--name", "victim", "-p", "80",
                                         "busybox", "sleep", "60"), env=loaded.env())
-    wait_running(loaded, "victim")
+    running_id(loaded, "victim")
     time.sleep(0.3)
     proc.kill()
     proc.wait()

@@ -51,7 +51,7 @@ def cli(ctx, root, host, debug):
 
 
 def main():
-    from . import containers, images, network, run  # noqa: F401  (register their commands)
+    from . import containers, images, network, registry, run  # noqa: F401  (register them)
     from .report import report
     try:
         rv = cli.main(standalone_mode=False)

@@ -10,25 +10,20 @@ import click
 
 from ..humanize import ago, human_size, table
 from .app import cli
-from ..errors import MinirunError
 from .client import DaemonError, frames
+from .report import each
 
 
 def _each(ctx, refs, method, action="", **query):
     """Docker's many-container commands: one request per container, its name printed,
     failures reported, exit 1 if any."""
     client = ctx.client
-    failed = False
-    for ref in refs:
-        try:
-            client.call(method, f"/containers/{ref}{action}", **query)
-            click.echo(ref)
-        except MinirunError as e:
-            prefix = "Error response from daemon" if isinstance(e, DaemonError) else "Error"
-            click.echo(f"{prefix}: {e}", err=True)
-            failed = True
-    if failed:
-        raise SystemExit(1)
+
+    def one(ref):
+        client.call(method, f"/containers/{ref}{action}", **query)
+        click.echo(ref)
+    each(refs, one, lambda e: "Error response from daemon" if isinstance(e, DaemonError)
+         else "Error")
 
 
 @cli.command("ps")

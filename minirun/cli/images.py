@@ -3,8 +3,8 @@ import json
 
 import click
 
-from ..errors import MinirunError
 from .app import cli
+from .report import each
 from ..humanize import ago, human_size, parse_time, table
 
 
@@ -71,17 +71,10 @@ def tag_cmd(ctx, source, target):
 
 
 def _rmi(ctx, names, force):
-    failed = False
-    for name in names:
-        try:
-            for what, subject in ctx.images.remove(name, force=force,
-                                                   in_use=ctx.image_in_use):
-                click.echo(f"{what}: {subject}")
-        except MinirunError as e:
-            click.echo(f"Error: {e}", err=True)
-            failed = True
-    if failed:
-        raise SystemExit(1)
+    def one(name):
+        for what, subject in ctx.images.remove(name, force=force, in_use=ctx.image_in_use):
+            click.echo(f"{what}: {subject}")
+    each(names, one)
 
 
 @cli.command("rmi")

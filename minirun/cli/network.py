@@ -11,6 +11,7 @@ import click
 from ..errors import MinirunError
 from ..humanize import table
 from .app import cli
+from .report import each
 
 
 def _networking(ctx):
@@ -78,16 +79,11 @@ def rm_cmd(ctx, refs):
     """Remove networks (none of their containers may still hold an address)."""
     from ..network.wiring import remove_network
     store = _networking(ctx).store
-    failed = False
-    for ref in refs:
-        try:
-            remove_network(store, ref)
-            click.echo(ref)
-        except MinirunError as e:
-            click.echo(f"Error: {e}", err=True)
-            failed = True
-    if failed:
-        raise SystemExit(1)
+
+    def one(ref):
+        remove_network(store, ref)
+        click.echo(ref)
+    each(refs, one)
 
 
 @network_group.command("connect")

@@ -18,3 +18,17 @@ def report(exc, debug):
         print(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)",
               file=sys.stderr)
     return 1
+
+
+def each(items, action, prefix=lambda e: "Error"):
+    """Docker's many-object commands (rm, rmi, network rm): *action* on each item, failures
+    reported one line each, exit 1 at the end if any failed."""
+    failed = False
+    for item in items:
+        try:
+            action(item)
+        except MinirunError as e:
+            print(f"{prefix(e)}: {e}", file=sys.stderr)
+            failed = True
+    if failed:
+        raise SystemExit(1)
