@@ -46,3 +46,85 @@ def gc_cmd(ctx, root):
     from ..registry.storage import Storage
     for digest in Storage(_root(ctx, root)).gc():
         click.echo(f"deleted {digest}")
+
+
+def _tls_verify_option(fn):
+    return click.option("--tls-verify", type=click.BOOL, default=True, show_default=True,
+                        help="Check the registry's certificate (loopback registries are "
+                        "insecure anyway, as in Docker).")(fn)
+
+
+@cli.command("pull")
+@click.option("-q", "--quiet", is_flag=True, help="Only the image's name at the end.")
+@_tls_verify_option
+@click.argument("name")
+@click.pass_obj
+def pull_cmd(ctx, quiet, tls_verify, name):
+    """Pull an image from a registry (layers in parallel, unpacked as they arrive)."""
+    from ..image import reference
+    from .progress import Progress
+    ref = reference.parse(name)
+    pull_image(ctx.images, ref, Progress(quiet=quiet), tls_verify)
+    click.echo(str(ref))
+
+
+def pull_image(store, ref, progress, tls_verify=True):
+    """Pull with Docker's messages around it; shared by ``pull`` and ``run``."""
+    from ..registry.client import Client
+    from ..registry.pull import Pull
+    progress.say(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
+    _, digest, new = Pull(store, ref, Client(ref.domain, tls_verify), progress).run()
+    progress.say(f"Digest: {digest}")
+    progress.say(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for "
+                 f"{ref.familiar_repository}{':' + ref.tag if ref.tag else '@' + ref.digest}")
+
+
+@cli.command("push")
+@click.option("-q", "--quiet", is_flag=True)
+@_tls_verify_option
+@click.argument("name")
+@click.pass_obj
+def push_cmd(ctx, quiet, tls_verify, name):
+    """Push an image to a registry."""
+    from ..image import reference
+    from ..registry.client import Client
+    from ..registry.push import push
+    from .progress import Progress
+    ref = reference.parse(name)
+    progress = Progress(quiet=quiet)
+    progress.say(f"The push refers to repository [{ref.repository}]")
+    digest, size = push(ctx.images, ref, Client(ref.domain, tls_verify), progress)
+    progress.say(f"{ref.tag}: digest: {digest} size: {size}")
+
+
+@cli.command("login")
+@click.option("-u", "--username")
+@click.option("-p", "--password")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@_tls_verify_option
+@click.argument("server", required=False)
+def login_cmd(username, password, password_stdin, tls_verify, server):
+    """Log in to a registry (credentials kept in ~/.docker/config.json, mode 0600)."""
+    import sys
+    from ..registry import auth
+    from ..registry.client import Client
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    username = username or click.prompt("Username")
+    password = password if password is not None else click.prompt("Password", hide_input=True)
+    domain = server or "docker.io"
+    Client(domain, tls_verify, credentials=(username, password)).ping()
+    auth.store(domain, username, password)
+    click.echo("Login Succeeded")
+
+
+@cli.command("logout")
+@click.argument("server", required=False)
+def logout_cmd(server):
+    """Forget the credentials of a registry."""
+    from ..registry import auth
+    domain = server or "docker.io"
+    if auth.forget(domain):
+        click.echo(f"Removing login credentials for {auth.key_for(domain)}")
+    else:
+        click.echo(f"Not logged in to {auth.key_for(domain)}")

@@ -44,8 +44,10 @@ class LayerStore:
         except (OSError, ValueError):
             return 0
 
-    def unpack(self, diff_id, blob, compression=None):
-        """Unpack the layer blob file *blob*, verifying it decompresses to *diff_id*."""
+    def unpack(self, diff_id, blob, compression=None, verified=None):
+        """Unpack the layer blob *blob* (a path, or a stream as it downloads), verifying it
+        decompresses to *diff_id*. *verified()*, if given, is asked last, before the layer
+        is published: a pull checks there that the compressed blob had its digest."""
         if self.has(diff_id):
             return
         import shutil
@@ -55,7 +57,7 @@ class LayerStore:
         work = tempfile.mkdtemp(dir=self.tmp)
         try:
             os.mkdir(os.path.join(work, "diff"), 0o755)
-            with open(blob, "rb") as f:
+            with (open(blob, "rb") if isinstance(blob, str) else blob) as f:
                 if compression is None:
                     compression = sniff(f.peek(4)[:4])
                 reader = DecompressingReader(f, compression)
@@ -68,6 +70,8 @@ class LayerStore:
             if reader.diff_id != diff_id:
                 raise LayerError(f"layer diff ID mismatch: config says {diff_id}, "
                                  f"content is {reader.diff_id}")
+            if verified is not None:
+                verified()
             with open(os.path.join(work, "size"), "w") as f:
                 f.write(str(size))
             self._publish(work, diff_id)
