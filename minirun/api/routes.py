@@ -77,14 +77,92 @@ def images_list(engine, req):
 
 @route("POST", "/images/create")
 def image_create(engine, req):
-    """``docker pull``: images already in the store only, until minirun speaks to registries."""
-    name = req.arg("fromImage") or ""
-    tag = req.arg("tag")
-    ref = f"{name}:{tag}" if tag and "@" not in name and not tag.startswith("sha256:") else name
-    image_id = engine.images.resolve(ref)          # 404 "No such image" when missing
-    status = f"Status: Image is up to date for {ref}"
-    return Stream(iter([json.dumps({"status": status, "id": image_id[7:19]}).encode() + b"\n"]),
+    """``docker pull``: Docker's JSON progress messages, streamed as the pull goes."""
+    from ..image import reference
+    name, tag = req.arg("fromImage") or "", req.arg("tag")
+    if not name:
+        raise ApiError(400, "fromImage is required (import is not supported)")
+    text = name + (("@" if tag.startswith("sha256:") else ":") + tag
+                   if tag and "@" not in name and ":" not in name.rsplit("/", 1)[-1] else "")
+    ref = reference.parse(text)
+    auth = _registry_auth(req)
+    return Stream(_streamed(lambda progress: _pull(engine, ref, progress, auth)),
                   "application/json")
+
+
+def _pull(engine, ref, progress, auth):
+    from ..registry.client import Client
+    from ..registry.pull import Pull
+    progress.say(f"Pulling from {ref.path}", id=ref.tag or ref.digest)
+    client = Client(ref.domain, credentials=auth)
+    _, digest, new = Pull(engine.images, ref, client, progress).run()
+    progress.say(f"Digest: {digest}")
+    progress.say(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for "
+                 f"{ref.familiar_repository}{':' + ref.tag if ref.tag else '@' + ref.digest}")
+
+
+def _registry_auth(req):
+    """X-Registry-Auth: base64url JSON {username, password}; None to use the stored ones."""
+    import base64
+    header = req.headers.get("X-Registry-Auth")
+    if not header:
+        return None
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except ValueError:
+        raise ApiError(400, "X-Registry-Auth is not base64url JSON") from None
+    if isinstance(doc, dict) and doc.get("username"):
+        return doc["username"], doc.get("password") or ""
+    return None
+
+
+def _streamed(work):
+    """Run *work(progress)* in a thread; yield its JSON messages as they come, then an
+    error message if it failed (Docker reports errors inside the 200 stream)."""
+    import queue
+    import threading
+    from ..errors import MinirunError
+    from ..registry.progress import JsonProgress
+    lines = queue.Queue()
+
+    def run():
+        try:
+            work(JsonProgress(lines.put))
+        except MinirunError as e:
+            lines.put(json.dumps({"errorDetail": {"message": str(e)}, "error": str(e)}).encode()
+                      + b"\n")
+        finally:
+            lines.put(None)
+    threading.Thread(target=run, daemon=True).start()
+    while (line := lines.get()) is not None:
+        yield line
+
+
+@route("POST", "/images/(?P<name>.+)/push")
+def image_push(engine, req, name):
+    from ..image import reference
+    tag = req.arg("tag")
+    ref = reference.parse(f"{name}:{tag}" if tag else name)
+    auth = _registry_auth(req)
+
+    def work(progress):
+        from ..registry.client import Client
+        from ..registry.push import push
+        progress.say(f"The push refers to repository [{ref.repository}]")
+        digest, size = push(engine.images, ref, Client(ref.domain, credentials=auth), progress)
+        progress.say(f"{ref.tag}: digest: {digest} size: {size}",
+                     aux={"Tag": ref.tag, "Digest": digest, "Size": size})
+    engine.images.resolve(str(ref))                 # 404 before the stream starts
+    return Stream(_streamed(work), "application/json")
+
+
+@route("POST", "/images/(?P<name>.+)/tag")
+def image_tag(engine, req, name):
+    from ..image import reference
+    repo, tag = req.arg("repo") or "", req.arg("tag") or "latest"
+    image_id = engine.images.resolve(name)
+    engine.images.tag(reference.parse(f"{repo}:{tag}"), image_id)
+    return 201, None
 
 
 @route("GET", "/images/(?P<name>.+)/json")

@@ -62,21 +62,11 @@ def _tls_verify_option(fn):
 def pull_cmd(ctx, quiet, tls_verify, name):
     """Pull an image from a registry (layers in parallel, unpacked as they arrive)."""
     from ..image import reference
-    from .progress import Progress
+    from ..registry.progress import Progress
+    from ..registry.pull import pull_image
     ref = reference.parse(name)
     pull_image(ctx.images, ref, Progress(quiet=quiet), tls_verify)
     click.echo(str(ref))
-
-
-def pull_image(store, ref, progress, tls_verify=True):
-    """Pull with Docker's messages around it; shared by ``pull`` and ``run``."""
-    from ..registry.client import Client
-    from ..registry.pull import Pull
-    progress.say(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
-    _, digest, new = Pull(store, ref, Client(ref.domain, tls_verify), progress).run()
-    progress.say(f"Digest: {digest}")
-    progress.say(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for "
-                 f"{ref.familiar_repository}{':' + ref.tag if ref.tag else '@' + ref.digest}")
 
 
 @cli.command("push")
@@ -88,8 +78,8 @@ def push_cmd(ctx, quiet, tls_verify, name):
     """Push an image to a registry."""
     from ..image import reference
     from ..registry.client import Client
+    from ..registry.progress import Progress
     from ..registry.push import push
-    from .progress import Progress
     ref = reference.parse(name)
     progress = Progress(quiet=quiet)
     progress.say(f"The push refers to repository [{ref.repository}]")

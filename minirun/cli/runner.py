@@ -2,6 +2,7 @@
 
 No click here: the fast path imports this module.
 """
+import sys
 
 
 def run_any(root, host, options):
@@ -14,9 +15,31 @@ def run_any(root, host, options):
         from ..engine.run import run_foreground
         return run_foreground(root, opts)
     from ..api.convert import create_body
-    from .client import Client
+    from .client import Client, DaemonError
     client = Client(host)
-    cid = client.call("POST", "/containers/create", create_body(opts), name=opts.name)["Id"]
+    try:
+        cid = client.call("POST", "/containers/create", create_body(opts), name=opts.name)["Id"]
+    except DaemonError as e:
+        if e.status != 404 or "No such image" not in str(e):
+            raise
+        print(f"Unable to find image '{opts.image}' locally", file=sys.stderr, flush=True)
+        daemon_pull(client, opts.image)
+        cid = client.call("POST", "/containers/create", create_body(opts), name=opts.name)["Id"]
     client.call("POST", f"/containers/{cid}/start")
     print(cid)
     return 0
+
+
+def daemon_pull(client, image, out=sys.stderr):
+    """POST /images/create, its JSON progress shown as lines (as docker run -d does)."""
+    import json
+    from ..errors import MinirunError
+    resp = client.request("POST", "/images/create", fromImage=image)
+    for line in resp:
+        msg = json.loads(line)
+        if "error" in msg:
+            raise MinirunError(msg["error"])
+        if not msg.get("progressDetail"):
+            print(f"{msg['id']}: {msg['status']}" if msg.get("id") else msg["status"],
+                  file=out, flush=True)
+    resp.conn.close()

@@ -45,7 +45,9 @@ def run(root, opts, stderr=sys.stderr):
     containers = ContainerStore(root)
     networking = Networking(root, containers)
     reap_orphans(containers, networking, trace)
-    cid, _, spec = create(ImageStore(root), containers, opts, networking)
+    images = ImageStore(root)
+    pull_if_missing(images, opts.image, stderr)
+    cid, _, spec = create(images, containers, opts, networking)
     started = False
     with contextlib.ExitStack() as undo:
         # A run that fails to start leaves nothing; one that started stays unless --rm.
@@ -66,6 +68,20 @@ def run(root, opts, stderr=sys.stderr):
             print("minirun: the container was OOM killed (memory limit reached)", file=stderr)
         containers.mark_exited(cid, code, oom)
         return code
+
+
+def pull_if_missing(images, name, stderr):
+    """As docker run: an image the store lacks is pulled first (progress on stderr)."""
+    from ..image.store import ImageNotFound
+    try:
+        images.resolve(name)
+    except ImageNotFound:
+        from ..image import reference
+        from ..registry.progress import Progress
+        from ..registry.pull import pull_image
+        ref = reference.parse(name)
+        print(f"Unable to find image '{name}' locally", file=stderr, flush=True)
+        pull_image(images, ref, Progress(out=stderr))
 
 
 def _size_terminal(proc):

@@ -150,3 +150,14 @@ class Tee:
         if data:
             self.copy.write(data)
         return data
+
+
+def pull_image(store, ref, progress, tls_verify=True):
+    """Pull with Docker's messages around it (``pull``, ``run`` and minirund's
+    /images/create); returns the image ID."""
+    progress.say(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
+    image_id, digest, new = Pull(store, ref, Client(ref.domain, tls_verify), progress).run()
+    progress.say(f"Digest: {digest}")
+    progress.say(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for "
+                 f"{ref.familiar_repository}{':' + ref.tag if ref.tag else '@' + ref.digest}")
+    return image_id

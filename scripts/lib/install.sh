@@ -4,7 +4,9 @@
 # /usr/local/bin/minirun pointing at its console script.
 
 HOST_PACKAGES=(python3 python3-venv python3-dev gcc libc6-dev libcap-dev busybox-static zstd tini
-               iproute2 util-linux procps)
+               iproute2 util-linux procps nftables)
+# What the tests use besides: the iptables backend, and the registry's interop peers.
+TEST_PACKAGES=(iptables skopeo docker-registry)
 
 require_root() {
     if [ "$(id -u)" != 0 ]; then

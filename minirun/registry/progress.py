@@ -1,4 +1,6 @@
-"""Per-layer progress, as ``docker pull`` shows it: bars on a terminal, plain lines otherwise."""
+"""Per-layer progress, as ``docker pull`` shows it: bars on a terminal, plain lines otherwise,
+or (for minirund) Docker's JSON progress messages."""
+import json
 import sys
 import threading
 import time
@@ -52,3 +54,21 @@ def _bar(current, total, width=40):
     done = int(width * min(current / total, 1))
     return f"  [{'=' * max(done - 1, 0)}{'>' if done else ''}{' ' * (width - done)}]  " \
            f"{human_size(current)}/{human_size(total)}"
+
+
+class JsonProgress:
+    """Docker's JSON progress stream for the API: one {"status", "id", …} object per line."""
+
+    def __init__(self, emit):
+        self.emit = emit                # called with each encoded line
+
+    def __call__(self, layer, status, current=None, total=None):
+        message = {"status": status, "id": layer, "progressDetail": {}}
+        if current is not None:
+            message["progressDetail"] = {"current": current, "total": total or 0}
+        self.emit(json.dumps(message).encode() + b"\n")
+
+    def say(self, text, id=None, aux=None):
+        self.emit(json.dumps({"status": text, **({"id": id} if id else {})}).encode() + b"\n")
+        if aux is not None:             # docker push reads the pushed digest from here
+            self.emit(json.dumps({"progressDetail": {}, "aux": aux}).encode() + b"\n")
