@@ -84,18 +84,20 @@ def image_create(engine, req):
         raise ApiError(400, "fromImage is required (import is not supported)")
     text = name + (("@" if tag.startswith("sha256:") else ":") + tag
                    if tag and "@" not in name and ":" not in name.rsplit("/", 1)[-1] else "")
-    ref = reference.parse(text)
-    auth = _registry_auth(req)
-    return Stream(_streamed(lambda progress: _pull(engine, ref, progress, auth)),
-                  "application/json")
-
-
-def _pull(engine, ref, progress, auth):
     from ..registry.client import Client
     from ..registry.pull import Pull
+    ref = reference.parse(text)
+    pull = Pull(engine.images, ref, Client(ref.domain, credentials=_registry_auth(req)))
+    pull.resolve()                        # "manifest unknown" is a 404, not a stream
+    return Stream(_streamed(lambda progress: _pull(pull, progress)), "application/json",
+                  chunked=True)
+
+
+def _pull(pull, progress):
+    ref = pull.ref
     progress.say(f"Pulling from {ref.path}", id=ref.tag or ref.digest)
-    client = Client(ref.domain, credentials=auth)
-    _, digest, new = Pull(engine.images, ref, client, progress).run()
+    pull.progress = progress
+    _, digest, new = pull.run()
     progress.say(f"Digest: {digest}")
     progress.say(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for "
                  f"{ref.familiar_repository}{':' + ref.tag if ref.tag else '@' + ref.digest}")
@@ -153,7 +155,7 @@ def image_push(engine, req, name):
         progress.say(f"{ref.tag}: digest: {digest} size: {size}",
                      aux={"Tag": ref.tag, "Digest": digest, "Size": size})
     engine.images.resolve(str(ref))                 # 404 before the stream starts
-    return Stream(_streamed(work), "application/json")
+    return Stream(_streamed(work), "application/json", chunked=True)
 
 
 @route("POST", "/images/(?P<name>.+)/tag")

@@ -26,12 +26,14 @@ class ApiError(Exception):
 
 
 class Stream:
-    """A streamed response: *chunks* yields bytes. ``upgrade``: a hijacked connection."""
+    """A streamed response: *chunks* yields bytes. ``upgrade``: a hijacked connection.
+    ``chunked``: HTTP/1.1 chunked encoding (docker-py reads JSON progress streams so)."""
 
     def __init__(self, chunks, content_type="application/octet-stream", upgrade=False,
-                 status=200):
+                 status=200, chunked=False):
         self.chunks, self.content_type, self.upgrade, self.status = \
             chunks, content_type, upgrade, status
+        self.chunked = chunked
 
 
 class Request:
@@ -168,14 +170,20 @@ class Handler(BaseHTTPRequestHandler):
             self._headers(101, stream.content_type, extra=[("Connection", "Upgrade"),
                                                              ("Upgrade", "tcp")])
         else:
-            self._headers(stream.status, stream.content_type, extra=[("Connection", "close")])
+            extra = [("Connection", "close")]
+            if stream.chunked:
+                extra.append(("Transfer-Encoding", "chunked"))
+            self._headers(stream.status, stream.content_type, extra=extra)
         self.wfile.flush()                 # headers at once: /wait and followers depend on it
         self.close_connection = True
         try:
             for chunk in stream.chunks:
                 if chunk:
-                    self.wfile.write(chunk)
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if stream.chunked
+                                     else chunk)
                     self.wfile.flush()
+            if stream.chunked:
+                self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
         finally:

@@ -32,10 +32,12 @@ class Pull:
         self.store, self.ref, self.progress = store, ref, progress
         self.client = client or Client(ref.domain)
         self.repo = ref.path
+        self.manifest = self.digest = None
 
-    def run(self):
-        """Pull; return (image ID, manifest digest, whether anything new was downloaded)."""
-        data, digest = self._manifest(self.ref.digest or self.ref.tag)
+    def resolve(self):
+        """The image's manifest (this platform's, from an index), verified. A pull's first
+        step, apart so that minirund can answer "not found" before its progress stream."""
+        data, self.digest = self._manifest(self.ref.digest or self.ref.tag)
         doc = mf.loads(data)
         if mf.media_type(doc) in mf.INDEX_TYPES:
             chosen = mf.select_platform(doc)
@@ -43,7 +45,15 @@ class Pull:
             doc, data = mf.loads(child), child
         if mf.media_type(doc) not in mf.MANIFEST_TYPES:
             raise MinirunError(f"{self.ref}: not an image (media type {mf.media_type(doc)})")
-        config_desc, layers = mf.parse_manifest(doc)
+        self.manifest = data
+        return self
+
+    def run(self):
+        """Pull; return (image ID, manifest digest, whether anything new was downloaded)."""
+        if self.manifest is None:
+            self.resolve()
+        data, digest = self.manifest, self.digest
+        config_desc, layers = mf.parse_manifest(mf.loads(data))
         with self.store.adding():
             new = self._blob(config_desc)
             config = mf.parse_config(self.store.blobs.read(config_desc["digest"]))
