@@ -518,3 +518,32 @@ def test_docker_py_pulls_and_pushes_through_minirund(loaded, registry, tmp_path)
         assert "not known to registry" in str(e.value)
     finally:
         daemon.stop()
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
+def test_tls_and_read_only(minirun, loaded, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    r = Registry(minirun, str(tmp_path / "registry"), "--tls-cert", str(cert), "--tls-key",
+                 str(key)).start()
+    try:
+        import ssl
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        conn = http.client.HTTPSConnection(r.host, context=context)
+        conn.request("GET", "/v2/")
+        assert conn.getresponse().status == 200
+        name = f"{r.host}/tls/bb:v1"
+        loaded("tag", "busybox", name)
+        loaded("push", name)          # loopback: certificate not checked, as in Docker
+    finally:
+        r.stop()
+    ro = Registry(minirun, r.root, "--read-only").start()
+    try:
+        resp, data = ro.http("POST", "/v2/tls/bb/blobs/uploads/")
+        assert resp.status == 405 and error_code(data) == "UNSUPPORTED"
+        assert ro.http("GET", "/v2/tls/bb/manifests/v1")[0].status == 200
+    finally:
+        ro.stop()
