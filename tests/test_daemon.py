@@ -122,7 +122,9 @@ def test_docker_py_errors_map_to_its_exceptions(daemon):
     import docker
     client = daemon.client()
     with pytest.raises(docker.errors.ImageNotFound):
-        client.containers.run("nosuchimage:1", "true")
+        client.images.get("nosuchimage:1")
+    with pytest.raises(docker.errors.APIError):     # pulled first: from nowhere, on loopback
+        client.containers.run("127.0.0.1:1/nosuchimage:1", "true")
     with pytest.raises(docker.errors.NotFound):
         client.containers.get("nosuchcontainer")
     c = client.containers.run("busybox", ["sleep", "30"], detach=True, name="busy")

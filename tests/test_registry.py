@@ -547,3 +547,74 @@ def test_tls_and_read_only(minirun, loaded, tmp_path):
         assert ro.http("GET", "/v2/tls/bb/manifests/v1")[0].status == 200
     finally:
         ro.stop()
+
+
+def test_an_index_resolves_to_this_platform(loaded, registry, tmp_path):
+    from conftest import Minirun
+    from minirun.image.manifest import host_platform
+    name = f"{registry.host}/multi/bb"
+    loaded("tag", "busybox", f"{name}:amd")
+    loaded("push", f"{name}:amd")
+    resp, raw = registry.http("GET", "/v2/multi/bb/manifests/amd",
+                              headers={"Accept": OCI_MANIFEST})
+    desc = {"mediaType": OCI_MANIFEST, "size": len(raw),
+            "digest": resp.getheader("Docker-Content-Digest")}
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": [dict(desc, platform={"os": "linux", "architecture": "s390x"}),
+                           dict(desc, platform={"os": "linux", "architecture": host_platform()[1]})]}
+    push_manifest(registry, "multi/bb", "multi", index)
+    other = Minirun(str(tmp_path / "other"))
+    other("pull", f"{name}:multi")
+    assert other.run("--rm", "--network", "none", f"{name}:multi", "echo", "ok").stdout == "ok\n"
+
+
+class RedirectingFront(BaseHTTPRequestHandler):
+    """A registry that wants Basic auth and sends blobs to another host (a "CDN"), which
+    records whether our Authorization came along."""
+    cdn_saw = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if "/cdn/" in self.path:                          # the other host
+            self.cdn_saw.append(self.headers.get("Authorization"))
+            return self._forward(self.path.replace("/cdn", "", 1))
+        if self.headers.get("Authorization") != "Basic " + base64.b64encode(
+                b"alice:s3cret").decode():
+            return self._send(401, b"{}", [("WWW-Authenticate", 'Basic realm="front"')])
+        if "/blobs/" in self.path:
+            return self._send(307, b"", [("Location", f"http://localhost:"
+                                                      f"{self.server.server_port}/cdn{self.path}")])
+        self._forward(self.path)
+
+    do_HEAD = do_GET
+
+    def _forward(self, path):
+        conn = http.client.HTTPConnection(self.server.backend)
+        conn.request(self.command, path, headers={"Accept": self.headers.get("Accept", "*/*")})
+        resp = conn.getresponse()
+        self._send(resp.status, resp.read(), [(k, v) for k, v in resp.getheaders()
+                                              if k.lower() not in ("content-length", "connection")])
+
+    _send = TokenFront._send
+
+
+def test_a_blob_redirect_to_another_host_gets_no_credentials(registry, loaded, tmp_path):
+    name = f"{registry.host}/redir/bb:v1"
+    loaded("tag", "busybox", name)
+    loaded("push", name)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RedirectingFront)
+    server.backend = registry.host
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+        front = f"127.0.0.1:{server.server_port}"
+        loaded("login", "-u", "alice", "-p", "s3cret", front, env=env)
+        from conftest import Minirun
+        other = Minirun(str(tmp_path / "other"))
+        other("pull", f"{front}/redir/bb:v1", env=env)
+        assert RedirectingFront.cdn_saw and set(RedirectingFront.cdn_saw) == {None}
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -338,10 +338,15 @@ def test_failed_start_leaves_nothing(loaded, flags, cmd):
     assert os.listdir(os.path.join(loaded.root, "containers")) == []
 
 
-def test_unknown_image_is_one_clear_line(minirun):
-    p = minirun.run("--rm", "nosuchimage", "true")
+def test_an_image_that_cannot_be_pulled_ends_in_one_clear_error_line(minirun):
+    # A registry on loopback that is not there (tests send nothing beyond loopback).
+    p = minirun.run("--rm", "127.0.0.1:1/nosuchimage", "true")
     assert p.returncode == 125
-    assert p.stderr.strip() == "Error: No such image: nosuchimage"
+    lines = p.stderr.strip().splitlines()
+    assert lines[0] == "Unable to find image '127.0.0.1:1/nosuchimage' locally"
+    assert lines[-1].startswith("Error: cannot reach registry 127.0.0.1:1: ")
+    assert [l for l in lines if l.startswith("Error")] == lines[-1:]
+    assert minirun.containers().list() == []
 
 
 def test_a_killed_minirun_is_cleaned_up_by_the_next_command(loaded):
