@@ -413,7 +413,12 @@ def test_htpasswd_auth_answers_401_and_takes_good_credentials(secured, loaded, t
         base64.b64encode(b"alice:s3cret").decode()
     loaded("push", name, env=env)
     if shutil.which("skopeo"):
-        skopeo("inspect", "--tls-verify=false", "--creds", "alice:s3cret", f"docker://{name}")
+        copy = f"docker://{secured.host}/private/copy:v1"
+        skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds",
+               "alice:s3cret", "--dest-creds", "alice:s3cret", f"docker://{name}", copy)
+        raw = skopeo("inspect", "--raw", "--tls-verify=false", "--creds", "alice:s3cret", copy)
+        assert raw == secured.http("GET", "/v2/private/bb/manifests/v1", headers={
+            "Authorization": "Basic " + base64.b64encode(b"alice:s3cret").decode()})[1].decode()
     loaded("logout", secured.host, env=env)
     assert secured.host not in json.loads(config.read_text())["auths"]
 
