@@ -236,24 +236,30 @@ FETCH = """if True:
 @contextlib.contextmanager
 def another_host():
     """A network namespace standing in for another machine: it reaches this host at 10.127.0.1
-    over a veth pair of the test's own."""
-    def ip(*args):
-        subprocess.run(["ip", *args], check=True)
-    ip("netns", "add", "mrtremote")
+    over a veth pair of the test's own. (Held by a process, not ``ip netns add``, which would
+    leave its /run/netns mount behind.)"""
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "120"])
+    pid = str(holder.pid)
+
+    def inside(*argv, **kw):
+        return subprocess.run(["nsenter", "-t", pid, "-n", *argv], **kw)
     try:
-        ip("link", "add", "mrtr-host", "type", "veth", "peer", "name", "mrtr-remote",
-           "netns", "mrtremote")
-        ip("addr", "add", "10.127.0.1/24", "dev", "mrtr-host")
-        ip("link", "set", "mrtr-host", "up")
+        own = os.readlink("/proc/self/ns/net")
+        while os.readlink(f"/proc/{pid}/ns/net") == own:
+            time.sleep(0.01)                          # until unshare has run
+        subprocess.run(["ip", "link", "add", "mrtr-host", "type", "veth", "peer", "name",
+                        "mrtr-remote", "netns", pid], check=True)
+        subprocess.run(["ip", "addr", "add", "10.127.0.1/24", "dev", "mrtr-host"], check=True)
+        subprocess.run(["ip", "link", "set", "mrtr-host", "up"], check=True)
         for args in (("addr", "add", "10.127.0.2/24", "dev", "mrtr-remote"),
                      ("link", "set", "mrtr-remote", "up"), ("link", "set", "lo", "up"),
                      ("route", "add", "default", "via", "10.127.0.1")):
-            ip("-n", "mrtremote", *args)
-        yield lambda *argv: subprocess.run(["ip", "netns", "exec", "mrtremote", *argv],
-                                           capture_output=True, text=True, timeout=30)
+            inside("ip", *args, check=True)
+        yield lambda *argv: inside(*argv, capture_output=True, text=True, timeout=30)
     finally:
         subprocess.run(["ip", "link", "del", "mrtr-host"], capture_output=True)
-        ip("netns", "del", "mrtremote")
+        holder.kill()
+        holder.wait()
 
 
 @pytest.mark.parametrize("firewall", FIREWALLS)
