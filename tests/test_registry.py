@@ -309,6 +309,8 @@ def test_a_4_mib_manifest_is_accepted(registry):
     ("PUT", "/v2/ok/repo/manifests/v1", b"{not json", "MANIFEST_INVALID"),
     ("PUT", "/v2/ok/repo/manifests/bad:tag", b"{}", "MANIFEST_INVALID"),
     ("PATCH", "/v2/ok/repo/blobs/uploads/" + "0" * 32, b"x", "BLOB_UPLOAD_UNKNOWN"),
+    ("GET", "/v2/ok/repo/blobs/uploads/..", None, "BLOB_UPLOAD_UNKNOWN"),
+    ("GET", "/v2/ok/repo/manifests/..", None, "NAME_UNKNOWN"),
 ])
 def test_bad_requests_get_the_specs_errors(registry, method, path, body, code):
     resp, data = registry.http(method, path, body, {"Content-Type": OCI_MANIFEST})

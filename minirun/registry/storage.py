@@ -236,6 +236,8 @@ class Storage:
             raise RegistryError("NAME_UNKNOWN", f"repository name not known to registry: {name}")
         if SHA256.fullmatch(reference):
             digest = reference
+        elif not TAG_RE.fullmatch(reference):
+            raise RegistryError("MANIFEST_UNKNOWN", f"manifest unknown: {reference!r}")
         else:
             try:
                 with open(self._repo(name, "_manifests", "tags", reference)) as f:
