@@ -202,6 +202,8 @@ def test_network_connect_and_disconnect_a_running_container(loaded):
                     ["eth0", "lo"]
                 assert "cli" not in open(loaded.containers().path(
                     loaded.containers().get("srv")["id"], "hosts")).read()
+                assert "srv" not in open(loaded.containers().path(
+                    loaded.containers().get("cli")["id"], "hosts")).read()
     finally:
         loaded("network", "rm", "extra")
 

@@ -10,7 +10,7 @@ import json
 from ..errors import MinirunError
 from .options import OptionError
 
-DEFAULT_NETWORK = "bridge"
+DEFAULT_NETWORK = "bridge"         # network.store's, without importing it for none/host
 OWN_NAMESPACE = ("none", "host")
 
 
@@ -60,9 +60,10 @@ class Networking:
                 raise OptionError("network-scoped aliases are only supported for user-defined "
                                   "networks")
             return [], None
+        from ..network.store import NetworkNotFound
         try:
             network = self.store.get(net)
-        except MinirunError:
+        except NetworkNotFound:
             raise OptionError(f"network {net} not found") from None
         if opts.network_alias and network["name"] == DEFAULT_NETWORK:
             raise OptionError("network-scoped aliases are only supported for user-defined "

@@ -97,10 +97,12 @@ class Nftables(Recorded):
         script = "".join(f"{verb} element ip {self.table} {s} {{ {e} }}\n" for s, e in items)
         if not script:
             return
-        if verb == "add" or _run(["nft", "-f", "-"], stdin=script, ok_missing=True).returncode:
+        if verb == "add":
+            _run(["nft", "-f", "-"], stdin=script)
+        elif _run(["nft", "-f", "-"], stdin=script, ok_missing=True).returncode:
             for set_name, element in items:
-                _run(["nft", f"{verb} element ip {self.table} {set_name} {{ {element} }}"],
-                     ok_missing=(verb == "delete"))
+                _run(["nft", f"delete element ip {self.table} {set_name} {{ {element} }}"],
+                     ok_missing=True)
 
     def start(self, bridge, subnet):
         """The table, fresh (a crash may have left an old one), with its first network."""

@@ -118,7 +118,8 @@ def disconnect(store, container_id, hosts_path=None, only=None):
     fw = firewall(store.names, _state_dir(store))
     with network_lock(store):
         networks = _disconnect_locked(store, container_id, fw, only)
-        _refresh_hosts(store, networks, hosts_path)
+        # after network disconnect, the container itself forgets that network's names too
+        _refresh_hosts(store, networks, hosts_path, also=[container_id] if only else [])
 
 
 def _disconnect_locked(store, container_id, fw, only=None):
@@ -152,12 +153,13 @@ def _drop_network(store, fw, network):
 
 
 # -- /etc/hosts ----------------------------------------------------------------------------
-def _refresh_hosts(store, network_ids, hosts_path):
+def _refresh_hosts(store, network_ids, hosts_path, also=()):
     """Rewrite the peer section of /etc/hosts for everyone wired to these user networks."""
     if hosts_path is None:
         return
     user = [nid for nid in network_ids if store.get(nid)["name"] != DEFAULT_NETWORK]
     targets = {m["container_id"] for nid in user for m in store.members(nid) if m["veth"]}
+    targets.update(also)
     for cid in targets:
         hosts.rewrite(hosts_path(cid), _peers(store, cid))
 
@@ -165,8 +167,9 @@ def _refresh_hosts(store, network_ids, hosts_path):
 def _peers(store, container_id):
     peers = []
     for ep in store.endpoints(container_id):
-        if ep["network"] == DEFAULT_NETWORK:
-            continue                     # as in Docker: no names on the default bridge
+        if ep["network"] == DEFAULT_NETWORK or not ep["veth"]:
+            continue                     # no names on the default bridge (as in Docker), nor
+            #                              on a network the container is not wired to now
         for m in store.members(ep["network_id"]):
             if m["container_id"] != container_id and m["veth"]:
                 peers.append((m["ip"], [m["name"], *json.loads(m["aliases"])]))

@@ -89,6 +89,10 @@ class Handler(BaseHTTPRequestHandler):
             self._error(e)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
+        except Exception as e:              # a bug or the disk: 500, and the server lives on
+            self.log_error("%s %s: %r", self.command, self.path, e)
+            self.close_connection = True
+            self._error(RegistryError("UNKNOWN", f"{type(e).__name__}: {e}", status=500))
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
