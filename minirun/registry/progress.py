@@ -42,9 +42,9 @@ class Progress:
     def say(self, text):
         if not self.quiet:
             with self.lock:
-                if self.tty:
-                    self._draw()
-                    self.drawn = 0          # what follows is below the bars
+                if self.tty and self.lines:
+                    self._draw()            # the bars' final state, then text below them
+                    self.lines, self.drawn = {}, 0
                 print(text, file=self.out, flush=True)
 
 
