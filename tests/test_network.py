@@ -265,6 +265,19 @@ def another_host():
 
 
 @pytest.mark.parametrize("firewall", FIREWALLS)
+def test_a_container_reaches_a_published_port_through_the_gateway(loaded, firewall):
+    """Hairpin: the DNATed connection goes back into the bridge it came from, masqueraded so
+    that the answer returns the same way. (busybox wget without -T: with it, it crashes.)"""
+    env = {"MINIRUN_FIREWALL": firewall}
+    port = free_port()
+    with serving(loaded, "web", HTTPD.format(name="web"), "-p", f"{port}:80", env=env):
+        gateway = inspect_network(loaded, "bridge")["IPAM"]["Config"][0]["Gateway"]
+        p = run_sh(loaded, f"for i in $(seq 30); do wget -q -O- http://{gateway}:{port}/ && "
+                           f"exit 0; sleep 0.2; done; exit 1", env=env)
+        assert p.stdout == "hello-from-web\n", p.stderr
+
+
+@pytest.mark.parametrize("firewall", FIREWALLS)
 def test_a_published_port_is_reachable_from_another_host(loaded, firewall):
     port = free_port()
     with another_host() as remote, serving(loaded, "web", HTTPD.format(name="web"), "-p",
