@@ -192,7 +192,7 @@ class Storage:
         doc, media_type = self._parse_manifest(data, content_type)
         for child in _references(doc, media_type):
             try:
-                self.blob_path(name, child) if child is not None else None
+                self.blob_path(name, child)
             except RegistryError:
                 raise RegistryError("MANIFEST_BLOB_UNKNOWN", f"manifest references {child}, "
                                     f"which is not in {name}") from None
@@ -314,7 +314,10 @@ class Storage:
                     doc = json.loads(self.blobs.read(digest))
                 except (OSError, ValueError):
                     continue
-                keep.update(d for d in _references(doc, doc.get("mediaType")) if d)
+                try:
+                    keep.update(_references(doc, doc.get("mediaType")))
+                except RegistryError:
+                    continue
         removed = []
         for digest in self.blobs.digests():
             if digest not in keep:
@@ -336,7 +339,6 @@ def _references(doc, media_type):
     """Digests a manifest needs present: its config and layers, or an index's manifests."""
     if not isinstance(doc, dict):
         return []
-    items = []
     if media_type in mf.INDEX_TYPES or "manifests" in doc:
         items = doc.get("manifests") or []
     else:

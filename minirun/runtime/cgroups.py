@@ -145,6 +145,9 @@ class CgroupV1:
                 _mkdir_under_parent(path, lambda: self._make_parent(point, parent))
                 made.append(path)
                 if point == self.controllers.get("cpuset"):
+                    # Another minirun may have made the parent a moment ago and not yet given
+                    # it CPUs: fill it (same values, so racing writers agree), then the child.
+                    self._inherit_cpuset(point, parent, only_if_empty=True)
                     self._inherit_cpuset(parent, path)
             self._apply(cid, limits)
         except BaseException:
@@ -159,9 +162,13 @@ class CgroupV1:
             self._inherit_cpuset(point, parent)
 
     @staticmethod
-    def _inherit_cpuset(src, dst):
+    def _inherit_cpuset(src, dst, only_if_empty=False):
         # A new v1 cpuset starts empty and refuses tasks until it has CPUs and memory nodes.
         for name in ("cpuset.cpus", "cpuset.mems"):
+            if only_if_empty:
+                with open(os.path.join(dst, name)) as f:
+                    if f.read().strip():
+                        continue
             with open(os.path.join(src, name)) as f:
                 value = f.read().strip()
             with open(os.path.join(dst, name), "w") as f:
