@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -94,7 +95,11 @@ def _no_container_network_left(m):
     from minirun.network.store import NetworkStore
     store = NetworkStore(m.root)
     assert not store.wired() and not store.all_ports()
-    veths = {l for l in network_state()["links"] if l.startswith("veth")}
+    for _ in range(100):         # the kernel deletes an exited container's veth pair itself,
+        veths = {l for l in network_state()["links"] if l.startswith("veth")}
+        if not veths:            # with its namespace, a moment after the exit
+            break
+        time.sleep(0.01)
     assert not veths, f"veth left behind: {veths}"
     names = store.names
     for rules in (_lines("nft", "list", "table", "ip", names.table),

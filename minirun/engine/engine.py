@@ -152,7 +152,7 @@ class Engine:
         oom = self.cgroups.oom_killed(cid)
         self.cgroups.kill_all(cid)        # stray processes of an --init-less PID 1 are gone too
         self.cgroups.remove(cid)
-        self.networking.disconnect(cid)
+        self.networking.disconnect(cid, exited=True)
         self.containers.mark_exited(cid, code, oom)
         self._after_exit(cid, code)
 

@@ -89,9 +89,10 @@ class Networking:
         bindings = [tuple(b) for b in json.loads(row["config"]).get("ports", [])]
         wiring.connect(self.store, cid, pid, bindings, trace, self.hosts_path)
 
-    def disconnect(self, cid):
+    def disconnect(self, cid, exited=False):
+        """*exited*: PID 1 was reaped (its namespace, and so its veths, are going away)."""
         from ..network import wiring
-        wiring.disconnect(self.store, cid, self.hosts_path)
+        wiring.disconnect(self.store, cid, self.hosts_path, exited=exited)
 
     # -- network connect / disconnect of a container ----------------------------------
     def connect_network(self, network_ref, container_ref, aliases=()):

@@ -56,7 +56,7 @@ def run(root, opts, stderr=sys.stderr):
             cgroups, proc = start(spec, trace, networking, outside=_size_terminal)
             undo.callback(cgroups.remove, cid)
             if wired(opts.network):
-                undo.callback(networking.disconnect, cid)
+                undo.callback(lambda: networking.disconnect(cid, exited=proc.status is not None))
             started = True
             forward_to(proc)
             containers.mark_running(cid, proc.pid)

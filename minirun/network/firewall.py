@@ -15,8 +15,6 @@ Both do the same four things:
 - drop traffic between two different minirun networks.
 """
 import os
-import shutil
-import subprocess
 
 from ..errors import MinirunError
 
@@ -56,6 +54,7 @@ table ip {table} {{
 
 
 def _run(argv, stdin=None, ok_missing=False):
+    import subprocess                    # only when rules change: not on every start
     res = subprocess.run(argv, input=stdin, capture_output=True, text=True)
     if res.returncode != 0:
         err = res.stderr.strip()
@@ -229,17 +228,21 @@ def firewall(names, state_dir):
     record = os.path.join(state_dir, "firewall")
     try:
         with open(record) as f:
-            choice = f.read().strip()
-    except FileNotFoundError:
+            return BACKENDS[f.read().strip()](names, record)
+    except (FileNotFoundError, KeyError):
         choice = os.environ.get("MINIRUN_FIREWALL") or ""
     if choice not in ("", "nftables", "iptables"):
         raise MinirunError(f"MINIRUN_FIREWALL={choice}: use nftables or iptables")
+    import shutil
     if choice != "iptables" and shutil.which("nft"):
         return Nftables(names, record)
     if choice != "nftables" and shutil.which("iptables"):
         return Iptables(names, record)
     raise MinirunError("bridge networking needs nftables or iptables "
                        "(apt-get install nftables)")
+
+
+BACKENDS = {"nftables": Nftables, "iptables": Iptables}
 
 
 # -- IP forwarding: one host-wide switch ---------------------------------------------

@@ -39,14 +39,6 @@ def remove(name):
                 raise
 
 
-def port_count(bridge):
-    """How many links are attached to *bridge* (0 if it is gone)."""
-    try:
-        return len(os.listdir(f"/sys/class/net/{bridge}/brif"))
-    except FileNotFoundError:
-        return 0
-
-
 def add_veth(host_name, netns_fd, endpoint, default_route):
     """A veth pair: *host_name* on the endpoint's bridge, its peer configured in the netns."""
     with Netlink() as nl:
