@@ -163,7 +163,7 @@ def test_containers_on_different_networks_cannot_reach_each_other(loaded, firewa
     loaded("network", "create", "front")
     loaded("network", "create", "back")
     try:
-        with serving(loaded, "srv", PONG, "--network", "back", env=env) as cid:
+        with serving(loaded, "srv", PONG, "--network", "back", env=env):
             ip = next(iter(inspect_network(loaded, "back")["Containers"].values()))["IPv4Address"]
             ip = ip.split("/")[0]
             same = run_sh(loaded, ASK.format(host=ip), "--network", "back", env=env)
@@ -171,7 +171,6 @@ def test_containers_on_different_networks_cannot_reach_each_other(loaded, firewa
             other = run_sh(loaded, "nc -w 2 %s 7000 </dev/null" % ip, "--network", "front",
                            env=env)
             assert other.returncode != 0 and "pong" not in other.stdout
-            assert cid
     finally:
         loaded("network", "rm", "front", "back")
 
