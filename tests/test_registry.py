@@ -625,3 +625,29 @@ def test_a_blob_redirect_to_another_host_gets_no_credentials(registry, loaded, t
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("offset", [
+    lambda n: n // 2,     # inside the deflate data: the decompressor fails
+    lambda n: 4,          # gzip's mtime: unpacks to the right diff ID, only the digest is wrong
+])
+def test_a_corrupt_layer_fails_the_pull_and_leaves_nothing(loaded, registry, tmp_path, offset):
+    """The registry's file is damaged on disk: the streamed unpack must not publish it."""
+    from conftest import Minirun
+    name = f"{registry.host}/bad/bb:v1"
+    loaded("tag", "busybox", name)
+    loaded("push", name)
+    manifest = json.loads(registry.http("GET", "/v2/bad/bb/manifests/v1", headers={
+        "Accept": OCI_MANIFEST})[1])
+    layer = max(manifest["layers"], key=lambda l: l["size"])["digest"]
+    path = os.path.join(registry.root, "blobs", "sha256", layer[7:])
+    data = bytearray(open(path, "rb").read())
+    data[offset(len(data))] ^= 0xFF
+    open(path, "wb").write(data)
+    other = Minirun(str(tmp_path / "other"))
+    p = other("pull", name, check=False)
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1, p.stderr
+    assert p.stderr.startswith("Error: ")
+    store = other.store()
+    assert store.list() == [] and store.blobs.digests() == []
+    assert store.layers.diff_ids() == [] and not os.listdir(store.layers.tmp)

@@ -85,22 +85,12 @@ def image_create(engine, req):
     text = name + (("@" if tag.startswith("sha256:") else ":") + tag
                    if tag and "@" not in name and ":" not in name.rsplit("/", 1)[-1] else "")
     from ..registry.client import Client
-    from ..registry.pull import Pull
+    from ..registry.pull import Pull, pull_image
     ref = reference.parse(text)
     pull = Pull(engine.images, ref, Client(ref.domain, credentials=_registry_auth(req)))
     pull.resolve()                        # "manifest unknown" is a 404, not a stream
-    return Stream(_streamed(lambda progress: _pull(pull, progress)), "application/json",
+    return Stream(_streamed(lambda progress: pull_image(pull, progress)), "application/json",
                   chunked=True)
-
-
-def _pull(pull, progress):
-    ref = pull.ref
-    progress.say(f"Pulling from {ref.path}", id=ref.tag or ref.digest)
-    pull.progress = progress
-    _, digest, new = pull.run()
-    progress.say(f"Digest: {digest}")
-    progress.say(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for "
-                 f"{ref.familiar_repository}{':' + ref.tag if ref.tag else '@' + ref.digest}")
 
 
 def _registry_auth(req):
@@ -149,11 +139,8 @@ def image_push(engine, req, name):
 
     def work(progress):
         from ..registry.client import Client
-        from ..registry.push import push
-        progress.say(f"The push refers to repository [{ref.repository}]")
-        digest, size = push(engine.images, ref, Client(ref.domain, credentials=auth), progress)
-        progress.say(f"{ref.tag}: digest: {digest} size: {size}",
-                     aux={"Tag": ref.tag, "Digest": digest, "Size": size})
+        from ..registry.push import push_image
+        push_image(engine.images, ref, Client(ref.domain, credentials=auth), progress)
     engine.images.resolve(str(ref))                 # 404 before the stream starts
     return Stream(_streamed(work), "application/json", chunked=True)
 

@@ -62,10 +62,11 @@ def _tls_verify_option(fn):
 def pull_cmd(ctx, quiet, tls_verify, name):
     """Pull an image from a registry (layers in parallel, unpacked as they arrive)."""
     from ..image import reference
+    from ..registry.client import Client
     from ..registry.progress import Progress
-    from ..registry.pull import pull_image
+    from ..registry.pull import Pull, pull_image
     ref = reference.parse(name)
-    pull_image(ctx.images, ref, Progress(quiet=quiet), tls_verify)
+    pull_image(Pull(ctx.images, ref, Client(ref.domain, tls_verify)), Progress(quiet=quiet))
     click.echo(str(ref))
 
 
@@ -79,12 +80,9 @@ def push_cmd(ctx, quiet, tls_verify, name):
     from ..image import reference
     from ..registry.client import Client
     from ..registry.progress import Progress
-    from ..registry.push import push
+    from ..registry.push import push_image
     ref = reference.parse(name)
-    progress = Progress(quiet=quiet)
-    progress.say(f"The push refers to repository [{ref.repository}]")
-    digest, size = push(ctx.images, ref, Client(ref.domain, tls_verify), progress)
-    progress.say(f"{ref.tag}: digest: {digest} size: {size}")
+    push_image(ctx.images, ref, Client(ref.domain, tls_verify), Progress(quiet=quiet))
 
 
 @cli.command("login")

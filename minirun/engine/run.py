@@ -78,10 +78,10 @@ def pull_if_missing(images, name, stderr):
     except ImageNotFound:
         from ..image import reference
         from ..registry.progress import Progress
-        from ..registry.pull import pull_image
+        from ..registry.pull import Pull, pull_image
         ref = reference.parse(name)
         print(f"Unable to find image '{name}' locally", file=stderr, flush=True)
-        pull_image(images, ref, Progress(out=stderr))
+        pull_image(Pull(images, ref), Progress(out=stderr))
 
 
 def _size_terminal(proc):

@@ -37,8 +37,8 @@ class ManifestNotFound(RegistryClientError, NotFound):
 
 
 def is_loopback(host):
-    name = host.rsplit(":", 1)[0].strip("[]") if not host.startswith("[") or "]:" in host \
-        else host.strip("[]")
+    """host[:port], [v6]:port included."""
+    name = urllib.parse.urlsplit("//" + host).hostname or ""
     if name == "localhost":
         return True
     try:
@@ -57,6 +57,7 @@ class Client:
         self.scheme = None if self.insecure else "https"
         self.credentials = credentials if credentials is not None else auth.credentials(domain)
         self.tokens = {}                    # scope -> bearer token
+        self.basic = False                  # the registry asked for Basic credentials
         self.local = threading.local()
 
     # -- connections -------------------------------------------------------------------
@@ -163,7 +164,7 @@ class Client:
     def _authorization(self, scope):
         if scope in self.tokens:
             return {"Authorization": f"Bearer {self.tokens[scope]}"}
-        if getattr(self, "_basic", False) and self.credentials:
+        if self.basic and self.credentials:
             return {"Authorization": "Basic " + _basic(*self.credentials)}
         return {}
 
@@ -173,7 +174,7 @@ class Client:
             if not self.credentials:
                 raise Unauthorized(f"{self.domain}: authentication required (minirun login "
                                    f"{self.domain})")
-            self._basic = True
+            self.basic = True
         elif scheme == "bearer":
             self.tokens[scope] = self._token(params, params.get("scope") or scope)
         else:

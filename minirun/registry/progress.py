@@ -39,7 +39,10 @@ class Progress:
         self.out.flush()
         self.drawn = len(self.lines)
 
-    def say(self, text):
+    def say(self, text, id=None, aux=None):
+        """A line of its own (below the bars); *aux* is for the API's stream only."""
+        if id:
+            text = f"{id}: {text}"
         if not self.quiet:
             with self.lock:
                 if self.tty and self.lines:

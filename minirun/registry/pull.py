@@ -110,24 +110,32 @@ class Pull:
             if "error" in outcome:
                 raise DigestError(f"layer {desc['digest']}: {outcome['error']}")
 
+        reader = os.fdopen(read_end, "rb", buffering=1 << 20)
+
         def unpack():
             try:
-                self.store.layers.unpack(diff_id, os.fdopen(read_end, "rb", buffering=1 << 20),
-                                         mf.LAYER_TYPES.get(desc.get("mediaType")), verified)
+                with reader:               # closed early, it stops the download too
+                    self.store.layers.unpack(diff_id, reader,
+                                             mf.LAYER_TYPES.get(desc.get("mediaType")), verified)
             except BaseException as e:
                 outcome["unpack"] = e
         unpacker = threading.Thread(target=unpack, name="unpack")
         unpacker.start()
+        pipe = os.fdopen(write_end, "wb")
         try:
-            with os.fdopen(write_end, "wb") as pipe:
-                try:
-                    self.store.blobs.put_stream(Tee(stream, pipe), desc["digest"],
-                                                desc.get("size"), "layer")
-                except BrokenPipeError:
-                    pass                          # the unpacker stopped: its error says why
-                except BaseException as e:
-                    outcome["error"] = e
+            self.store.blobs.put_stream(Tee(stream, pipe), desc["digest"], desc.get("size"),
+                                        "layer")
+            pipe.close()                          # end of file: the unpacker can finish
+        except BrokenPipeError:
+            outcome["error"] = MinirunError(f"layer {desc['digest']}: the unpacker stopped "
+                                            f"before the download ended")
+        except BaseException as e:
+            outcome["error"] = e
         finally:
+            try:
+                pipe.close()
+            except OSError:
+                pass
             blob_checked.set()
             unpacker.join()
         if "unpack" in outcome:
@@ -162,11 +170,13 @@ class Tee:
         return data
 
 
-def pull_image(store, ref, progress, tls_verify=True):
-    """Pull with Docker's messages around it (``pull``, ``run`` and minirund's
-    /images/create); returns the image ID."""
-    progress.say(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
-    image_id, digest, new = Pull(store, ref, Client(ref.domain, tls_verify), progress).run()
+def pull_image(pull, progress):
+    """Run *pull* with Docker's messages around it (``pull``, ``run`` and minirund's
+    /images/create share them); returns the image ID."""
+    ref = pull.ref
+    progress.say(f"Pulling from {ref.path}", id=ref.tag or ref.digest)
+    pull.progress = progress
+    image_id, digest, new = pull.run()
     progress.say(f"Digest: {digest}")
     progress.say(f"Status: {'Downloaded newer image' if new else 'Image is up to date'} for "
                  f"{ref.familiar_repository}{':' + ref.tag if ref.tag else '@' + ref.digest}")

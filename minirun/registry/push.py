@@ -41,3 +41,11 @@ def push(store, ref, client=None, progress=lambda *a, **k: None):
         raise MinirunError(f"the registry stored the manifest as {pushed}, "
                            f"not {manifest_digest}")
     return manifest_digest, len(data)
+
+
+def push_image(store, ref, client, progress):
+    """push() with Docker's messages around it (``push`` and minirund's /images/…/push)."""
+    progress.say(f"The push refers to repository [{ref.repository}]")
+    digest, size = push(store, ref, client, progress)
+    progress.say(f"{ref.tag}: digest: {digest} size: {size}",
+                 aux={"Tag": ref.tag, "Digest": digest, "Size": size})
