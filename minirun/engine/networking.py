@@ -83,11 +83,10 @@ class Networking:
                                f"{target['name']}")
         spec.netns = f"/proc/{target['pid']}/ns/net"
 
-    def connect(self, cid, pid, trace=lambda *a: None):
+    def connect(self, cid, pid, ports, trace=lambda *a: None):
+        """Wire a started container; *ports*: the bindings its config recorded at create."""
         from ..network import wiring
-        row = self.containers.get(cid)
-        bindings = [tuple(b) for b in json.loads(row["config"]).get("ports", [])]
-        wiring.connect(self.store, cid, pid, bindings, trace, self.hosts_path)
+        wiring.connect(self.store, cid, pid, [tuple(b) for b in ports], trace, self.hosts_path)
 
     def disconnect(self, cid, exited=False):
         """*exited*: PID 1 was reaped (its namespace, and so its veths, are going away)."""

@@ -12,9 +12,9 @@ from .networking import wired as network_wired
 
 def start(spec, trace, networking, outside=None, stdio=None):
     """Create the container's cgroups and start its PID 1; return (cgroups, Process)."""
-    options = json.loads(networking.containers.get(spec.id)["config"])["options"]
-    networking.join_target(spec, options)
-    wired = network_wired(options.get("network") or "")
+    config = json.loads(networking.containers.get(spec.id)["config"])
+    networking.join_target(spec, config["options"])
+    wired = network_wired(config["options"].get("network") or "")
     cgroups = cg.detect(trace)
     trace(f"cgroup v{cgroups.version}: mkdir {cg.PARENT}/{spec.id[:12]}",
           "a cgroup of its own in each hierarchy it is limited by")
@@ -22,7 +22,7 @@ def start(spec, trace, networking, outside=None, stdio=None):
 
     def wire(proc):                     # its netns exists, its command has not run yet
         if wired:
-            networking.connect(spec.id, proc.pid, trace)
+            networking.connect(spec.id, proc.pid, config.get("ports", []), trace)
         if outside:
             outside(proc)
     try:

@@ -13,10 +13,9 @@ def exists(name):
 
 
 def ensure_bridge(name, gateway, subnet):
-    """Make bridge *name* with the gateway address, up; True if it was made now."""
+    """Bridge *name*, with the gateway address, up (made if missing)."""
     with Netlink() as nl:
-        made = not exists(name)
-        if made:
+        if not exists(name):
             nl.add_bridge(name)
         try:
             nl.add_address(name, gateway, ipaddress.IPv4Network(subnet).prefixlen)
@@ -26,7 +25,6 @@ def ensure_bridge(name, gateway, subnet):
     # Published ports on 127.0.0.1 are DNATed into the bridge: let 127/8 be routed there.
     with open(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "w") as f:
         f.write("1")
-    return made
 
 
 def remove(name):
