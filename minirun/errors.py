@@ -20,3 +20,23 @@ class Conflict(MinirunError):
 
 class NotModified(MinirunError):
     """Asks for what already is: start a started container (304)."""
+
+
+class StepError(MinirunError):
+    """A system call failed during a named step (see ``step``)."""
+
+
+class step:
+    """``with step("mounting /sys"):`` turns an OSError into "mounting /sys: Operation not
+    permitted" — the step first, then the kernel's reason (crun and runc word them so)."""
+
+    def __init__(self, what):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if isinstance(error, OSError):
+            raise StepError(f"{self.what}: {error.strerror or error}") from error
+        return False

@@ -72,12 +72,8 @@ def serve(root, host, log_file=None, debug=False):
     import resource
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))   # a few descriptors per container
-    # Everything a forked container or exec helper runs is imported now, before any
-    # thread exists: a child forked from a threaded process must not need the import lock.
-    from ..engine import exec as _exec  # noqa: F401
     from ..engine.engine import Engine
-    from ..runtime import child as _child  # noqa: F401
-    engine = Engine(root, log)
+    engine = Engine(root, log, log_file)
     engine.startup()
     path = socket_path(host)
     server = _listen(path, engine, log)

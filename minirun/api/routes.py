@@ -374,7 +374,9 @@ def exec_create(engine, req, ref):
                       env=c.str_list(body, "Env") or [],
                       workdir=c.field(body, "WorkingDir", str, ""),
                       user=c.field(body, "User", str, ""), tty=c.field(body, "Tty", bool, False),
-                      stdin=c.field(body, "AttachStdin", bool, False))
+                      stdin=c.field(body, "AttachStdin", bool, False),
+                      # minirun's own: the joining process's steps on its stderr (exec --trace)
+                      trace=c.field(body, "Trace", bool, False))
     return 201, {"Id": eid}
 
 

@@ -259,15 +259,18 @@ def stats_cmd(ctx, no_stream, refs):
 @click.option("-e", "--env", multiple=True)
 @click.option("-w", "--workdir", default="")
 @click.option("-u", "--user", default="")
+@click.option("--trace", is_flag=True, help="Print each step of joining the container.")
 @click.argument("ref")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, ref, command):
+def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, trace, ref, command):
     """Run a command in a running container."""
     c = ctx.client
-    eid = c.call("POST", f"/containers/{ref}/exec", {
-        "Cmd": list(command), "Env": list(env), "WorkingDir": workdir, "User": user,
-        "AttachStdin": interactive, "AttachStdout": True, "AttachStderr": True, "Tty": tty})["Id"]
+    body = {"Cmd": list(command), "Env": list(env), "WorkingDir": workdir, "User": user,
+            "AttachStdin": interactive, "AttachStdout": True, "AttachStderr": True, "Tty": tty}
+    if trace:
+        body["Trace"] = True              # minirun's own field; dockerd has no such thing
+    eid = c.call("POST", f"/containers/{ref}/exec", body)["Id"]
     if detach:
         c.call("POST", f"/exec/{eid}/start", {"Detach": True})
         return

@@ -56,6 +56,10 @@ class ContainerStore:
     def path(self, cid, *parts):
         return os.path.join(self.dir, cid, *parts)
 
+    def exit_file(self, cid):
+        """Where the fork server writes the exit code of the container's last run."""
+        return self.path(cid, "exit")
+
     def create(self, image_id, image, config, name=None):
         """Record a new container and make its directory; returns (id, name)."""
         if name is not None and not NAME_RE.fullmatch(name):

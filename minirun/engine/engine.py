@@ -1,13 +1,16 @@
 """Containers as the daemon manages them: create, start, stop, kill, wait, rm, restart.
 
-minirund's one Engine holds the stores and the supervisor. It is the
-parent (and child subreaper) of every container it starts; exits come back
-from the supervisor, are recorded, and restart policies applied. On start it
-re-adopts containers that a previous minirund left running.
+minirund's one Engine holds the stores and the supervisor. Its containers
+are forked by the fork server (forkserver.py), never by this multi-threaded
+process; exits come back through the supervisor, are recorded, and restart
+policies applied. On start it re-adopts containers that a previous minirund
+left running, and records the exit codes of those that ended meanwhile.
 """
 import json
 import os
+import select
 import signal
+import sqlite3
 import threading
 import time
 
@@ -18,25 +21,27 @@ from ..runtime import cgroups as cg
 from . import create as creating
 from . import options as o
 from .cleanup import reap_orphans
-from .containers import ContainerStore, process_alive, process_identity
+from ..runtime.trace import quiet
+from .containers import NAME_RE, ContainerStore, process_alive, process_identity
+from .forkserver import Client as ForkServer
 from .networking import Networking
 from .start import start as start_container
-from .supervisor import UNKNOWN_EXIT, Supervisor, container_ends, daemon_ends, make_fifos
+from .supervisor import (UNKNOWN_EXIT, Supervisor, container_ends, daemon_ends, make_fifos,
+                         read_exit_file)
 
-
-def _noop(*_):
-    pass
+KILL_SETTLES = 10      # seconds a SIGKILLed PID 1 gets to be gone before kill answers
 
 
 class Engine:
-    def __init__(self, root, log):
+    def __init__(self, root, log, log_file=None):
         self.root = root
         self.log = log
         db = statedb.LocalDB(root)
         self.images = ImageStore(root, db=db)
         self.containers = ContainerStore(root, db=db)
         self.networking = Networking(root, self.containers, db=db)
-        self.supervisor = Supervisor(log)
+        self.forkserver = ForkServer(root, log_file)
+        self.supervisor = Supervisor(log, self.forkserver, self._on_exec_exit)
         self.cgroups = cg.detect()      # the host's cgroup layout does not change under us
         self.changed = threading.Condition()
         self.exits = {}                 # cid -> number of exits seen (for wait next-exit)
@@ -46,8 +51,6 @@ class Engine:
 
     # -- daemon start and stop --------------------------------------------------
     def startup(self):
-        import prctl
-        prctl.set_child_subreaper(True)   # exec'd processes come back to us to be reaped
         self.supervisor.start()
         self.images.layers.clean_tmp()
         reap_orphans(self.containers, self.networking)   # foreground runs whose minirun was killed
@@ -67,18 +70,22 @@ class Engine:
             return
         if config["spec"].get("die_with_parent", True):
             return                                    # a foreground run: its minirun watches it
-        if row["state"] == "running" and self._alive(row):
+        exit_file = self.containers.exit_file(cid)
+        owned = self.supervisor.running.get(cid) == row["pid"]
+        if row["state"] == "running" and (owned or self._alive(row)):
             self.containers.update(cid, owner=process_identity())
-            self.supervisor.watch(cid, row["pid"], self.containers.path(cid), self._on_exit,
-                                  child=False)
+            self.supervisor.watch(cid, row["pid"], self.containers.path(cid), exit_file,
+                                  self._on_exit, owned=owned)
             self.log.info("re-adopted container %s (pid %s)", cid[:12], row["pid"])
             return
         self.cgroups.kill_all(cid)
         self.cgroups.remove(cid)
         self.networking.disconnect(cid)
         if row["state"] == "running":                 # it exited while no minirund watched
-            self.containers.mark_exited(cid, UNKNOWN_EXIT)
-            self._after_exit(cid, UNKNOWN_EXIT)
+            code = read_exit_file(exit_file)
+            code = UNKNOWN_EXIT if code is None else code
+            self.containers.mark_exited(cid, code)
+            self._after_exit(cid, code)
 
     def _alive(self, row):
         """Is the recorded PID 1 still running, in the container's own cgroup?"""
@@ -120,12 +127,21 @@ class Engine:
             raise NotModified("container already started")
         spec = self.containers.spec(row)
         directory = self.containers.path(cid)
+        exit_file = self.containers.exit_file(cid)
+        try:
+            os.unlink(exit_file)                      # the last run's
+        except FileNotFoundError:
+            pass
         fifos = make_fifos(directory)
         ours = daemon_ends(fifos)
         devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         theirs = container_ends(fifos)
+
+        def spawn(spec, _trace, stdio):           # forked by the fork server, not by us
+            return self.forkserver.start(spec, stdio, exit_file)
         try:
-            _, proc = start_container(spec, _noop, self.networking, stdio=(devnull, *theirs))
+            _, proc = start_container(spec, quiet, self.networking, stdio=(devnull, *theirs),
+                                      spawn=spawn)
         except BaseException:
             for fd in ours:
                 os.close(fd)
@@ -136,11 +152,10 @@ class Engine:
         os.close(proc.pidfd)
         try:
             self.containers.mark_running(cid, proc.pid)
-            self.supervisor.watch(cid, proc.pid, directory, self._on_exit, child=True,
+            self.supervisor.watch(cid, proc.pid, directory, exit_file, self._on_exit,
                                   pty=proc.pty, ends=ours)
         except BaseException:          # never a container that nobody watches
             self.cgroups.kill_all(cid)
-            os.waitpid(proc.pid, 0)
             self.cgroups.remove(cid)
             self.networking.disconnect(cid)
             self.containers.mark_exited(cid, UNKNOWN_EXIT)
@@ -148,6 +163,15 @@ class Engine:
         self._notify()
 
     # -- exits and restart policies -----------------------------------------------
+    def _on_exec_exit(self, eid, code):
+        """An exec'd process ended (*eid* None: every running one is lost with the fork
+        server)."""
+        with self.changed:
+            for key, ex in self.execs.items():
+                if (key == eid or eid is None) and ex["ExitCode"] is None:
+                    ex.update(Running=False, ExitCode=code)
+            self.changed.notify_all()
+
     def _on_exit(self, cid, code):
         oom = self.cgroups.oom_killed(cid)
         self.cgroups.kill_all(cid)        # stray processes of an --init-less PID 1 are gone too
@@ -190,26 +214,32 @@ class Engine:
             self.log.exception("restarting %s", cid[:12])
 
     # -- signals, stop, kill, restart ---------------------------------------------
-    def _signal(self, row, sig):
+    def _signal(self, row, sig, settle=0):
+        """Signal PID 1; True if it is gone within *settle* seconds."""
         try:
             fd = os.pidfd_open(row["pid"])
         except ProcessLookupError:
-            return
+            return True
         try:
             signal.pidfd_send_signal(fd, sig)
+            return bool(select.select([fd], [], [], settle)[0])
         except ProcessLookupError:
-            pass
+            return True
         finally:
             os.close(fd)
 
     def kill(self, ref, sig=signal.SIGKILL):
+        """As dockerd: when PID 1 is gone after the signal (at once, or within a few seconds
+        for SIGKILL) its exit is recorded before kill answers, so inspect, wait and rm that
+        follow see it exited."""
         cid = self.get(ref)["id"]
         with self.policy_lock:
             self.stopped_by_user.add(cid)
             row = self.get(cid)
         if row["state"] != "running":
             raise Conflict(f"Container {cid} is not running")
-        self._signal(row, sig)
+        if self._signal(row, sig, KILL_SETTLES if sig == signal.SIGKILL else 0):
+            self._wait_state(cid, "running", KILL_SETTLES)
 
     def stop(self, ref, timeout=10, sig=signal.SIGTERM):
         cid = self.get(ref)["id"]
@@ -283,8 +313,6 @@ class Engine:
         self._notify()
 
     def rename(self, ref, name):
-        import sqlite3
-        from .containers import NAME_RE
         if not NAME_RE.fullmatch(name):
             raise o.OptionError(f"Invalid container name ({name})")
         row = self.get(ref)

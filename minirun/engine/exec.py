@@ -1,36 +1,30 @@
-"""``exec``: a new process inside a running container.
+"""``exec``: Docker's exec instances, and their output and input.
 
-    minirund ─fork→ A: join the container's cgroups, then setns() into its
-                      ipc, uts, net, pid, cgroup and mount namespaces
-                 A ─fork→ B: PID n of the container's PID namespace; the
-                      container's user, env and workdir (unless overridden),
-                      its capabilities; execve
-                 A exits; B is re-parented to minirund (child subreaper)
-
-B's stdout and stderr are pipes that the request streams back; stdin a pipe
-fed from the client's hijacked connection when it asked for it.
+The process itself is forked by the fork server into the container's
+namespaces (runtime/join.py: cgroups, setns per namespace, the same lock-down
+as PID 1, execve); this module keeps Docker's records of it, hands it its
+stdio (pipes the request streams back, or a terminal of the container's own)
+and learns its exit code from the supervisor.
 """
-import json
+import fcntl
 import os
-import signal
+import selectors
+import struct
 import threading
 
 from ..errors import Conflict, MinirunError, NotFound
-from ..linux import namespaces as ns
-from ..runtime import cgroups as cg
-from ..runtime import child as runtime_child
-from ..runtime import security
+from ..linux.process import TIOCSWINSZ
+from ..runtime import join
+from ..runtime.spec import process_of
 from .options import OptionError
-
-NAMESPACES = (("ipc", ns.CLONE_NEWIPC), ("uts", ns.CLONE_NEWUTS), ("net", ns.CLONE_NEWNET),
-              ("pid", ns.CLONE_NEWPID), ("cgroup", ns.CLONE_NEWCGROUP), ("mnt", ns.CLONE_NEWNS))
 
 
 class ExecNotFound(NotFound):
     pass
 
 
-def create_exec(engine, row, cmd, env=(), workdir="", user="", tty=False, stdin=False):
+def create_exec(engine, row, cmd, env=(), workdir="", user="", tty=False, stdin=False,
+                trace=False):
     """Record an exec instance (Docker's shape); it runs on start_exec."""
     if row["state"] != "running":
         raise Conflict(f"Container {row['id']} is not running")
@@ -42,7 +36,7 @@ def create_exec(engine, row, cmd, env=(), workdir="", user="", tty=False, stdin=
         "OpenStdin": stdin, "OpenStdout": True, "OpenStderr": True,
         "ProcessConfig": {"entrypoint": cmd[0], "arguments": cmd[1:], "tty": tty,
                           "privileged": False, "user": user},
-        "Env": list(env), "WorkingDir": workdir, "CanRemove": False,
+        "Env": list(env), "WorkingDir": workdir, "CanRemove": False, "_trace": trace,
     }
     return eid
 
@@ -71,7 +65,7 @@ def start_exec(engine, eid, detach, stdin):
         raise Conflict(f"Container {row['id']} is not running")
     if detach:
         pid, out_r, err_r = _spawn_exec(engine, eid, row, stdin)
-        threading.Thread(target=lambda: (_drain(out_r, err_r), _finish(engine, eid, pid)),
+        threading.Thread(target=lambda: (_drain(out_r, err_r), _finish(engine, eid)),
                          daemon=True).start()
         return None
 
@@ -80,24 +74,23 @@ def start_exec(engine, eid, detach, stdin):
         try:
             yield from _read_both(out_r, err_r)
         finally:
-            _finish(engine, eid, pid)
+            _finish(engine, eid)
     return chunks()
 
 
 def _spawn_exec(engine, eid, row, stdin):
     """Start the exec'd process; return (pid, stdout read end, stderr read end or None)."""
     ex = engine.execs[eid]
-    spec = engine.containers.spec(row)
     pc = ex["ProcessConfig"]
     if pc["tty"]:
-        return _spawn_tty_exec(engine, eid, row, spec, stdin)
+        return _spawn_tty_exec(engine, eid, row, stdin)
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC) if ex["OpenStdin"] else (None, None)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    if stdin_r is None:
+        stdin_r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        pid = spawn(row, spec, [pc["entrypoint"], *pc["arguments"]],
-                    merge_env(spec.env, ex["Env"]), ex["WorkingDir"] or spec.cwd,
-                    pc["user"] or spec.user, (stdin_r, out_w, err_w))
+        pid = _fork(engine, eid, row, (stdin_r, out_w, err_w))[0]
     except BaseException:
         for fd in (stdin_w, out_r, err_r):
             if fd is not None:
@@ -105,48 +98,56 @@ def _spawn_exec(engine, eid, row, stdin):
         raise
     finally:
         for fd in (stdin_r, out_w, err_w):
-            if fd is not None:
-                os.close(fd)
-    ex.update(Running=True, Pid=pid)
+            os.close(fd)
     if stdin_w is not None:
         _start_stdin(stdin, stdin_w)
     return pid, out_r, err_r
 
 
-def _spawn_tty_exec(engine, eid, row, spec, stdin):
+def _spawn_tty_exec(engine, eid, row, stdin):
     """-t: the process gets a terminal of the container's own; we keep its master side."""
-    import socket
     ex = engine.execs[eid]
-    pc = ex["ProcessConfig"]
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     try:
-        pid = spawn(row, spec, [pc["entrypoint"], *pc["arguments"]],
-                    merge_env(spec.env, ex["Env"] + ["TERM=xterm"]),
-                    ex["WorkingDir"] or spec.cwd, pc["user"] or spec.user, theirs)
-        theirs.close()
-        ours.settimeout(10)
-        _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+        pid, master = _fork(engine, eid, row, (null, null, null))
     finally:
-        ours.close()
-        theirs.close()
-    if not fds:
-        _finish(engine, eid, pid)
+        os.close(null)
+    if master is None:
         raise MinirunError("exec: the process failed before its terminal was set up")
-    master = fds[0]
-    ex.update(Running=True, Pid=pid, _pty=master)
+    ex["_pty"] = master
     if ex.get("_size"):
-        import fcntl
-        from ..linux.process import TIOCSWINSZ
         fcntl.ioctl(master, TIOCSWINSZ, ex["_size"])
     if ex["OpenStdin"]:
         _start_stdin(stdin, master, close=False)
     return pid, master, None
 
 
+def _fork(engine, eid, row, stdio):
+    """Have the fork server fork the process into the container; (pid, pty master or None)."""
+    ex = engine.execs[eid]
+    pc = ex["ProcessConfig"]
+    process = process_of(engine.containers.spec(row))
+    process.args = [pc["entrypoint"], *pc["arguments"]]
+    process.env = merge_env(process.env, ex["Env"] + (["TERM=xterm"] if pc["tty"] else []))
+    process.cwd = ex["WorkingDir"] or process.cwd
+    process.user = pc["user"] or process.user
+    process.tty = pc["tty"]
+    ns_fds = join.open_namespaces(row["pid"])
+    try:
+        pid, pidfd, sock = engine.forkserver.exec(
+            eid, ns_fds, engine.cgroups.procs_files(row["id"]), process, stdio, row["pid"],
+            ex["_trace"])
+    finally:
+        for fd in ns_fds:
+            os.close(fd)
+    os.close(pidfd)
+    with engine.changed:                  # its exit may have been heard already
+        ex["Pid"] = pid
+        ex["Running"] = ex["ExitCode"] is None
+    return pid, join.handshake(sock)
+
+
 def resize_exec(engine, eid, height, width):
-    import fcntl
-    import struct
-    from ..linux.process import TIOCSWINSZ
     ex = engine.execs.get(eid)
     if ex is None or not ex["ProcessConfig"]["tty"]:
         raise ExecNotFound(f"No such exec instance with a terminal: {eid}")
@@ -155,10 +156,12 @@ def resize_exec(engine, eid, height, width):
         fcntl.ioctl(ex["_pty"], TIOCSWINSZ, ex["_size"])
 
 
-def _finish(engine, eid, pid):
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    engine.execs[eid].update(Running=False, ExitCode=128 - code if code < 0 else code)
+def _finish(engine, eid):
+    """Wait until the supervisor has heard of the process's exit (its output has ended)."""
+    ex = engine.execs[eid]
+    with engine.changed:
+        while ex["ExitCode"] is None:
+            engine.changed.wait(1)
 
 
 def merge_env(base, extra):
@@ -168,7 +171,6 @@ def merge_env(base, extra):
 
 
 def _read_both(out_r, err_r):
-    import selectors
     sel = selectors.DefaultSelector()
     sel.register(out_r, selectors.EVENT_READ, "stdout")
     if err_r is not None:
@@ -216,90 +218,3 @@ def _feed_stdin(conn, fd, first, close=True):
     finally:
         if close:
             os.close(fd)
-
-
-def spawn(row, spec, argv, env, cwd, user, stdio):
-    """Fork the exec'd process into the container; return its (host) PID."""
-    target = row["pid"]
-    ns_fds = [(os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag)
-              for name, flag in NAMESPACES]
-    procs = cg.detect().procs_files(row["id"])
-    report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    a = os.fork()
-    if a == 0:
-        _in_a(ns_fds, procs, report_w, spec, argv, env, cwd, user, stdio)
-    os.close(report_w)
-    for fd, _ in ns_fds:
-        os.close(fd)
-    data = b""
-    while True:
-        chunk = os.read(report_r, 4096)
-        if not chunk:
-            break
-        data += chunk
-    os.close(report_r)
-    os.waitpid(a, 0)
-    msg = json.loads(data or b'{"error": "exec helper died"}')
-    if "error" in msg:
-        raise MinirunError(msg["error"])
-    # B may still be finishing its set-up; its exec failure shows up as exit 126/127.
-    return msg["pid"]
-
-
-def _in_a(ns_fds, procs, report_w, spec, argv, env, cwd, user, stdio):
-    """Process A: join, fork B, report B's PID, exit. Never returns."""
-    try:
-        pid = os.getpid()
-        for path in procs:
-            with open(path, "w") as f:
-                f.write(str(pid))
-        for fd, flag in ns_fds:
-            ns.setns(fd, flag)
-        b = os.fork()
-        if b == 0:
-            _in_b(spec, argv, env, cwd, user, stdio)
-        os.write(report_w, json.dumps({"pid": b}).encode())
-        os._exit(0)
-    except BaseException as e:
-        try:
-            os.write(report_w, json.dumps({"error": f"exec: {e}"}).encode())
-        finally:
-            os._exit(1)
-
-
-def _in_b(spec, argv, env, cwd, user, stdio):
-    """Process B, inside every namespace: lock down like the container, then exec."""
-    try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
-        if isinstance(stdio, tuple):
-            for target, fd in enumerate(stdio):
-                if fd is None:
-                    fd = os.open("/dev/null", os.O_RDONLY)
-                os.dup2(fd, target)
-        else:                                  # -t: a pty of the container's devpts
-            import socket
-            master, slave = runtime_child.open_pty(lambda *a: None)
-            socket.send_fds(stdio, [b"pty"], [master])
-            os.close(master)
-            runtime_child.stdio(spec, slave)
-        uid, gid, groups, home = security.resolve_user(user)
-        if not any(e.startswith("HOME=") for e in env):
-            env = env + [f"HOME={home}"]
-        os.chdir(cwd)
-        quiet = lambda *a: None
-        security.drop_bounding_caps(spec.caps, quiet)
-        security.switch_user(uid, gid, groups, quiet)
-        security.set_caps(spec.caps, uid, quiet)
-        if spec.no_new_privileges:
-            security.no_new_privs(quiet)
-        runtime_child.close_inherited_fds()
-        runtime_child.execute(argv, env)
-    except runtime_child.ExecError as e:
-        os.write(2, f"{e}\n".encode())
-        os._exit(e.code)
-    except BaseException as e:
-        os.write(2, f"minirun exec: {e}\n".encode())
-        os._exit(126)
-    os._exit(127)

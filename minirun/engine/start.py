@@ -10,8 +10,10 @@ from ..runtime import container as rt
 from .networking import wired as network_wired
 
 
-def start(spec, trace, networking, outside=None, stdio=None):
-    """Create the container's cgroups and start its PID 1; return (cgroups, Process)."""
+def start(spec, trace, networking, outside=None, stdio=None, spawn=None):
+    """Create the container's cgroups and start its PID 1; return (cgroups, Process).
+
+    *spawn*: who forks it (runtime.container.start's argument; minirund's fork server)."""
     config = json.loads(networking.containers.get(spec.id)["config"])
     networking.join_target(spec, config["options"])
     wired = network_wired(config["options"].get("network") or "")
@@ -26,7 +28,8 @@ def start(spec, trace, networking, outside=None, stdio=None):
         if outside:
             outside(proc)
     try:
-        return cgroups, rt.start(spec, cgroups, trace, outside=wire, stdio=stdio)
+        return cgroups, rt.start(spec, cgroups, trace, outside=wire, stdio=stdio,
+                                 spawn=spawn)
     except BaseException:
         if wired:
             networking.disconnect(spec.id)

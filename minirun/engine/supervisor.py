@@ -1,21 +1,26 @@
 """The daemon's one supervisor for every detached container.
 
-One thread, one event loop: for each container it watches a pidfd (readable
-when PID 1 exits) and the pipes its stdout and stderr write to, and appends
-what arrives to the container's json-file log. No process per container.
+One thread, one event loop: for each container it reads the pipes its stdout
+and stderr write to and appends what arrives to the container's json-file log,
+and it learns of exits — from the fork server, which forked and reaps every
+container and exec'd process (engine/forkserver.py), over one events
+connection. No process per container.
 
 The pipes are FIFOs in the container's directory. The container holds its
 ends open read-write, so it never gets SIGPIPE: if minirund is killed, output
 waits in the pipe (and, once the pipe is full, the container waits) until
-the next minirund opens the FIFOs again and goes on reading. Containers that
-minirund started are its children and their exit codes are reaped; those it
-re-adopts after a restart are not, and their exit status is unknown.
+the next minirund opens the FIFOs again and goes on reading. Its exit code
+waits too, in the exit file the fork server writes. Only a container whose
+fork server died (and so nobody reaped) ends with its exit code unknown
+(255); that is watched through its pidfd.
 """
 import errno
+import fcntl
 import os
 import selectors
 import threading
 
+from .forkserver import read_event
 from .logs import LOG_NAME, LineWriter
 
 UNKNOWN_EXIT = 255
@@ -45,7 +50,6 @@ def container_ends(fifos):
     for f in fifos:
         fd = os.open(f, os.O_RDWR | os.O_CLOEXEC)
         try:
-            import fcntl
             fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:
             pass                 # over /proc/sys/fs/pipe-max-size: the default will do
@@ -53,38 +57,62 @@ def container_ends(fifos):
     return fds
 
 
-class Watched:
-    """What the loop knows of one container."""
+def read_exit_file(path):
+    """The exit code the fork server recorded, or None."""
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
 
-    def __init__(self, cid, pid, pidfd, child, log_fd, readers, on_exit):
-        self.cid, self.pid, self.pidfd, self.child = cid, pid, pidfd, child
+
+class Watched:
+    """What the loop knows of one container. *owned*: a child of the live fork server, whose
+    exit comes as an event; else its pidfd says when it ended."""
+
+    def __init__(self, cid, pid, pidfd, owned, exit_file, log_fd, readers, on_exit):
+        self.cid, self.pid, self.pidfd, self.owned = cid, pid, pidfd, owned
+        self.exit_file = exit_file
         self.log_fd = log_fd
         self.readers = readers          # fd -> LineWriter
         self.on_exit = on_exit
 
 
 class Supervisor:
-    def __init__(self, log):
+    def __init__(self, log, forkserver, on_exec_exit):
         self.log = log
+        self.forkserver = forkserver
+        self.on_exec_exit = on_exec_exit        # (exec id or None for all, code)
         self.sel = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
         self.pending = []
+        self.watched = {}               # pid -> Watched
+        self.early = {}                 # pid -> code: exits seen before their watch() arrived
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
         self.stopping = False
+        self.events = None
+        self.running = {}               # what the fork server ran when we connected
 
     def start(self):
+        self._connect()
         self.thread.start()
+
+    def _connect(self):
+        self.events, self.running = self.forkserver.events()
+        self.sel.register(self.events, selectors.EVENT_READ, ("event", None))
 
     def stop(self):
         self.stopping = True
         os.write(self.wake_w, b"x")
         self.thread.join(5)
 
-    def watch(self, cid, pid, container_dir, on_exit, child=True, pty=None, ends=None):
+    def watch(self, cid, pid, container_dir, exit_file, on_exit, owned=True, pty=None,
+              ends=None):
         """Follow a running container: log its output, call ``on_exit(cid, code)`` when done.
 
+        *owned*: the fork server started it (or runs it still, after our restart);
         *ends*: minirund's read ends of its FIFOs (opened anew when None: re-adoption);
         *pty*: the master of a -t container's terminal (its one output stream).
         """
@@ -101,7 +129,7 @@ class Supervisor:
                 os.close(fd)               # -t: everything comes through the terminal
             else:
                 readers[fd] = LineWriter(log_fd, stream)
-        w = Watched(cid, pid, pidfd, child, log_fd, readers, on_exit)
+        w = Watched(cid, pid, pidfd, owned, exit_file, log_fd, readers, on_exit)
         with self.lock:
             self.pending.append(w)
         os.write(self.wake_w, b"x")
@@ -118,8 +146,11 @@ class Supervisor:
                         self._take_pending()
                     elif kind == "out":
                         self._read(key.fd, w)
-                    elif kind == "exit":
-                        self._exited(w)
+                    elif kind == "event":
+                        self._event()
+                    elif kind == "gone":
+                        code = read_exit_file(w.exit_file)
+                        self._exited(w, UNKNOWN_EXIT if code is None else code)
                 except Exception:
                     self.log.exception("supervisor: %s of %s", kind, w and w.cid)
 
@@ -133,7 +164,44 @@ class Supervisor:
         for w in pending:
             for fd in w.readers:
                 self.sel.register(fd, selectors.EVENT_READ, ("out", w))
-            self.sel.register(w.pidfd, selectors.EVENT_READ, ("exit", w))
+            self.watched[w.pid] = w
+            if w.pid in self.early:
+                self._exited(w, self.early.pop(w.pid))
+            elif not w.owned:
+                self.sel.register(w.pidfd, selectors.EVENT_READ, ("gone", w))
+
+    def _event(self):
+        msg = read_event(self.events)
+        if msg is None:
+            self._forkserver_lost()
+            return
+        if msg.get("kind") == "exec":
+            self.on_exec_exit(msg["tag"], msg["code"])
+        elif msg["pid"] in self.watched:
+            self._exited(self.watched[msg["pid"]], msg["code"])
+        else:
+            self.early[msg["pid"]] = msg["code"]
+
+    def _forkserver_lost(self):
+        """Nobody reaps what it started now: watch those through their pidfds, and start a
+        new fork server for what comes next."""
+        self.log.error("the fork server is gone: exit codes of the containers it ran are "
+                       "lost (255)")
+        self.sel.unregister(self.events)
+        self.events.close()
+        self.events = None
+        for w in self.watched.values():
+            if w.owned:
+                w.owned = False
+                self.sel.register(w.pidfd, selectors.EVENT_READ, ("gone", w))
+        with self.lock:
+            for w in self.pending:
+                w.owned = False
+        self.on_exec_exit(None, UNKNOWN_EXIT)
+        try:
+            self._connect()
+        except Exception:
+            self.log.exception("starting a new fork server")
 
     def _read(self, fd, w):
         """Read what is there; True if more may come."""
@@ -150,21 +218,15 @@ class Supervisor:
                 return False
             w.readers[fd].feed(data)
 
-    def _exited(self, w):
-        code = UNKNOWN_EXIT
-        if w.child:
-            try:
-                _, status = os.waitpid(w.pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-                code = 128 - code if code < 0 else code
-            except ChildProcessError:
-                pass
+    def _exited(self, w, code):
         for fd, writer in w.readers.items():      # what it wrote just before it exited
             self._read(fd, w)
             writer.flush()
             self.sel.unregister(fd)
             os.close(fd)
-        self.sel.unregister(w.pidfd)
+        if not w.owned:
+            self.sel.unregister(w.pidfd)
         os.close(w.pidfd)
         os.close(w.log_fd)
+        del self.watched[w.pid]
         w.on_exit(w.cid, code)

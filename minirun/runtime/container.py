@@ -1,21 +1,27 @@
 """Starting a container's first process and waiting for it: the parent's side.
 
-    start(spec, cgroups) ─ fork (PID 1 of a new PID namespace)
-        ├─ parent: put the child in its cgroups → "go"
-        ├─ child: namespaces, root file system → "ready" (and, for -t, its pty)
-        ├─ parent: outside set-up (network, later) → "continue"
+    fork_container(spec) ─ fork (PID 1 of a new PID namespace)
+    start(spec, cgroups):
+        ├─ parent: put the child in its cgroups → GO
+        ├─ child: namespaces, root file system → READY (and, for -t, its PTY)
+        ├─ parent: outside set-up (network) → CONTINUE
         └─ child: lock down, execve → the socket closes: started
+    (runtime/sync.py draws the whole exchange)
+
+The fork and the handshake are two steps so that the fork can happen in
+another process: the foreground ``minirun run`` forks the container itself,
+minirund has its single-threaded fork server fork it (engine/forkserver.py)
+and runs the handshake from the socket end the fork server hands back.
 """
-import json
 import os
+import select
 import signal
 import socket
 
 from ..errors import MinirunError
 from ..linux import namespaces as ns
-from . import child
-
-EXIT_RUNTIME = child.EXIT_RUNTIME
+from . import child, sync
+from .lockdown import EXIT_RUNTIME, exit_code, keep_only, reset_signals
 
 
 class StartError(MinirunError):
@@ -25,11 +31,15 @@ class StartError(MinirunError):
 
 
 class Process:
-    """A started container's PID 1, held by a pidfd so a recycled PID is never signalled."""
+    """A started process, held by a pidfd so a recycled PID is never signalled.
 
-    def __init__(self, pid):
+    *reaps*: this process is its parent and reaps it; otherwise (a fork server's
+    child) its exit is only seen through the pidfd and its status is not ours."""
+
+    def __init__(self, pid, pidfd, reaps=True):
         self.pid = pid
-        self.pidfd = os.pidfd_open(pid)
+        self.pidfd = pidfd
+        self.reaps = reaps
         self.pty = None            # master side of the container's terminal (-t)
         self.status = None
 
@@ -40,52 +50,51 @@ class Process:
             pass
 
     def wait(self):
-        """Reap PID 1; return Docker's exit code (128+N for signal N)."""
+        """Wait for the process to end; Docker's exit code (128+N for signal N), or None when
+        another process reaps it."""
         if self.status is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.status = status
+            if self.reaps:
+                _, self.status = os.waitpid(self.pid, 0)
+            else:
+                select.select([self.pidfd], [], [])
+                self.status = -1
             os.close(self.pidfd)
-        return exit_code(self.status)
+        return exit_code(self.status) if self.reaps else None
 
 
-def exit_code(status):
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+def fork_container(spec, trace, stdio=None):
+    """Fork the container's PID 1, waiting for GO; return (pid, pidfd, parent's socket).
+
+    *stdio*, three descriptors, replaces this process's stdin/stdout/stderr for the
+    container (a daemon passes /dev/null and its log pipes). The child keeps nothing
+    else of ours: every other descriptor is closed right after the fork."""
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = fork_in_pid_namespace(None, trace)
+    if pid == 0:
+        try:
+            reset_signals()
+            [sock] = keep_only(stdio, [child_sock.fileno()])
+            child.main(spec, socket.socket(fileno=sock), trace)
+        finally:
+            os._exit(EXIT_RUNTIME)
+    child_sock.close()
+    return pid, os.pidfd_open(pid), parent_sock
 
 
-def _recv(sock):
-    msg, fds, _, _ = socket.recv_fds(sock, 65536, 1)
-    return (json.loads(msg) if msg else None), fds
-
-
-def start(spec, cgroups, trace, outside=None, stdio=None):
+def start(spec, cgroups, trace, outside=None, stdio=None, spawn=None):
     """Fork the container and see it through to exec; return its Process.
 
     *outside(process)* runs once the child's namespaces exist and before it
-    locks down (the network is wired in there). *stdio*, three descriptors,
-    replaces minirun's own stdin/stdout/stderr for the container (a daemon
-    passes /dev/null and its log pipes). On any failure the child is killed
-    and reaped, and StartError says why.
+    locks down (the network is wired in there). *spawn(spec, trace, stdio)*
+    forks it elsewhere (a fork server) and returns what fork_container does.
+    On any failure the child is killed and StartError says why.
     """
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = _fork_into_new_pid_namespace(trace)
-    if pid == 0:
-        parent_sock.close()
-        # Python's own signal choices, and signals minirun holds back, must not reach the command.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        if stdio is not None:
-            for target, fd in enumerate(stdio):
-                os.dup2(fd, target)
-        child.main(spec, child_sock, trace)
-        os._exit(EXIT_RUNTIME)
-    child_sock.close()
-    proc = Process(pid)
+    pid, pidfd, sock = (spawn or fork_container)(spec, trace, stdio)
+    proc = Process(pid, pidfd, reaps=spawn is None)
     try:
         cgroups.add(spec.id, pid)
-        parent_sock.send(b'{"type": "go"}')
-        _handshake(parent_sock, proc, outside)
+        sync.send(sock, sync.GO)
+        _handshake(sock, proc, outside)
     except BaseException:
         proc.signal(signal.SIGKILL)
         proc.wait()
@@ -93,43 +102,47 @@ def start(spec, cgroups, trace, outside=None, stdio=None):
             os.close(proc.pty)
         raise
     finally:
-        parent_sock.close()
+        sock.close()
     return proc
 
 
-def _fork_into_new_pid_namespace(trace):
-    """fork() with the child as PID 1 of a new PID namespace; the parent's is unchanged."""
+def fork_in_pid_namespace(pidns_fd, trace):
+    """fork() with the child in a PID namespace: a new one (PID 1 there) when *pidns_fd* is
+    None, else the one it names (exec joins a container's so). Ours is unchanged."""
     saved = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        ns.unshare(ns.CLONE_NEWPID)   # applies to children only
+    if pidns_fd is None:
+        ns.unshare(ns.CLONE_NEWPID)       # applies to children only
         trace("unshare(CLONE_NEWPID)", "the next child is PID 1 of a new PID namespace")
+    else:
+        ns.setns(pidns_fd, ns.CLONE_NEWPID)
+    pid = -1
+    try:
         pid = os.fork()
-        if pid == 0:
-            return 0
-        ns.setns(saved, ns.CLONE_NEWPID)   # later children of minirun stay in the host's
-        return pid
     finally:
-        os.close(saved)
+        if pid != 0:
+            ns.setns(saved, ns.CLONE_NEWPID)   # later children stay in our own
+    os.close(saved)
+    return pid
 
 
 def _handshake(sock, proc, outside):
     ready = False
     while True:
-        msg, fds = _recv(sock)
-        if msg is None:                 # end of file: exec happened, or the child died
+        kind, msg, fds = sync.recv(sock)
+        if kind is None:                # end of file: exec happened, or the child died
             if not ready:
-                raise StartError("container process died while being set up "
-                                 f"(exit {proc.wait()})")
+                code = proc.wait()
+                raise StartError("container process died while being set up"
+                                 + (f" (exit {code})" if code is not None else ""))
             return
-        kind = msg.get("type")
-        if kind == "pty" and fds:
+        if kind == sync.PTY and fds:
             proc.pty = fds[0]
-        elif kind == "ready":
+        elif kind == sync.READY:
             ready = True
             if outside:
                 outside(proc)
-            sock.send(b'{"type": "continue"}')
-        elif kind == "error":
+            sync.send(sock, sync.CONTINUE)
+        elif kind == sync.ERROR:
             for fd in fds:
                 os.close(fd)
             raise StartError(msg.get("message", "unknown error"), msg.get("code", EXIT_RUNTIME))

@@ -15,11 +15,12 @@ import errno
 import os
 import stat
 
+from ..errors import MinirunError
 from ..linux import mount as m
 from .spec import MASKED_PATHS, READONLY_PATHS
 
 
-class RootfsError(Exception):
+class RootfsError(MinirunError):
     pass
 
 

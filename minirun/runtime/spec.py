@@ -32,6 +32,20 @@ class Mount(Record):
     }
 
 
+class Process(Record):
+    """What runs, and as whom: a container's PID 1, or a process exec'd into it."""
+    FIELDS = {
+        "args": [],
+        "env": [],
+        "cwd": "/",
+        "user": "",               # "", "uid", "uid:gid", "name", "name:group"
+        "tty": False,
+        "caps": DEFAULT_CAPS,
+        "no_new_privileges": False,
+        "rlimits": [],            # [(name, soft, hard)]
+    }
+
+
 class Spec(Record):
     FIELDS = {
         "id": "",
@@ -61,6 +75,28 @@ class Spec(Record):
         "init": "",               # host path of an init (tini) to run as PID 1, or ""
         "die_with_parent": True,  # foreground: dies with minirun; detached: outlives minirund
     }
+
+
+def process_of(spec):
+    """The process part of a container's spec (a fresh copy: the lock-down adds HOME)."""
+    return Process(**{k: _copy(getattr(spec, k)) for k in Process.FIELDS})
+
+
+def _copy(value):
+    return list(value) if isinstance(value, list) else value
+
+
+def process_to_dict(process):
+    d = process.as_dict()
+    d["caps"] = list(process.caps)
+    return d
+
+
+def process_from_dict(d):
+    d = dict(d)
+    d["caps"] = tuple(d["caps"])
+    d["rlimits"] = [tuple(r) for r in d["rlimits"]]
+    return Process(**d)
 
 
 def spec_to_dict(spec):

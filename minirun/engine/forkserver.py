@@ -1,0 +1,313 @@
+"""minirund's fork server: the one process that forks containers and exec'd processes.
+
+A process with threads must not fork a container: the child inherits whatever
+the other threads hold at that instant — a flock'd file (a start then waits for
+ever on its own lock), a database, directory fds of a layer being unpacked —
+and a container would begin its life with them. So minirund starts this small,
+single-threaded, pre-imported process once per state root (as containerd
+starts a shim and podman a conmon, but one for all containers) and asks it,
+over a unix socket only root can reach:
+
+    minirund                                       fork server              new process
+      START {spec, exit_file} + stdio fds  ──▶  fork_container ────────▶ PID 1, waits for GO
+      ◀── {pid} + pidfd + handshake socket          (runtime/container.py)
+      the handshake, as a foreground run does it (cgroups, GO, READY, network, CONTINUE)
+
+      EXEC {process, cgroups} + ns + stdio fds ──▶ fork_joiner ───────▶ joins, execs
+      ◀── {pid} + pidfd + handshake socket          (runtime/join.py)
+
+      HELLO (the one events connection) ──▶
+      ◀── {running: {container id: pid}}, then EXIT {kind, tag, pid, code} as they happen
+
+It is the parent of everything it forks, so it reaps them and knows their exit
+codes; a container's is also written to the file its START named, so a
+minirund that was down (killed, restarting) reads it when it comes back. It
+runs in its own session and outlives minirund; it exits once it has no
+children and nobody is connected. It holds no lock and no file but its own
+sockets and pidfds, and a child keeps none of those past its first step.
+"""
+import errno
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import time
+
+import prctl
+
+from ..errors import MinirunError
+from ..runtime import container as rt
+from ..runtime import join
+from ..runtime.lockdown import exit_code
+from ..runtime.spec import process_from_dict, process_to_dict, spec_from_dict, spec_to_dict
+from ..runtime.trace import quiet
+
+SOCKET_NAME = "forkserver.sock"
+START, EXEC, HELLO, EXIT = "start", "exec", "hello", "exit"
+FIRST_CONTACT = 10.0        # seconds a new fork server waits for minirund to connect
+REQUEST_TIMEOUT = 5.0
+
+
+def _send(sock, msg, fds=()):
+    socket.send_fds(sock, [json.dumps(msg).encode()], list(fds))
+
+
+def _recv(sock, maxfds=16):
+    data, fds, _, _ = socket.recv_fds(sock, 1 << 18, maxfds)
+    return (json.loads(data) if data else None), fds
+
+
+def _at(path, fn):
+    """bind/connect to a unix socket *path*, however long its directory's name: through
+    /proc/self/fd/N the address stays short (sun_path holds 108 bytes)."""
+    d = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return fn(f"/proc/self/fd/{d}/{os.path.basename(path)}")
+    finally:
+        os.close(d)
+
+
+# -- the server ------------------------------------------------------------------------
+class _Child:
+    def __init__(self, kind, tag, pidfd, exit_file=None):
+        self.kind, self.tag, self.pidfd, self.exit_file = kind, tag, pidfd, exit_file
+
+
+class Server:
+    def __init__(self, root):
+        self.path = os.path.join(root, SOCKET_NAME)
+        self.sel = selectors.DefaultSelector()
+        self.children = {}            # pid -> _Child
+        self.events = None            # minirund's events connection
+
+    def listen(self):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            os.unlink(self.path)      # stale: the lock proves no fork server owns it
+        except FileNotFoundError:
+            pass
+        old = os.umask(0o077)         # root only: whoever reaches it can start anything
+        try:
+            _at(self.path, listener.bind)
+        finally:
+            os.umask(old)
+        listener.listen(64)
+        self.sel.register(listener, selectors.EVENT_READ, ("accept", None))
+
+    def run(self):
+        deadline = time.monotonic() + FIRST_CONTACT
+        while self.children or self.events or time.monotonic() < deadline:
+            for key, _ in self.sel.select(timeout=1.0):
+                kind, data = key.data
+                if kind == "accept":
+                    self._accept(key.fileobj)
+                elif kind == "reap":
+                    self._reap(data)
+                elif kind == "events":
+                    self._events_closed(key.fileobj)
+            if self.events:
+                deadline = 0          # from the first contact on, idle means done
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def _accept(self, listener):
+        conn, _ = listener.accept()
+        conn.settimeout(REQUEST_TIMEOUT)     # only root can connect; still, never hang
+        keep = False
+        try:
+            msg, fds = _recv(conn)
+            try:
+                keep = self._handle(conn, msg or {}, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        except Exception as e:                # one bad request must not end the server
+            try:
+                _send(conn, {"error": f"{type(e).__name__}: {e}"})
+            except OSError:
+                pass
+        finally:
+            if not keep:
+                conn.close()
+
+    def _handle(self, conn, msg, fds):
+        op = msg.get("op")
+        if op == START:
+            spec = spec_from_dict(msg["spec"])
+            pid, pidfd, sock = rt.fork_container(spec, quiet, stdio=fds[:3])
+            self._adopt(pid, pidfd, _Child("container", msg["tag"], pidfd, msg.get("exit_file")))
+        elif op == EXEC:
+            pid, pidfd, sock = join.fork_joiner(fds[:6], msg["cgroups"],
+                                                process_from_dict(msg["process"]), fds[6:9],
+                                                msg["target"], msg.get("trace", False))
+            self._adopt(pid, pidfd, _Child("exec", msg["tag"], pidfd))
+        elif op == HELLO:
+            if self.events is not None:
+                self._events_closed(self.events)
+            self.events = conn
+            conn.settimeout(None)
+            self.sel.register(conn, selectors.EVENT_READ, ("events", None))
+            _send(conn, {"running": {c.tag: pid for pid, c in self.children.items()
+                                     if c.kind == "container"}})
+            return True
+        else:
+            raise MinirunError(f"unknown request {op!r}")
+        try:
+            _send(conn, {"pid": pid}, [pidfd, sock.fileno()])
+        finally:
+            sock.close()
+        return False
+
+    def _adopt(self, pid, pidfd, child):
+        self.children[pid] = child
+        self.sel.register(pidfd, selectors.EVENT_READ, ("reap", pid))
+
+    def _reap(self, pid):
+        child = self.children.pop(pid)
+        self.sel.unregister(child.pidfd)
+        os.close(child.pidfd)
+        _, status = os.waitpid(pid, 0)
+        code = exit_code(status)
+        if child.exit_file:
+            _write_atomically(child.exit_file, str(code))
+        if self.events is not None:
+            try:
+                _send(self.events, {"op": EXIT, "kind": child.kind, "tag": child.tag,
+                                    "pid": pid, "code": code})
+            except OSError:
+                self._events_closed(self.events)
+
+    def _events_closed(self, conn):
+        self.sel.unregister(conn)
+        conn.close()
+        self.events = None
+
+
+def _write_atomically(path, text):
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, path)
+    except OSError:
+        pass                          # its directory is gone: the container was removed
+
+
+def main():
+    """``python -m minirun.engine.forkserver ROOT``, started by minirund."""
+    import fcntl
+    root = sys.argv[1]
+    lock = os.open(os.path.join(root, "forkserver.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                   0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0                      # another one serves this root
+    # Children inherit this: a joining process is never readable through /proc by the
+    # container it enters (CVE-2019-5736), from its first instruction on.
+    prctl.set_dumpable(False)
+    server = Server(root)
+    server.listen()
+    server.run()
+    return 0
+
+
+# -- minirund's side --------------------------------------------------------------------
+class ForkServerGone(MinirunError):
+    pass
+
+
+class Client:
+    """minirund's handle on its fork server: started on first use, and again if it died."""
+
+    def __init__(self, root, log_file=None):
+        self.root, self.log_file = root, log_file
+        self.path = os.path.join(root, SOCKET_NAME)
+
+    def _connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            _at(self.path, sock.connect)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def connect(self):
+        """A connection to the fork server, starting one if none answers."""
+        try:
+            return self._connect()
+        except (FileNotFoundError, ConnectionRefusedError):
+            pass
+        self._spawn()
+        for _ in range(400):
+            try:
+                return self._connect()
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.025)
+        raise ForkServerGone("the fork server did not start (see the daemon's log)")
+
+    def _spawn(self):
+        log = open(self.log_file or os.devnull, "ab")
+        try:
+            # Its own session: a ^C or hang-up of minirund's terminal does not reach it.
+            subprocess.Popen([sys.executable, "-m", "minirun.engine.forkserver", self.root],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
+                             start_new_session=True, cwd="/")
+        finally:
+            log.close()
+
+    def _request(self, msg, fds):
+        sock = self.connect()
+        try:
+            _send(sock, msg, fds)
+            reply, got = _recv(sock, 2)
+        finally:
+            sock.close()
+        if reply is None:
+            raise ForkServerGone("the fork server closed the connection")
+        if "error" in reply:
+            for fd in got:
+                os.close(fd)
+            raise MinirunError(f"fork server: {reply['error']}")
+        pidfd, conn = got
+        return reply["pid"], pidfd, socket.socket(fileno=conn)
+
+    def start(self, spec, stdio, exit_file):
+        """runtime.container.start's *spawn*: fork the container's PID 1 there."""
+        return self._request({"op": START, "tag": spec.id, "spec": spec_to_dict(spec),
+                              "exit_file": exit_file}, stdio)
+
+    def exec(self, tag, ns_fds, cgroups, process, stdio, target, trace=False):
+        return self._request({"op": EXEC, "tag": tag, "cgroups": list(cgroups),
+                              "process": process_to_dict(process), "target": target,
+                              "trace": trace}, [*ns_fds, *stdio])
+
+    def events(self):
+        """(socket, {container id: pid} of the containers it runs): exits come on the socket."""
+        sock = self.connect()
+        _send(sock, {"op": HELLO})
+        reply, _ = _recv(sock)
+        if reply is None:
+            sock.close()
+            raise ForkServerGone("the fork server closed the connection")
+        return sock, reply["running"]
+
+
+def read_event(sock):
+    """The next EXIT message on the events connection, or None when the fork server is gone."""
+    try:
+        msg, _ = _recv(sock)
+    except OSError as e:
+        if e.errno not in (errno.ECONNRESET, errno.EPIPE):
+            raise
+        return None
+    return msg
+
+
+if __name__ == "__main__":
+    sys.exit(main())

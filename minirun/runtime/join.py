@@ -1,0 +1,123 @@
+"""A process joining a running container (``exec``): runc's setns init.
+
+    fork_joiner ─ setns(the container's PID namespace) for our next child, fork
+      child: keep only its handshake socket, stdio and namespace fds (close_range)
+             join the container's cgroups, setns into ipc, uts, net, cgroup, mnt
+             (-t: a terminal from the container's devpts → PTY to the parent)
+             the same lock-down as PID 1 (lockdown.py), execve
+    the parent sees end of file on exec, or ERROR (also written to the process's stderr)
+
+The joining process is not dumpable from birth — it inherits that from its parent,
+which makes itself so — and holds nothing of its parent's past the first step:
+while it is still a host program in the container's PID namespace, nothing in
+the container can open its /proc/<pid>/exe or /proc/<pid>/fd (CVE-2019-5736), and
+its working directory can only come from inside the container (CVE-2024-21626).
+"""
+import os
+import socket
+
+import prctl
+
+from ..errors import MinirunError
+from ..linux import namespaces as ns
+from . import lockdown, sync
+from .child import fail, open_pty, stdio
+from .container import fork_in_pid_namespace
+from .trace import Tracer, quiet
+
+# Joined in this order after the PID namespace (which the fork itself enters): the
+# cgroup namespace before the mount namespace, whose /sys/fs/cgroup is the container's.
+NAMESPACES = (("ipc", ns.CLONE_NEWIPC), ("uts", ns.CLONE_NEWUTS), ("net", ns.CLONE_NEWNET),
+              ("cgroup", ns.CLONE_NEWCGROUP), ("mnt", ns.CLONE_NEWNS))
+WHY = {"ipc": "its System V IPC and message queues", "uts": "its hostname",
+       "net": "its interfaces, addresses and ports", "cgroup": "its view of /sys/fs/cgroup",
+       "mnt": "its root file system: / and the working directory are the container's now"}
+
+
+def open_namespaces(pid):
+    """The container's namespaces, PID first, as fork_joiner takes them."""
+    return [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            for name in ("pid", *(n for n, _ in NAMESPACES))]
+
+
+def fork_joiner(ns_fds, procs_files, process, stdio, target, trace=False):
+    """Fork *process* (a spec.Process) into the container whose namespaces *ns_fds* are.
+
+    *stdio*: three fds for a process without a terminal; with ``process.tty`` they are
+    replaced by a terminal the child makes. *target*: the container's PID (for --trace).
+    Returns (pid, pidfd, the parent's end of the handshake socket)."""
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = fork_in_pid_namespace(ns_fds[0], quiet)
+    if pid == 0:
+        try:
+            lockdown.reset_signals()
+            sock, *fds = lockdown.keep_only(stdio, [child_sock.fileno(), *ns_fds[1:]])
+            _join(socket.socket(fileno=sock), fds, procs_files, process, target, trace)
+        finally:
+            os._exit(lockdown.EXIT_RUNTIME)
+    child_sock.close()
+    return pid, os.pidfd_open(pid), parent_sock
+
+
+def _join(sock, ns_fds, procs_files, process, target, trace_on):
+    """In the child: never returns."""
+    trace = Tracer(fd=None if process.tty else 2) if trace_on else quiet
+    try:
+        prctl.set_dumpable(False)          # inherited already; said again where it matters
+        trace(f"fork() after setns(/proc/{target}/ns/pid)",
+              "born in the container's PID namespace, not dumpable")
+        for path in procs_files:
+            with open(path, "w") as f:
+                f.write("0")
+        trace(f"write 0 > {len(procs_files)} cgroup.procs files",
+              "the container's limits count this process too")
+        for (name, flag), fd in zip(NAMESPACES, ns_fds):
+            ns.setns(fd, flag)
+            os.close(fd)
+            trace(f"setns(/proc/{target}/ns/{name}, {ns.flag_names(flag)})", WHY[name])
+        if process.tty:
+            master, slave = open_pty(trace)
+            sync.send(sock, sync.PTY, [master])
+            os.close(master)
+            stdio(slave, keep_stdin=True)
+            if trace is not quiet:
+                trace.release(2)
+        lockdown.lock_down(process, trace, create_workdir=False)
+        trace(f"execve({process.args[0]!r}, …)", "the command replaces minirun's process")
+        lockdown.execute(process.args, process.env)
+    except lockdown.ExecError as e:
+        _report(sock, str(e), e.code)
+    except MinirunError as e:
+        _report(sock, str(e), lockdown.EXIT_RUNTIME)
+    except OSError as e:
+        _report(sock, f"{e.strerror}: {e.filename}" if e.filename else str(e),
+                lockdown.EXIT_RUNTIME)
+    except BaseException as e:
+        _report(sock, f"{type(e).__name__}: {e}", lockdown.EXIT_RUNTIME)
+
+
+def _report(sock, message, code):
+    """The exec's client reads why on the process's stderr, as docker exec prints it."""
+    try:
+        os.write(2, f"minirun exec failed: {message}\n".encode())
+    except OSError:
+        pass
+    fail(sock, message, code)
+
+
+def handshake(sock):
+    """The parent's side: the terminal's master (or None) once the process has exec'd or
+    failed (a failure is the process's exit code, and its stderr says why)."""
+    pty = None
+    try:
+        while True:
+            kind, _, fds = sync.recv(sock)
+            if kind == sync.PTY and fds:
+                pty = fds[0]
+            else:
+                for fd in fds:
+                    os.close(fd)
+                if kind in (None, sync.ERROR):
+                    return pty
+    finally:
+        sock.close()

@@ -1,0 +1,135 @@
+"""The last steps before execve, the same for a container's PID 1 and for an exec'd process.
+
+runc calls one function (finalizeNamespace) from both its standard and its
+setns init; this is minirun's. Whoever enters a container — ``run``'s set-up
+child or ``exec``'s joining process — ends here: its working directory
+checked to be inside the container, the container's rlimits, capabilities cut
+to the container's, the user switched, no_new_privs, every descriptor but
+stdio close-on-exec, then execve with Docker's exit codes for a command that
+is missing (127) or not executable (126).
+"""
+import errno
+import fcntl
+import os
+import signal
+
+from ..errors import MinirunError
+from . import security
+
+EXIT_RUNTIME = 125        # minirun itself failed (Docker's code)
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+# Python's own signal choices, and the signals a parent holds back while starting a
+# container, must not reach the command.
+RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM)
+
+
+class ExecError(MinirunError):
+    """The container's process could not be started; *code* is the exit status to report."""
+
+    def __init__(self, message, code=EXIT_RUNTIME):
+        super().__init__(message)
+        self.code = code
+
+
+def exit_code(status):
+    """A wait status as Docker reports it: the exit code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def reset_signals():
+    for sig in RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def lock_down(process, trace, create_workdir):
+    """From inside the container's namespaces and root: become *process* (a spec.Process).
+
+    *create_workdir*: Docker creates a missing WorkingDir for a container's PID 1,
+    but an exec into a missing directory fails."""
+    uid, gid, groups, home = security.resolve_user(process.user)
+    if not any(e.startswith("HOME=") for e in process.env):
+        process.env.append(f"HOME={home}")
+    security.set_rlimits(process.rlimits, trace)
+    enter_workdir(process.cwd, trace, create_workdir)
+    security.drop_bounding_caps(process.caps, trace)
+    security.switch_user(uid, gid, groups, trace)
+    security.set_caps(process.caps, uid, trace)
+    if process.no_new_privileges:
+        security.no_new_privs(trace)
+    close_inherited_fds()
+
+
+def enter_workdir(cwd, trace, create):
+    if create:
+        try:
+            os.makedirs(cwd, 0o755, exist_ok=True)
+        except OSError:
+            pass
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise ExecError(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                        f"{e.strerror.lower()}") from None
+    # A descriptor leaked from the host could leave the working directory outside
+    # the container's root (CVE-2024-21626): the kernel then reports it unreachable.
+    here = os.getcwd()
+    if not here.startswith("/") or here.startswith("(unreachable)"):
+        raise ExecError(f"working directory {cwd} is outside the container")
+    trace(f"chdir({cwd!r})", "checked to be inside the container (CVE-2024-21626)")
+
+
+def close_inherited_fds():
+    """Every descriptor but stdio is close-on-exec: nothing of the host leaks in."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
+def execute(argv, env):
+    """execve with a PATH search, telling 'not found' (127) from 'not executable' (126)."""
+    envd = dict(e.split("=", 1) for e in env if "=" in e)
+    cmd = argv[0]
+    if "/" in cmd:
+        candidates = [cmd]
+    else:
+        path = envd.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        candidates = [os.path.join(d or ".", cmd) for d in path.split(":")]
+    denied = None
+    for c in candidates:
+        try:
+            os.execve(c, argv, envd)
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.EPERM):
+                denied = denied or e
+            elif e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise ExecError(f"exec {cmd}: {e.strerror}", EXIT_NOT_EXECUTABLE) from None
+    if denied is not None:
+        raise ExecError(f'exec: "{cmd}": {denied.strerror}', EXIT_NOT_EXECUTABLE)
+    if "/" in cmd:
+        raise ExecError(f'exec: "{cmd}": stat {cmd}: no such file or directory', EXIT_NOT_FOUND)
+    raise ExecError(f'exec: "{cmd}": executable file not found in $PATH', EXIT_NOT_FOUND)
+
+
+def keep_only(stdio, keep):
+    """Right after a fork: *stdio* (three fds, or None to keep 0-2) on 0-2, the fds of
+    *keep* on 3, 4, … (close-on-exec), every other descriptor closed (close_range). A child
+    of a busy process must carry none of its parent's files into a container. Returns the
+    new numbers of *keep*."""
+    wanted = list(stdio) if stdio is not None else []
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in [*wanted, *keep]]
+    for target, fd in enumerate(high[:len(wanted)]):
+        os.dup2(fd, target)                 # inheritable: the command's stdio
+    kept = []
+    for n, fd in enumerate(high[len(wanted):], start=3):
+        os.dup2(fd, n, inheritable=False)
+        kept.append(n)
+    os.closerange(3 + len(kept), 1 << 20)   # close_range(2): the high copies go too
+    return kept

@@ -1,0 +1,62 @@
+"""The handshake between a starting process and the one that started it, declared once.
+
+Both halves run over a SOCK_SEQPACKET socket pair; the child's end is
+close-on-exec, so a successful execve shows up in the parent as end of file.
+(runc's libcontainer/sync.go draws the same kind of exchange.)
+
+``run`` — a container's PID 1::
+
+    parent                                  child (PID 1 of a new PID namespace)
+      │ put the child in its cgroups
+      ├── GO ──────────────────────────────▶│
+      │                                     │ namespaces, root file system
+      │◀─────────────────────── PTY + fd ───┤ (-t only: the terminal's master side)
+      │◀─────────────────────────── READY ──┤
+      │ wire what lives outside (network)   │
+      ├── CONTINUE ────────────────────────▶│
+      │                                     │ lock down, execve
+      │◀────────── end of file (exec'd) ────┤ or ERROR {message, code}, then exit
+
+``exec`` — a process joining a running container (runtime/join.py)::
+
+      │                                     │ cgroups, setns into each namespace
+      │◀─────────────────────── PTY + fd ───┤ (-t only)
+      │                                     │ lock down, execve
+      │◀────────── end of file (exec'd) ────┤ or ERROR {message, code}, then exit
+"""
+import json
+import os
+import socket
+
+GO = "go"                # parent → child: the cgroups are joined, go on
+PTY = "pty"              # child → parent, with one fd: the master side of the terminal
+READY = "ready"          # child → parent: namespaces and root file system are made
+CONTINUE = "continue"    # parent → child: the outside (network) is ready, lock down and exec
+ERROR = "error"          # child → parent: {"message", "code"}; the child then exits with code
+
+
+def send(sock, kind, fds=(), **payload):
+    data = json.dumps({"type": kind, **payload}).encode()
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.send(data)
+
+
+def recv(sock):
+    """(kind, payload, fds); kind is None at end of file."""
+    msg, fds, _, _ = socket.recv_fds(sock, 65536, 4)
+    if not msg:
+        return None, {}, fds
+    payload = json.loads(msg)
+    return payload.pop("type", None), payload, fds
+
+
+def expect(sock, kind):
+    """In the child: wait for *kind*; if the parent went away or gave up, nobody is left to
+    report to, so exit quietly."""
+    got, _, fds = recv(sock)
+    for fd in fds:
+        os.close(fd)
+    if got != kind:
+        os._exit(125)
