@@ -14,12 +14,12 @@ def main():
     if fast is None:
         from .cli.app import main as click_main
         return click_main()
-    root, host, debug, options = fast
+    g, options = fast
     from .cli.report import report
     from .cli.runner import run_any
     try:
-        code = run_any(os.path.abspath(root), host, options)
+        code = run_any(g.root, g.host, options)
     except (Exception, KeyboardInterrupt) as e:
-        code = report(e, debug)
+        code = report(e, g.debug)
     sys.stdout.flush()
     sys.exit(code)

@@ -3,6 +3,8 @@ a CLI runner, and a leak check after every test."""
 import glob
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -160,3 +162,70 @@ def no_leaks():
         assert items == before[2][kind], \
             f"test changed the host's {kind}: +{sorted(items - before[2][kind])} " \
             f"-{sorted(before[2][kind] - items)}"
+
+
+# -- minirund ------------------------------------------------------------------------
+class Daemon:
+    """A minirund of the test's own: its own state root and socket."""
+
+    def __init__(self, minirun, tmp_path):
+        self.minirun = minirun
+        self.sock = str(tmp_path / "minirund.sock")
+        self.log = str(tmp_path / "minirund.log")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "minirun", "daemon", "-H", "unix://" + self.sock,
+             "--log-file", self.log], env=self.minirun.env())
+        for _ in range(200):
+            if os.path.exists(self.sock):
+                try:
+                    with socket.socket(socket.AF_UNIX) as s:
+                        s.connect(self.sock)
+                    return self
+                except OSError:
+                    pass
+            if self.proc.poll() is not None:
+                raise AssertionError(f"minirund exited: {open(self.log).read()}")
+            time.sleep(0.05)
+        raise AssertionError("minirund did not start")
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(20)
+
+    def cli(self, *args, check=True, **kw):
+        return self.minirun(*args, check=check, env={"MINIRUN_HOST": "unix://" + self.sock}, **kw)
+
+    def client(self):
+        import docker
+        return docker.DockerClient(base_url="unix://" + self.sock, timeout=30)
+
+
+@pytest.fixture
+def daemon(loaded, tmp_path):
+    d = Daemon(loaded, tmp_path).start()
+    try:
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            ids = d.cli("ps", "-aq", check=False).stdout.split()
+            if ids:
+                d.cli("rm", "-f", *ids, check=False)
+            d.stop()
+        else:                                  # a test killed it: clean up as rm -f would
+            d.start()
+            ids = d.cli("ps", "-aq", check=False).stdout.split()
+            if ids:
+                d.cli("rm", "-f", *ids, check=False)
+            d.stop()
+
+
+def wait_for(predicate, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

@@ -507,7 +507,7 @@ def test_bearer_token_flow(registry, loaded, tmp_path):
 
 
 def test_docker_py_pulls_and_pushes_through_minirund(loaded, registry, tmp_path):
-    from test_daemon import Daemon
+    from conftest import Daemon
     daemon = Daemon(loaded, tmp_path).start()
     try:
         client = daemon.client()

@@ -4,38 +4,36 @@ One per state root (a lock file says so). On SIGTERM it stops serving and
 exits; the containers it started keep running, and the next minirund
 re-adopts them.
 """
+import argparse
 import fcntl
 import grp
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
 
+from .. import __version__, config
+from ..engine.engine import Engine
 from ..errors import MinirunError
-
-DEFAULT_SOCKET = "/run/minirun/minirun.sock"
-
-
-def socket_path(host):
-    """``unix:///run/minirun/minirun.sock`` or a plain path → the path."""
-    if host.startswith("unix://"):
-        return host[len("unix://"):]
-    if "://" in host:
-        raise MinirunError(f"unsupported host {host!r}: only unix:// sockets are served")
-    return host
+from .routes import ROUTES
+from .server import UnixServer
 
 
-def _lock(root):
+def _lock(root, path):
+    """One minirund per state root; the lock file says which socket serves it, so that
+    commands given only the root find it (config.running_daemon)."""
     os.makedirs(root, mode=0o711, exist_ok=True)
-    fd = os.open(os.path.join(root, "daemon.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(os.path.join(root, config.DAEMON_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise MinirunError(f"minirund is already running for {root}") from None
     os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    os.write(fd, f"{os.getpid()}\n{os.path.abspath(path)}\n".encode())
     return fd
 
 
@@ -49,8 +47,6 @@ def _logger(log_file, debug):
 
 
 def _listen(path, engine, log):
-    from .routes import ROUTES
-    from .server import UnixServer
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
     if os.path.exists(path):
         os.unlink(path)             # a stale socket: the lock proves no daemon owns it
@@ -67,15 +63,13 @@ def _listen(path, engine, log):
 def serve(root, host, log_file=None, debug=False):
     if os.geteuid() != 0:
         raise MinirunError("minirund needs root")
-    lock = _lock(root)
+    path = config.socket_path(host)
+    lock = _lock(root, path)
     log = _logger(log_file, debug)
-    import resource
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))   # a few descriptors per container
-    from ..engine.engine import Engine
     engine = Engine(root, log, log_file)
     engine.startup()
-    path = socket_path(host)
     server = _listen(path, engine, log)
     stop = threading.Event()
 
@@ -85,8 +79,7 @@ def serve(root, host, log_file=None, debug=False):
         threading.Thread(target=server.shutdown, daemon=True).start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("minirund %s serving %s (state root %s)", __import__("minirun").__version__,
-             path, root)
+    log.info("minirund %s serving %s (state root %s)", __version__, path, root)
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
@@ -101,7 +94,16 @@ def serve(root, host, log_file=None, debug=False):
 
 
 def main():
-    """The ``minirund`` command: ``minirun daemon``."""
-    sys.argv[1:1] = ["daemon"]
-    from ..cli.app import main as cli_main
-    cli_main()
+    """The ``minirund`` command (``minirun daemon`` is the same)."""
+    p = argparse.ArgumentParser(prog="minirund", description="Serve the Docker Engine API.")
+    p.add_argument("-H", "--host", help=f"socket to serve (default {config.DEFAULT_HOST})")
+    p.add_argument("--root", help=f"state root (default {config.DEFAULT_ROOT})")
+    p.add_argument("--log-file", help="log here instead of stderr")
+    p.add_argument("--debug", action="store_true", help="log every request")
+    args = p.parse_args()
+    g = config.resolve(args.root, args.host, args.debug, os.environ)
+    try:
+        sys.exit(serve(g.root, g.host or config.DEFAULT_HOST, args.log_file, g.debug))
+    except MinirunError as e:
+        print(f"minirund: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -11,9 +11,10 @@ import struct
 import time
 
 from .. import __version__
+from ..config import API_VERSION, MIN_API_VERSION
 from ..engine.logs import LOG_NAME
 from . import convert as c
-from .server import API_VERSION, MIN_API_VERSION, ApiError, Stream
+from .server import ApiError, Stream
 
 ROUTES = []
 
@@ -165,6 +166,19 @@ def image_delete(engine, req, name):
     done = engine.images.remove(name, force=req.flag("force"),
                                 in_use=engine.containers.uses_image)
     return [{k: v} for k, v in done]
+
+
+@route("POST", "/images/prune")
+def image_prune(engine, req):
+    """Untagged images no container uses (all such with dangling=false), then every blob and
+    layer no image uses."""
+    filters = _filters(req.arg("filters"))
+    deleted = []
+    if filters.get("dangling", ["true"]) in (["false"], ["0"]):
+        for record, refs in engine.images.list():
+            if not refs and not engine.containers.uses_image(record["id"]):
+                deleted += [{k: v} for k, v in engine.images.remove(record["id"], force=True)]
+    return {"ImagesDeleted": deleted or None, "SpaceReclaimed": engine.images.prune()}
 
 
 # -- containers -------------------------------------------------------------------------

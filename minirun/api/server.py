@@ -11,18 +11,30 @@ import socketserver
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from ..config import API_VERSION
 from ..errors import Conflict, MinirunError, NotFound, NotModified
 
-API_VERSION = "1.44"
-MIN_API_VERSION = "1.24"
 MAX_BODY = 16 << 20
 VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 
 
-class ApiError(Exception):
+class ApiError(MinirunError):
+    """A request the API refuses, with the HTTP status to answer."""
+
     def __init__(self, status, message):
         super().__init__(message)
         self.status = status
+
+
+def find_route(routes, method, path):
+    """(handler, path parameters) for a request; ApiError 404/405 if none serves it."""
+    for verb, pattern, fn in routes:
+        match = pattern.fullmatch(path)
+        if match and verb == method:
+            return fn, match.groupdict()
+    if any(p.fullmatch(path) for _, p, _ in routes):
+        raise ApiError(405, f"method {method} not allowed on {path}")
+    raise ApiError(404, f"page not found: {path}")
 
 
 class Stream:
@@ -112,22 +124,18 @@ class Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY:
             return self._send_error(413, "request body too large")
         body = self.rfile.read(length) if length else b""
-        for method, pattern, fn in self.routes:
-            match = pattern.fullmatch(path)
-            if match and method == self.command:
-                req = Request(self.command, path, parse_qs(url.query), body, self.headers, self)
-                return self._respond(fn, req, match.groupdict())
-        if any(p.fullmatch(path) for _, p, _ in self.routes):
-            return self._send_error(405, f"method {self.command} not allowed on {path}")
-        return self._send_error(404, f"page not found: {path}")
+        try:
+            fn, params = find_route(self.routes, self.command, path)
+        except ApiError as e:
+            return self._send_error(e.status, str(e))
+        req = Request(self.command, path, parse_qs(url.query), body, self.headers, self)
+        return self._respond(fn, req, params)
 
     do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = _dispatch
 
     def _respond(self, fn, req, params):
         try:
             result = fn(self.server.engine, req, **params)
-        except ApiError as e:
-            return self._send_error(e.status, str(e))
         except MinirunError as e:
             return self._send_error(status_of(e), str(e))
         except Exception as e:
@@ -194,15 +202,28 @@ class Handler(BaseHTTPRequestHandler):
 
 def status_of(error):
     """HTTP status for a user's error, by its kind; anything else they asked wrongly is 400."""
+    if isinstance(error, ApiError):
+        return error.status
     for kind, status in ((NotFound, 404), (Conflict, 409), (NotModified, 304)):
         if isinstance(error, kind):
             return status
     return 400
 
 
+def somaxconn():
+    """The kernel's ceiling for a listen backlog, which dockerd (Go) uses as its backlog: a
+    burst of clients (``docker rm -f`` of many containers) must not be refused."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return socketserver.socket.SOMAXCONN
+
+
 class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = somaxconn()
 
     def __init__(self, path, engine, routes, log):
         self.engine, self.log = engine, log

@@ -9,19 +9,44 @@ import sys
 
 import click
 
-DEFAULT_ROOT = "/var/lib/minirun"
+from .. import config
+
 _debug = False
 
 
 class Context:
+    """One rule for where a command goes: to the daemon named (-H, MINIRUN_HOST), else to
+    the one serving the state root, else — for what needs no daemon — the state root."""
+
     def __init__(self, root, host=None, debug=False):
         self.root, self.host, self.debug = root, host, debug
         self._images = None
 
     @property
+    def daemon(self):
+        return self.host or config.running_daemon(self.root)
+
+    @property
     def client(self):
+        """minirund's API (commands that need a daemon: containers)."""
         from .client import Client
-        return Client(self.host)
+        return Client(self.daemon)
+
+    @property
+    def api(self):
+        """minirund's API if one is named or running, else the same API in this process."""
+        if self.daemon:
+            return self.client
+        from .local import LocalClient
+        return LocalClient(self.root)
+
+    def local_only(self, command):
+        """For commands that act on the state root itself (load, save, network reset):
+        they cannot honour -H, and say so rather than act on another root."""
+        from ..errors import UsageError
+        if self.host:
+            raise UsageError(f"minirun {command} works on the state root directly and cannot "
+                             f"go through minirund (-H/{config.HOST_ENV}): give --root instead")
 
     @property
     def images(self):
@@ -30,24 +55,22 @@ class Context:
             self._images = ImageStore(self.root)
         return self._images
 
-    def image_in_use(self, image_id):
-        from ..engine.containers import ContainerStore
-        return ContainerStore(self.root).uses_image(image_id)
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", envvar="MINIRUN_ROOT", default=DEFAULT_ROOT, show_default=True,
-              help="State root (images, layers, containers).")
-@click.option("-H", "--host", envvar="MINIRUN_HOST", default=None,
-              help="minirund's socket (default unix:///run/minirun/minirun.sock).")
+@click.option("--root", default=None,
+              help=f"State root: images, layers, containers (${config.ROOT_ENV}; default "
+                   f"{config.DEFAULT_ROOT}).")
+@click.option("-H", "--host", default=None,
+              help=f"minirund's socket (${config.HOST_ENV}; default {config.DEFAULT_HOST}).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
 @click.version_option(package_name="minirun")
 @click.pass_context
 def cli(ctx, root, host, debug):
     """minirun: a small Linux container runtime."""
     global _debug
-    _debug = debug
-    ctx.obj = Context(os.path.abspath(root), host, debug)
+    g = config.resolve(root, host, debug, os.environ)    # the fast path resolves the same way
+    _debug = g.debug
+    ctx.obj = Context(g.root, g.host, g.debug)
 
 
 def main():

@@ -5,9 +5,8 @@ import socket
 import struct
 from urllib.parse import quote, urlencode
 
+from ..config import API_VERSION, DEFAULT_HOST, socket_path
 from ..errors import MinirunError
-
-DEFAULT_HOST = "unix:///run/minirun/minirun.sock"
 
 
 class DaemonError(MinirunError):
@@ -33,12 +32,11 @@ class _UnixConnection(http.client.HTTPConnection):
 
 class Client:
     def __init__(self, host):
-        from ..api.daemon import socket_path
         self.path = socket_path(host or DEFAULT_HOST)
 
     def request(self, method, path, body=None, headers=None, **query):
         query = {k: v for k, v in query.items() if v is not None}
-        url = "/v1.44" + quote(path) + ("?" + urlencode(query) if query else "")
+        url = f"/v{API_VERSION}" + quote(path) + ("?" + urlencode(query) if query else "")
         conn = _UnixConnection(self.path)
         data = json.dumps(body).encode() if body is not None else None
         hdrs = {"Content-Type": "application/json"} if data is not None else {}

@@ -8,6 +8,7 @@ import time
 
 import click
 
+from ..config import API_VERSION, DEFAULT_HOST
 from ..humanize import ago, human_size, table
 from .app import cli
 from .client import DaemonError, frames
@@ -334,7 +335,7 @@ for _name, _cmd in (("ls", ps_cmd), ("logs", logs_cmd), ("start", start_cmd), ("
 def version_cmd(ctx):
     """Client and daemon versions."""
     from .. import __version__
-    click.echo(f"Client:\n Version:    {__version__}\n API version: 1.44")
+    click.echo(f"Client:\n Version:    {__version__}\n API version: {API_VERSION}")
     v = ctx.client.call("GET", "/version")
     click.echo(f"\nServer:\n Version:    {v['Version']}\n API version: {v['ApiVersion']}"
                f"\n Kernel:     {v['KernelVersion']}\n OS/Arch:    {v['Os']}/{v['Arch']}")
@@ -353,16 +354,14 @@ def info_cmd(ctx):
 
 
 @cli.command("daemon")
-@click.option("-H", "--host", envvar="MINIRUN_HOST", default=None,
-              help="Socket to serve (default unix:///run/minirun/minirun.sock).")
+@click.option("-H", "--host", default=None, help=f"Socket to serve (default {DEFAULT_HOST}).")
 @click.option("--log-file", default=None, help="Log here instead of stderr.")
 @click.option("--root", default=None, help="State root (as minirun --root; for minirund).")
 @click.option("--debug", is_flag=True, help="Log every request.")
 @click.pass_obj
 def daemon_cmd(ctx, host, log_file, root, debug):
     """Run minirund: the Docker Engine API on a unix socket."""
-    from ..api.daemon import DEFAULT_SOCKET, serve
+    from ..api.daemon import serve
     raise SystemExit(serve(os.path.abspath(root) if root else ctx.root,
-                           host or ctx.host or "unix://" + DEFAULT_SOCKET, log_file,
-                           debug or ctx.debug))
+                           host or ctx.host or DEFAULT_HOST, log_file, debug or ctx.debug))
 

@@ -5,7 +5,7 @@ import click
 
 from .app import cli
 from .report import each
-from ..humanize import ago, human_size, parse_time, table
+from ..humanize import ago, human_size, table
 
 
 def _short(image_id):
@@ -18,15 +18,16 @@ def _short(image_id):
 def images_cmd(ctx, quiet):
     """List images."""
     rows, seen = [], set()
-    for record, refs in ctx.images.list():
+    for image in ctx.api.call("GET", "/images/json"):
         if quiet:
-            if record["id"] not in seen:
-                seen.add(record["id"])
-                click.echo(_short(record["id"]))
+            if image["Id"] not in seen:
+                seen.add(image["Id"])
+                click.echo(_short(image["Id"]))
             continue
-        created = ago(parse_time(record["created"]))
-        for repo, tag in [(r.familiar_repository, r.tag) for r in refs] or [("<none>", "<none>")]:
-            rows.append((repo, tag, _short(record["id"]), created, human_size(record["size"])))
+        for name in image["RepoTags"] or ["<none>:<none>"]:
+            repo, _, tag = name.rpartition(":")
+            rows.append((repo, tag, _short(image["Id"]), ago(image["Created"]),
+                         human_size(image["Size"])))
     if not quiet:
         click.echo(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows))
 
@@ -38,6 +39,7 @@ def images_cmd(ctx, quiet):
 def load_cmd(ctx, path, quiet):
     """Load images from an OCI layout or a docker save archive."""
     from ..image import archive
+    ctx.local_only("load")
     for image_id, refs in archive.load(ctx.images, path):
         if quiet:
             continue
@@ -54,6 +56,7 @@ def load_cmd(ctx, path, quiet):
 def save_cmd(ctx, out, names):
     """Save images to an archive that docker load and podman load accept."""
     from ..image import archive
+    ctx.local_only("save")
     archive.save(ctx.images, names, out)
 
 
@@ -67,13 +70,16 @@ def tag_cmd(ctx, source, target):
     ref = reference.parse(target)
     if ref.digest:
         raise click.UsageError("the target of a tag cannot be a digest")
-    ctx.images.tag(ref, ctx.images.resolve(source))
+    ctx.api.call("POST", f"/images/{source}/tag", repo=ref.repository, tag=ref.tag)
 
 
 def _rmi(ctx, names, force):
+    api = ctx.api
+
     def one(name):
-        for what, subject in ctx.images.remove(name, force=force, in_use=ctx.image_in_use):
-            click.echo(f"{what}: {subject}")
+        for done in api.call("DELETE", f"/images/{name}", force=int(force)):
+            for what, subject in done.items():
+                click.echo(f"{what}: {subject}")
     each(names, one)
 
 
@@ -96,9 +102,8 @@ def image_group():
 @click.pass_obj
 def image_inspect(ctx, names):
     """Show images as JSON."""
-    from ..image.inspect import inspect_image
-    click.echo(json.dumps([inspect_image(ctx.images, ctx.images.resolve(n)) for n in names],
-                          indent=4))
+    api = ctx.api
+    click.echo(json.dumps([api.call("GET", f"/images/{n}/json") for n in names], indent=4))
 
 
 @image_group.command("prune")
@@ -107,12 +112,12 @@ def image_inspect(ctx, names):
 @click.pass_obj
 def image_prune(ctx, all_, force):
     """Remove blobs and layers that no image uses (and, with -a, untagged images)."""
-    if all_:
-        for record, refs in ctx.images.list():
-            if not refs and not ctx.image_in_use(record["id"]):
-                ctx.images.remove(record["id"], force=True)
-    freed = ctx.images.prune()
-    click.echo(f"Total reclaimed space: {human_size(freed)}")
+    filters = json.dumps({"dangling": ["false" if all_ else "true"]})
+    done = ctx.api.call("POST", "/images/prune", filters=filters)
+    for item in done["ImagesDeleted"] or []:
+        for what, subject in item.items():
+            click.echo(f"{what}: {subject}")
+    click.echo(f"Total reclaimed space: {human_size(done['SpaceReclaimed'])}")
 
 
 image_group.add_command(images_cmd, "ls")

@@ -1,8 +1,10 @@
 """Network commands: network create/ls/inspect/rm/connect/disconnect/prune/reset, and port.
 
-They work on the state root directly (like the image commands), so they need
-no daemon: networks, addresses and ports are rows, and wiring a running
-container is done by whichever process asks, under the network lock.
+They ask minirund when one is named or serves the state root, and otherwise
+answer from the state root in this process (cli/local.py): networks, addresses
+and ports are rows, and wiring a running container is done by whichever
+process asks, under the network lock. ``network reset`` always works on the
+state root itself.
 """
 import json
 
@@ -12,12 +14,6 @@ from ..errors import MinirunError
 from ..humanize import table
 from .app import cli
 from .report import each
-
-
-def _networking(ctx):
-    from ..engine.containers import ContainerStore
-    from ..engine.networking import Networking
-    return Networking(ctx.root, ContainerStore(ctx.root))
 
 
 def _labels(items):
@@ -42,10 +38,9 @@ def network_group():
 @click.pass_obj
 def create_cmd(ctx, subnet, gateway, driver, labels, name):
     """Create a network (its bridge is made when a container first uses it)."""
-    if driver != "bridge":
-        raise MinirunError(f"plugin \"{driver}\" not found: only the bridge driver is available")
-    row = _networking(ctx).store.create(name, subnet, gateway, _labels(labels))
-    click.echo(row["id"])
+    ipam = {"Config": [{"Subnet": subnet or "", "Gateway": gateway or ""}]}
+    click.echo(ctx.api.call("POST", "/networks/create", {
+        "Name": name, "Driver": driver, "IPAM": ipam, "Labels": _labels(labels)})["Id"])
 
 
 @network_group.command("ls")
@@ -53,8 +48,7 @@ def create_cmd(ctx, subnet, gateway, driver, labels, name):
 @click.pass_obj
 def ls_cmd(ctx, quiet):
     """List networks."""
-    from ..network.inspect import all_networks
-    nets = all_networks(_networking(ctx).store)
+    nets = ctx.api.call("GET", "/networks")
     if quiet:
         click.echo("\n".join(n["Id"][:12] for n in nets))
         return
@@ -67,9 +61,8 @@ def ls_cmd(ctx, quiet):
 @click.pass_obj
 def inspect_cmd(ctx, refs):
     """Details of networks, as JSON."""
-    from ..network.inspect import one
-    store = _networking(ctx).store
-    click.echo(json.dumps([one(store, r) for r in refs], indent=4))
+    api = ctx.api
+    click.echo(json.dumps([api.call("GET", f"/networks/{r}") for r in refs], indent=4))
 
 
 @network_group.command("rm")
@@ -77,11 +70,10 @@ def inspect_cmd(ctx, refs):
 @click.pass_obj
 def rm_cmd(ctx, refs):
     """Remove networks (none of their containers may still hold an address)."""
-    from ..network.wiring import remove_network
-    store = _networking(ctx).store
+    api = ctx.api
 
     def one(ref):
-        remove_network(store, ref)
+        api.call("DELETE", f"/networks/{ref}")
         click.echo(ref)
     each(refs, one)
 
@@ -93,7 +85,8 @@ def rm_cmd(ctx, refs):
 @click.pass_obj
 def connect_cmd(ctx, aliases, network, container):
     """Connect a container to a network (wired at once if it runs)."""
-    _networking(ctx).connect_network(network, container, aliases)
+    ctx.api.call("POST", f"/networks/{network}/connect", {
+        "Container": container, "EndpointConfig": {"Aliases": list(aliases)}})
 
 
 @network_group.command("disconnect")
@@ -102,7 +95,7 @@ def connect_cmd(ctx, aliases, network, container):
 @click.pass_obj
 def disconnect_cmd(ctx, network, container):
     """Disconnect a container from a network."""
-    _networking(ctx).disconnect_network(network, container)
+    ctx.api.call("POST", f"/networks/{network}/disconnect", {"Container": container})
 
 
 @network_group.command("prune")
@@ -110,16 +103,19 @@ def disconnect_cmd(ctx, network, container):
 @click.pass_obj
 def prune_cmd(ctx, force):
     """Remove user networks no container has an address on."""
-    for row in _networking(ctx).store.prune():
-        click.echo(row["name"])
+    for name in ctx.api.call("POST", "/networks/prune")["NetworksDeleted"] or []:
+        click.echo(name)
 
 
 @network_group.command("reset")
 @click.pass_obj
 def reset_cmd(ctx):
     """Remove minirun's bridges and firewall rules from the host (no container may run)."""
+    from ..engine.containers import ContainerStore
+    from ..engine.networking import Networking
     from ..network.wiring import reset
-    reset(_networking(ctx).store)
+    ctx.local_only("network reset")
+    reset(Networking(ctx.root, ContainerStore(ctx.root)).store)
 
 
 @cli.command("port")
@@ -128,13 +124,13 @@ def reset_cmd(ctx):
 @click.pass_obj
 def port_cmd(ctx, container, private):
     """List a container's published ports: 80/tcp -> 0.0.0.0:8080."""
-    net = _networking(ctx)
-    row = net.containers.get(container)
+    doc = ctx.api.call("GET", f"/containers/{container}/json")
     want = private if private is None or "/" in private else f"{private}/tcp"
-    lines = [(f"{p['container_port']}/{p['proto']}", f"{p['host_ip']}:{p['host_port']}")
-             for p in net.store.ports(row["id"])]
+    lines = [(key, f"{b['HostIp']}:{b['HostPort']}")
+             for key, bindings in (doc["NetworkSettings"]["Ports"] or {}).items()
+             for b in bindings or []]
     lines = [(k, v) for k, v in lines if want in (None, k)]
     if want and not lines:
-        raise MinirunError(f"No public port '{want}' published for {row['name']}")
+        raise MinirunError(f"No public port '{want}' published for {doc['Name'].lstrip('/')}")
     for key, hostport in lines:
         click.echo(hostport if want else f"{key} -> {hostport}")

@@ -6,6 +6,7 @@ click alone costs more to import than a container costs to start. Anything
 the small parser does not know (``--help``, a typo, a missing value) goes to
 click, which then reports it the usual way.
 """
+from .. import config
 
 # (flags, destination, kind, help); kind: flag | value | int | multi
 RUN_FLAGS = [
@@ -50,9 +51,8 @@ _BY_FLAG = {f: (dest, kind) for flags, dest, kind, _ in RUN_FLAGS for f in flags
 
 
 def parse_fast(argv, environ):
-    """(root, host, debug, options dict) for a plain ``run`` command line, else None."""
-    root, debug, i = environ.get("MINIRUN_ROOT", "/var/lib/minirun"), False, 0
-    host = environ.get("MINIRUN_HOST")
+    """(config.Globals, options dict) for a plain ``run`` command line, else None."""
+    root, host, debug, i = None, None, False, 0
     while i < len(argv) and argv[i] != "run":
         arg = argv[i]
         if arg == "--debug":
@@ -69,7 +69,7 @@ def parse_fast(argv, environ):
     if i == len(argv):
         return None
     opts = _parse_run(argv[i + 1:])
-    return (root, host, debug, opts) if opts is not None else None
+    return (config.resolve(root, host, debug, environ), opts) if opts is not None else None
 
 
 def _parse_run(args):

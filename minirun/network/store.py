@@ -16,6 +16,7 @@ import time
 import zlib
 
 from .. import statedb
+from ..config import DEFAULT_ROOT
 from ..errors import Conflict, MinirunError, NotFound
 from . import subnets
 
@@ -34,7 +35,7 @@ class HostNames:
 
     def __init__(self, root):
         root = os.path.realpath(root)
-        tag = "" if root == "/var/lib/minirun" else f"{zlib.crc32(root.encode()):08x}"[:6]
+        tag = "" if root == DEFAULT_ROOT else f"{zlib.crc32(root.encode()):08x}"[:6]
         self.table = f"minirun_{tag}" if tag else "minirun"          # nftables table
         self.chain = f"MR{tag}" if tag else "MINIRUN"                 # iptables chain prefix
         self.default_bridge = f"mr{tag}0" if tag else "minirun0"

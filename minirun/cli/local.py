@@ -1,0 +1,47 @@
+"""The API served in this process, for image and network commands when no daemon runs.
+
+As with docker, when a daemon is named (-H, MINIRUN_HOST) or serves the state
+root, every command asks it; without one, the commands that need no running
+process (images, tag, rmi, image inspect/prune, network …) still work: they call
+the same API handlers here, on the state root directly. One code path, two
+doors: the answer is the same JSON either way.
+"""
+import json
+from urllib.parse import urlencode, parse_qs
+
+from ..api.routes import ROUTES
+from ..api.server import Request, Stream, find_route
+from ..engine.containers import ContainerStore
+from ..engine.networking import Networking
+from ..image.store import ImageStore
+
+
+class LocalEngine:
+    """What the image and network handlers use of minirund's Engine: its stores."""
+
+    def __init__(self, root):
+        self.root = root
+        self.images = ImageStore(root)
+        self.containers = ContainerStore(root, db=self.images.db)
+        self.networking = Networking(root, self.containers)
+
+    def get(self, ref):
+        return self.containers.get(ref)
+
+
+class LocalClient:
+    """Client.call's twin: the request handled in this process."""
+
+    def __init__(self, root):
+        self.engine = LocalEngine(root)
+
+    def call(self, method, path, body=None, **query):
+        fn, params = find_route(ROUTES, method, path)
+        query = parse_qs(urlencode({k: v for k, v in query.items() if v is not None}))
+        data = json.dumps(body).encode() if body is not None else b""
+        result = fn(self.engine, Request(method, path, query, data, {}, None), **params)
+        if isinstance(result, Stream):
+            raise TypeError(f"{method} {path} streams: it needs minirund")
+        if isinstance(result, tuple):
+            result = result[1]
+        return json.loads(json.dumps(result)) if result is not None else None

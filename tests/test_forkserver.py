@@ -1,0 +1,182 @@
+"""minirund's containers are born in its fork server, not in the threaded API process.
+
+Each test here attacks what forking from a threaded daemon broke: a start that
+inherits another thread's lock (a hang), daemon descriptors reaching an exec'd
+process, exit codes lost while the daemon was down; and what a busy daemon
+broke: a burst of clients refused, a kill answered before the exit was seen.
+"""
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+from conftest import wait_for
+
+pytestmark = pytest.mark.root
+
+
+def forkserver_pids(root):
+    """PIDs of fork servers serving *root* (read from /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"minirun.engine.forkserver" in argv and root.encode() in argv:
+                pids.append(int(entry))
+    return pids
+
+
+def inspect(daemon, name):
+    return json.loads(daemon.cli("inspect", name).stdout)[0]
+
+
+@pytest.mark.timeout(300)
+def test_starts_never_hang_while_other_containers_are_unwired(daemon):
+    """The deadlock: a container forked while another thread held network.lock kept the lock
+    in its set-up child, and every later start waited for ever."""
+    client = daemon.client()
+    net = client.networks.create("busy")
+    try:
+        def start(i):
+            c = client.containers.run("busybox", ["sleep", "60"], detach=True, name=f"s{i}",
+                                      network="busy", ports={"80/tcp": None})
+            return c
+
+        def churn(c):
+            net.disconnect(c)
+            c.remove(force=True)
+        first = [start(i) for i in range(4)]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            started = [pool.submit(start, i) for i in range(4, 28)]
+            removed = [pool.submit(churn, c) for c in first]
+            for f in removed:
+                f.result(timeout=120)
+            later = [f.result(timeout=120) for f in started]
+        for c in later:
+            c.reload()
+            assert c.status == "running"
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda c: c.remove(force=True), later))
+    finally:
+        net.remove()
+
+
+def test_exit_code_of_a_container_that_ends_while_minirund_is_down(daemon):
+    daemon.cli("run", "-d", "--name", "three", "busybox", "sh", "-c", "sleep 1; exit 3")
+    daemon.stop(signal.SIGKILL)
+    time.sleep(2)                                   # it exits now, with nobody to tell
+    daemon.start()
+    assert daemon.cli("wait", "three").stdout.strip() == "3"
+    state = inspect(daemon, "three")["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 3
+
+
+def test_containers_outlive_a_crashed_fork_server(daemon):
+    daemon.cli("run", "-d", "--name", "lives", "busybox", "sleep", "300")
+    [server] = forkserver_pids(daemon.minirun.root)
+    os.kill(server, signal.SIGKILL)
+    time.sleep(0.5)
+    assert inspect(daemon, "lives")["State"]["Status"] == "running"
+    # A new fork server comes for the next start and exec; the old container is reachable.
+    assert daemon.cli("exec", "lives", "echo", "still here").stdout == "still here\n"
+    daemon.cli("run", "-d", "--name", "after", "busybox", "sh", "-c", "exit 4")
+    assert daemon.cli("wait", "after").stdout.strip() == "4"
+    # What is lost, and said so: the exit code of a container nobody could reap.
+    daemon.cli("kill", "lives")
+    assert wait_for(lambda: inspect(daemon, "lives")["State"]["Status"] == "exited")
+    assert inspect(daemon, "lives")["State"]["ExitCode"] == 255
+    assert "fork server is gone" in open(daemon.log).read()
+
+
+def test_the_fork_server_goes_when_minirund_and_its_containers_are_gone(daemon):
+    daemon.cli("run", "--rm", "-d", "--name", "brief", "busybox", "true")
+    assert wait_for(lambda: "brief" not in daemon.cli("ps", "-a").stdout)
+    assert forkserver_pids(daemon.minirun.root)
+    daemon.stop()
+    assert wait_for(lambda: not forkserver_pids(daemon.minirun.root))
+    daemon.start()
+
+
+def test_exec_holds_no_daemon_descriptor_and_the_containers_limits(daemon):
+    daemon.cli("run", "-d", "--name", "fds", "--ulimit", "nofile=123:456", "busybox",
+               "sleep", "300")
+    # Keep the daemon busy with other descriptors: log followers and starts.
+    follow = [daemon.client().api.logs("fds", stream=True, follow=True) for _ in range(4)]
+    for i in range(3):
+        daemon.cli("run", "-d", "--name", f"other{i}", "busybox", "sleep", "300")
+    for _ in range(5):
+        fds = daemon.cli("exec", "fds", "ls", "/proc/self/fd").stdout.split()
+        assert fds == ["0", "1", "2", "3"]                   # 3: ls's own directory
+    assert daemon.cli("exec", "fds", "sh", "-c", "ulimit -n; ulimit -Hn").stdout.split() == \
+        ["123", "456"]
+    p = daemon.cli("exec", "-w", "/proc/self/fd/7", "fds", "ls", check=False)
+    assert p.returncode != 0 and "chdir" in p.stderr
+    for stream in follow:
+        stream.close()
+
+
+def test_no_process_in_the_container_reaches_a_joining_process(daemon):
+    """A scanner inside races 50 execs: it must never open a joining process's executable
+    (the host's python) or any of its descriptors (CVE-2019-5736's precondition). (The
+    container's own stdout and stderr are its log FIFOs, opened on the host: allowed.)"""
+    scan = ("while :; do for p in /proc/[0-9]*; do "
+            "e=$(readlink $p/exe 2>/dev/null) && case $e in /bin/busybox|'') ;; "
+            "*) echo LEAK exe $e;; esac; "
+            "for f in $p/fd/*; do l=$(readlink $f 2>/dev/null) || continue; "
+            "case $l in /dev/*|pipe:*|socket:*|anon_inode:*|/proc/*|/|*/std???.fifo) ;; "
+            "*) echo LEAK fd $l;; esac; done; done; done")
+    daemon.cli("run", "-d", "--name", "scan", "busybox", "sh", "-c", scan)
+    for _ in range(50):
+        daemon.cli("exec", "scan", "true")
+    time.sleep(0.5)
+    logs = daemon.cli("logs", "scan").stdout + daemon.cli("logs", "scan").stderr
+    assert "LEAK" not in logs, logs
+
+
+def test_exec_trace_shows_each_step(daemon):
+    daemon.cli("run", "-d", "--name", "traced", "busybox", "sleep", "300")
+    p = daemon.cli("exec", "--trace", "traced", "true")
+    steps = [l.split("] ", 1)[1] for l in p.stderr.splitlines() if l.startswith("[trace")]
+    pid = inspect(daemon, "traced")["State"]["Pid"]
+    for name in ("ipc", "uts", "net", "cgroup", "mnt"):
+        assert any(s.startswith(f"setns(/proc/{pid}/ns/{name},") for s in steps), steps
+    assert any(s.startswith("chdir('/')") for s in steps)
+    assert steps[-1].startswith("execve('true'")
+
+
+def test_a_burst_of_clients_is_not_refused(daemon):
+    """docker rm -f of many containers at once: each client connects without waiting
+    (Go's clients are non-blocking), so a short listen backlog refused most of them."""
+    socks = []
+    try:
+        for _ in range(50):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            socks.append(s)
+            s.connect(daemon.sock)                   # EAGAIN here: refused
+        for s in socks:
+            s.setblocking(True)
+            s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for s in socks:
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_after_kill_inspect_wait_and_rm_agree(daemon):
+    client = daemon.client()
+    for i in range(5):
+        c = client.containers.run("busybox", ["sleep", "300"], detach=True, name=f"k{i}")
+        c.kill()
+        c.reload()
+        assert c.status == "exited" and c.attrs["State"]["ExitCode"] == 137
+        assert c.wait(timeout=5)["StatusCode"] == 137
+        c.remove()
