@@ -49,7 +49,7 @@ class Minirun:
         return [sys.executable, "-m", "minirun", *map(str, args)]
 
     def env(self, extra=None):
-        return dict(os.environ, MINIRUN_ROOT=self.root, **(extra or {}))
+        return {**os.environ, "MINIRUN_ROOT": self.root, **(extra or {})}
 
     def __call__(self, *args, check=True, input=None, env=None, timeout=120):
         p = subprocess.run(self.argv(*args), env=self.env(env), input=input,

@@ -387,3 +387,33 @@ def test_a_restarted_daemon_keeps_addresses_and_published_ports(daemon):
     assert http_get(f"http://127.0.0.1:{port}/").startswith("hello-from-")
     assert "127.0.0.1:" + port + "->80/tcp" in daemon.cli("ps").stdout
     daemon.cli("rm", "-f", "web")
+
+
+def test_a_named_daemon_serves_every_command_never_another_root(daemon, tmp_path):
+    """-H names the daemon: image and network commands act on its store, not on the local
+    state root (which here is another, empty one); commands that cannot go through it say so."""
+    other = {"MINIRUN_HOST": "unix://" + daemon.sock, "MINIRUN_ROOT": str(tmp_path / "other")}
+    images = daemon.minirun("images", env=other).stdout
+    assert "busybox" in images
+    daemon.minirun("tag", "busybox", "copy:1", env=other)
+    assert "copy" in daemon.cli("images").stdout
+    assert "Untagged: copy:1" in daemon.minirun("rmi", "copy:1", env=other).stdout
+    assert "copy" not in daemon.cli("images").stdout
+    daemon.minirun("network", "create", "viahost", env=other)
+    assert "viahost" in daemon.cli("network", "ls").stdout
+    daemon.minirun("network", "rm", "viahost", env=other)
+    p = daemon.minirun("load", "-i", "/nonexistent", env=other, check=False)
+    assert p.returncode == 2 and "cannot go through minirund" in p.stderr
+    assert not os.path.exists(tmp_path / "other" / "state.db")       # never touched
+
+
+def test_a_running_daemon_serves_its_roots_commands(daemon):
+    """Given only the state root, image commands find the daemon serving it."""
+    env = {"MINIRUN_HOST": ""}
+    os.rename(daemon.sock, daemon.sock + ".moved")    # only the daemon's lock file knows it
+    try:
+        p = daemon.minirun("images", env=env, check=False)
+        assert "Cannot connect" in p.stderr           # it asked the daemon, not the store
+    finally:
+        os.rename(daemon.sock + ".moved", daemon.sock)
+    assert "busybox" in daemon.minirun("images", env=env).stdout

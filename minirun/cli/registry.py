@@ -1,5 +1,6 @@
 """``minirun registry serve|gc``: run a registry, and collect its garbage."""
 import os
+import sys
 
 import click
 
@@ -66,7 +67,12 @@ def pull_cmd(ctx, quiet, tls_verify, name):
     from ..registry.progress import Progress
     from ..registry.pull import Pull, pull_image
     ref = reference.parse(name)
-    pull_image(Pull(ctx.images, ref, Client(ref.domain, tls_verify)), Progress(quiet=quiet))
+    if ctx.daemon:                      # the daemon pulls into its own store
+        from .runner import daemon_stream
+        daemon_stream(ctx.client.request("POST", "/images/create", fromImage=str(ref)),
+                      None if quiet else sys.stdout)
+    else:
+        pull_image(Pull(ctx.images, ref, Client(ref.domain, tls_verify)), Progress(quiet=quiet))
     click.echo(str(ref))
 
 
@@ -82,6 +88,11 @@ def push_cmd(ctx, quiet, tls_verify, name):
     from ..registry.progress import Progress
     from ..registry.push import push_image
     ref = reference.parse(name)
+    if ctx.daemon:
+        from .runner import daemon_stream
+        daemon_stream(ctx.client.request("POST", f"/images/{ref.familiar_repository}/push",
+                                         tag=ref.tag), None if quiet else sys.stdout)
+        return
     push_image(ctx.images, ref, Client(ref.domain, tls_verify), Progress(quiet=quiet))
 
 
@@ -93,7 +104,6 @@ def push_cmd(ctx, quiet, tls_verify, name):
 @click.argument("server", required=False)
 def login_cmd(username, password, password_stdin, tls_verify, server):
     """Log in to a registry (credentials kept in ~/.docker/config.json, mode 0600)."""
-    import sys
     from ..registry import auth
     from ..registry.client import Client
     if password_stdin:

@@ -2,7 +2,10 @@
 
 No click here: the fast path imports this module.
 """
+import json
 import sys
+
+from ..errors import MinirunError
 
 
 def run_any(root, host, options):
@@ -32,14 +35,17 @@ def run_any(root, host, options):
 
 def daemon_pull(client, image, out=sys.stderr):
     """POST /images/create, its JSON progress shown as lines (as docker run -d does)."""
-    import json
-    from ..errors import MinirunError
-    resp = client.request("POST", "/images/create", fromImage=image)
+    daemon_stream(client.request("POST", "/images/create", fromImage=image), out)
+
+
+def daemon_stream(resp, out):
+    """A pull's or push's JSON progress from minirund, one line per step on *out* (None:
+    quiet); an error inside the stream ends it as an error."""
     for line in resp:
         msg = json.loads(line)
         if "error" in msg:
             raise MinirunError(msg["error"])
-        if not msg.get("progressDetail"):
+        if out is not None and msg.get("status") and not msg.get("progressDetail"):
             print(f"{msg['id']}: {msg['status']}" if msg.get("id") else msg["status"],
                   file=out, flush=True)
     resp.conn.close()
