@@ -263,6 +263,29 @@ def test_tty_gives_a_real_terminal(loaded):
     assert os.waitstatus_to_exitcode(status) == 7
 
 
+@pytest.mark.timeout(60)
+def test_a_hung_up_terminal_ends_the_container(loaded):
+    """An ssh session drops: the terminal minirun runs in is gone. The container's shell
+    (PID 1, which ignores SIGHUP) must not wait for ever: its terminal is hung up too, and it
+    is killed after a grace period; --rm then removes it."""
+    import pty
+    from minirun.runtime.attach import HANGUP_GRACE
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(loaded.argv()[0], loaded.argv("run", "--rm", "-it", "--name", "hup", "busybox",
+                                               "sh", "-c", "echo ready; trap '' HUP; "
+                                               "while :; do sleep 0.1; done"), loaded.env())
+    data = b""
+    while b"ready" not in data:
+        data += os.read(fd, 4096)
+    os.close(fd)                                   # the terminal goes away
+    start = time.monotonic()
+    _, status = os.waitpid(pid, 0)
+    assert time.monotonic() - start < HANGUP_GRACE + 5
+    assert os.waitstatus_to_exitcode(status) == 137
+    assert loaded.containers().list() == []        # --rm: gone, cgroups too (leak check)
+
+
 # -- the process: user, env, workdir, entrypoint, volumes, read-only -------------
 
 def test_user_env_workdir_and_entrypoint(loaded, tmp_path):

@@ -6,11 +6,18 @@ puts its own terminal in raw mode (so ^C travels as a byte and the
 container's line discipline turns it into SIGINT), copies bytes both ways,
 and passes window-size changes on. Signals sent to minirun itself
 (SIGINT, SIGTERM, …) are forwarded to the container's PID 1.
+
+When minirun's own terminal goes away (an ssh session drops, a terminal
+window is closed) it does what a terminal emulator does: it hangs up the
+container's terminal by closing the master side, gives the container
+HANGUP_GRACE seconds to end, then kills it. (A PID 1 ignores the SIGHUP that
+is forwarded to it, so without this the container would wait for ever.)
 """
 import contextlib
 import errno
 import fcntl
 import os
+import select
 import selectors
 import signal
 import termios
@@ -18,6 +25,7 @@ import tty
 
 from ..linux.process import TIOCGWINSZ, TIOCSWINSZ
 
+HANGUP_GRACE = 5          # seconds between hanging up a container's terminal and SIGKILL
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
              signal.SIGUSR1, signal.SIGUSR2)
 
@@ -63,7 +71,10 @@ def raw_terminal(fd):
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        try:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        except termios.error:
+            pass                          # the terminal is gone (hung up)
 
 
 def _write_all(fd, data):
@@ -80,20 +91,35 @@ def relay_pty(proc, stdin=True):
     sel = selectors.DefaultSelector()
     sel.register(master, selectors.EVENT_READ)
     sel.register(proc.pidfd, selectors.EVENT_READ)
+    terminal = stdin and os.isatty(0)
     if stdin:
         sel.register(0, selectors.EVENT_READ)
+    hung_up = False
     try:
         with raw_terminal(0) if stdin else contextlib.nullcontext():
-            while _pump(sel, master, proc):
+            while (state := _pump(sel, master, proc, terminal)) is True:
                 pass
+            hung_up = state == HUNG_UP
     finally:
         signal.signal(signal.SIGWINCH, old_winch)
         sel.close()
-        os.close(master)
+        os.close(master)              # for a hang-up: the container's terminal hangs up too
         proc.pty = None
+    if hung_up:
+        _end_after_hangup(proc)
 
 
-def _pump(sel, master, proc):
+def _end_after_hangup(proc):
+    if not select.select([proc.pidfd], [], [], HANGUP_GRACE)[0]:
+        proc.signal(signal.SIGKILL)
+
+
+HUNG_UP = "hung up"
+
+
+def _pump(sel, master, proc, terminal):
+    """One round of copying: True to go on, False when the container is gone, HUNG_UP when
+    minirun's own terminal is."""
     for key, _ in sel.select():
         fd = key.fd
         if fd == proc.pidfd:
@@ -102,15 +128,24 @@ def _pump(sel, master, proc):
         try:
             data = os.read(fd, 65536)
         except OSError as e:
-            if e.errno == errno.EIO:      # every slave closed: the container is gone
-                return False
-            raise
+            if e.errno != errno.EIO:
+                raise
+            if fd != master:
+                return HUNG_UP            # our terminal went away (EIO on read)
+            return False                  # every slave closed: the container is gone
         if fd == master:
             if not data:
                 return False
-            _write_all(1, data)
+            try:
+                _write_all(1, data)
+            except OSError as e:
+                if e.errno in (errno.EIO, errno.EPIPE) and terminal:
+                    return HUNG_UP
+                raise
         elif data:
             _write_all(master, data)
+        elif terminal:
+            return HUNG_UP                # end of file on a terminal: it hung up
         else:
             sel.unregister(0)             # stdin closed: the container keeps running
     return True
