@@ -5,12 +5,26 @@
 
 HOST_PACKAGES=(python3 python3-venv python3-dev gcc libc6-dev libcap-dev busybox-static zstd tini
                iproute2 util-linux procps nftables)
-# What the tests use besides: the iptables backend, and the registry's interop peers.
-TEST_PACKAGES=(iptables skopeo docker-registry)
+# What the tests use besides: the iptables backend, the registry's interop peers, and the
+# engines whose images minirun must load and that must load minirun's (docker, podman).
+TEST_PACKAGES=(iptables skopeo docker-registry docker.io containerd podman)
+
+# Run the calling script as root: itself when root already (sudo may be absent there, as on
+# a fresh Debian), else again through sudo. Call as: as_root "$@"
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        return
+    fi
+    if command -v sudo >/dev/null; then
+        exec sudo "$0" "$@"
+    fi
+    echo "minirun: $0 needs root, and there is no sudo: run it as root" >&2
+    exit 1
+}
 
 require_root() {
     if [ "$(id -u)" != 0 ]; then
-        echo "minirun: run this as root (sudo $0)" >&2
+        echo "minirun: run this as root" >&2
         exit 1
     fi
 }
@@ -23,7 +37,16 @@ install_host_packages() {
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        # Install services without starting them (Debian's policy-rc.d): a dockerd that
+        # starts here would change the host's firewall (FORWARD policy DROP) under the tests.
+        local policy=/usr/sbin/policy-rc.d made=
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && made=1
+        fi
+        local rc=0
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || rc=$?
+        [ -z "$made" ] || rm -f "$policy"
+        return $rc
     fi
 }
 
