@@ -5,6 +5,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -410,3 +411,41 @@ def test_a_wiring_failure_half_way_leaves_nothing(loaded):
     finally:
         subprocess.run(["ip", "link", "del", "mrtestbr0"], check=True)
     loaded("network", "rm", "late")
+
+
+def test_a_deleted_state_root_leaves_no_bridge_or_table_for_ever(minirun, busybox_oci, tmp_path):
+    """A root removed by hand (as users and test suites do) left its bridge and NAT table, and
+    after nine such roots no new root found a default subnet. The next root's first bridge
+    (or network reset) sweeps what a gone root left."""
+    from conftest import Minirun
+    from minirun.network.names import HostNames
+    gone = Minirun(str(tmp_path / "gone"))
+    gone("load", "-i", busybox_oci)
+    gone("run", "--rm", "busybox", "true")          # makes its bridge and table
+    names = HostNames(gone.root)
+    assert os.path.exists(f"/sys/class/net/{names.default_bridge}")
+    with open(f"/sys/class/net/{names.default_bridge}/ifalias") as f:
+        assert f.read().strip() == "minirun:" + os.path.realpath(gone.root)
+    shutil.rmtree(gone.root)
+    minirun("load", "-i", busybox_oci)
+    assert minirun("run", "--rm", "busybox", "true").returncode == 0
+    assert not os.path.exists(f"/sys/class/net/{names.default_bridge}")
+    assert names.table not in subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                             text=True).stdout
+
+
+def test_network_prune_takes_the_bridges_with_the_networks(loaded):
+    loaded("network", "create", "short")
+    loaded("run", "--rm", "--network", "short", "busybox", "true")   # its bridge is made
+    bridge = json.loads(loaded("network", "inspect", "short").stdout)[0]["Options"][
+        "com.docker.network.bridge.name"]
+    assert os.path.exists(f"/sys/class/net/{bridge}")
+    assert loaded("network", "prune").stdout.split() == ["short"]
+    assert not os.path.exists(f"/sys/class/net/{bridge}")
+
+
+def test_default_subnets_come_from_dockers_pools_once_podmans_are_taken():
+    from minirun.network import subnets
+    taken = [f"10.{n}.0.0/16" for n in range(80, 89)]
+    assert subnets.pick(subnets.DEFAULT_POOL, taken) not in taken
+    assert subnets.pick(subnets.DEFAULT_POOL, taken + ["172.17.0.0/16"]).startswith("172.")

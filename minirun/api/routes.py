@@ -492,4 +492,5 @@ def network_disconnect(engine, req, ref):
 
 @route("POST", "/networks/prune")
 def network_prune(engine, req):
-    return {"NetworksDeleted": [r["name"] for r in engine.networking.store.prune()]}
+    from ..network.wiring import prune_networks
+    return {"NetworksDeleted": [r["name"] for r in prune_networks(engine.networking.store)]}

@@ -20,6 +20,7 @@ from ..errors import MinirunError
 
 NFT_TABLE = """
 table ip {table} {{
+    comment "{owner}";
     set bridges {{ type ifname; }}
     set same {{ type ifname . ifname; }}
     set subnets {{ type ipv4_addr; flags interval; }}
@@ -107,7 +108,7 @@ class Nftables(Recorded):
         """The table, fresh (a crash may have left an old one), with its first network."""
         self.remember()
         _run(["nft", "-f", "-"], stdin=f"table ip {self.table} {{}}\ndelete table ip {self.table}\n"
-             + NFT_TABLE.format(table=self.table) + "".join(
+             + NFT_TABLE.format(table=self.table, owner=self.names.owner) + "".join(
                  f"add element ip {self.table} {s} {{ {e} }}\n"
                  for s, e in _network_elements(bridge, subnet)))
 

@@ -12,11 +12,14 @@ def exists(name):
     return os.path.exists(f"/sys/class/net/{name}")
 
 
-def ensure_bridge(name, gateway, subnet):
-    """Bridge *name*, with the gateway address, up (made if missing)."""
+def ensure_bridge(name, gateway, subnet, owner):
+    """Bridge *name*, with the gateway address, up (made if missing), its alias *owner* (the
+    state root that made it: network/orphans.py finds bridges whose root is gone by it)."""
     with Netlink() as nl:
         if not exists(name):
             nl.add_bridge(name)
+        with open(f"/sys/class/net/{name}/ifalias", "w") as f:
+            f.write(owner)
         try:
             nl.add_address(name, gateway, ipaddress.IPv4Network(subnet).prefixlen)
         except FileExistsError:
@@ -74,6 +77,18 @@ def _inside(netns_fd, fn, *args):
     t.join()
     if failure:
         raise failure[0]
+
+
+def alias(name):
+    try:
+        with open(f"/sys/class/net/{name}/ifalias") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def names():
+    return os.listdir("/sys/class/net")
 
 
 def open_netns(pid):

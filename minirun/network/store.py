@@ -13,12 +13,11 @@ import re
 import socket
 import sqlite3
 import time
-import zlib
 
 from .. import statedb
-from ..config import DEFAULT_ROOT
 from ..errors import Conflict, MinirunError, NotFound
-from . import subnets
+from . import orphans, subnets
+from .names import HostNames
 
 DEFAULT_NETWORK = "bridge"
 PREDEFINED = ("bridge", "host", "none")
@@ -28,17 +27,6 @@ EPHEMERAL = (32768, 60999)          # where a -p without a host port gets one (L
 
 class NetworkNotFound(NotFound):
     pass
-
-
-class HostNames:
-    """Names of what a state root makes on the host, so two roots never share a bridge or table."""
-
-    def __init__(self, root):
-        root = os.path.realpath(root)
-        tag = "" if root == DEFAULT_ROOT else f"{zlib.crc32(root.encode()):08x}"[:6]
-        self.table = f"minirun_{tag}" if tag else "minirun"          # nftables table
-        self.chain = f"MR{tag}" if tag else "MINIRUN"                 # iptables chain prefix
-        self.default_bridge = f"mr{tag}0" if tag else "minirun0"
 
 
 def user_bridge(network_id):
@@ -78,6 +66,7 @@ class NetworkStore:
         row = self.db.execute("SELECT * FROM networks WHERE name = ?", (DEFAULT_NETWORK,)).fetchone()
         if row is not None:
             return row
+        orphans.sweep()        # a root deleted by hand may hold the subnet this one would take
         subnet = os.environ.get("MINIRUN_BRIDGE_SUBNET") or \
             subnets.pick(subnets.DEFAULT_POOL, [r[0] for r in self.db.execute(
                 "SELECT subnet FROM networks")]) or subnets.DEFAULT_POOL[0]
@@ -143,16 +132,11 @@ class NetworkStore:
             db.execute("DELETE FROM networks WHERE id = ?", (row["id"],))
         return row
 
-    def prune(self):
-        """Remove user networks nobody has an address on; return them."""
-        gone = []
-        for row in self.db.execute("SELECT * FROM networks WHERE name != ? AND id NOT IN "
-                                   "(SELECT network_id FROM endpoints)", (DEFAULT_NETWORK,)):
-            try:
-                gone.append(self.remove(row["id"]))
-            except Conflict:            # someone took an address meanwhile
-                pass
-        return gone
+    def unused(self):
+        """User networks nobody has an address on (network prune's; wiring removes them with
+        their bridges)."""
+        return self.db.execute("SELECT * FROM networks WHERE name != ? AND id NOT IN "
+                               "(SELECT network_id FROM endpoints)", (DEFAULT_NETWORK,)).fetchall()
 
     # -- addresses (IPAM) -----------------------------------------------------------
     def allocate(self, network, container_id, aliases=()):

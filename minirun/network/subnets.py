@@ -1,8 +1,11 @@
 """Choosing subnets that clash with nothing the host already routes."""
 import ipaddress
 
-# The default bridge's subnet: podman's choice, or the next free one below it.
-DEFAULT_POOL = [f"10.{n}.0.0/16" for n in range(88, 79, -1)]
+# The default bridge's subnet: podman's choice, or the next free one below it, then Docker's
+# default pools (172.17-31.0.0/16, 192.168.0-240.0/20).
+DEFAULT_POOL = ([f"10.{n}.0.0/16" for n in range(88, 79, -1)]
+                + [f"172.{n}.0.0/16" for n in range(17, 32)]
+                + [f"192.168.{n}.0/20" for n in range(0, 241, 16)])
 USER_POOL = [f"10.89.{n}.0/24" for n in range(256)]   # user networks, in order
 
 

@@ -17,7 +17,7 @@ import json
 import os
 
 from ..errors import Conflict, MinirunError
-from . import hosts, links
+from . import hosts, links, orphans
 from .firewall import enable_forwarding, firewall, restore_forwarding
 from .store import DEFAULT_NETWORK
 from .subnets import clash
@@ -77,7 +77,10 @@ def _ensure_network(store, fw, network, trace):
         raise MinirunError(f"network {network['network']}: its subnet {network['subnet']} "
                            f"overlaps {reason}")
     first = not any(links.exists(b) for b in _bridges(store))
-    links.ensure_bridge(network["bridge"], network["gateway"], network["subnet"])
+    if first:
+        orphans.sweep()       # what roots removed by hand left: it may hold this subnet
+    links.ensure_bridge(network["bridge"], network["gateway"], network["subnet"],
+                        store.names.owner)
     try:
         (fw.start if first else fw.add_network)(network["bridge"], network["subnet"])
         enable_forwarding(_state_dir(store))
@@ -201,3 +204,15 @@ def reset(store):
             links.remove(bridge)
         fw.remove_all()
         restore_forwarding(_state_dir(store))
+    orphans.sweep()
+
+
+def prune_networks(store):
+    """network prune: the networks nobody has an address on, with their bridges and rules."""
+    gone = []
+    for row in store.unused():
+        try:
+            gone.append(remove_network(store, row["id"]))
+        except Conflict:            # someone took an address meanwhile
+            pass
+    return gone
