@@ -36,7 +36,7 @@ class step:
     def __enter__(self):
         return self
 
-    def __exit__(self, kind, error, tb):
+    def __exit__(self, kind, error, _traceback):
         if isinstance(error, OSError):
             raise StepError(f"{self.what}: {error.strerror or error}") from error
         return False

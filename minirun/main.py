@@ -9,14 +9,14 @@ import sys
 
 
 def main():
-    from .cli.runflags import parse_fast
+    from .cli.runflags import parse_fast             # imports here: `python -m minirun` and
     fast = parse_fast(sys.argv[1:], os.environ)
     if fast is None:
-        from .cli.app import main as click_main
+        from .cli.app import main as click_main      # click only off the run path
         return click_main()
     g, options = fast
-    from .cli.report import report
-    from .cli.runner import run_any
+    from .cli.report import report                  # the entry point pays only for what
+    from .cli.runner import run_any                 # the command it runs needs
     try:
         code = run_any(g.root, g.host, options)
     except (Exception, KeyboardInterrupt) as e:

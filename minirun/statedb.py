@@ -90,7 +90,7 @@ CONSTRAINTS = ("PRIMARY", "UNIQUE", "FOREIGN")
 
 def _add_missing_columns(db):
     """A state root made by an older minirun gets the columns added since (NULL or default)."""
-    import re
+    import re          # only for an old state root's schema
     for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", SCHEMA, re.S):
         have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         for line in body.splitlines():
@@ -116,7 +116,7 @@ class LocalDB:
     """One connection per thread, for the daemon (a connection must not cross threads)."""
 
     def __init__(self, root):
-        import threading
+        import threading   # only the daemon has threads (and so this class)
         self.root = root
         self._local = threading.local()
 

@@ -402,8 +402,9 @@ def test_a_named_daemon_serves_every_command_never_another_root(daemon, tmp_path
     daemon.minirun("network", "create", "viahost", env=other)
     assert "viahost" in daemon.cli("network", "ls").stdout
     daemon.minirun("network", "rm", "viahost", env=other)
-    p = daemon.minirun("load", "-i", "/nonexistent", env=other, check=False)
-    assert p.returncode == 2 and "cannot go through minirund" in p.stderr
+    for cmd in (["load", "-i", "/nonexistent"], ["run", "--rm", "busybox", "true"]):
+        p = daemon.minirun(*cmd, env=other, check=False)
+        assert p.returncode == 2 and "cannot go through minirund" in p.stderr
     assert not os.path.exists(tmp_path / "other" / "state.db")       # never touched
 
 

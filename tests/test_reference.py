@@ -1,6 +1,6 @@
 import pytest
 
-from minirun.image.reference import ReferenceError, parse
+from minirun.image.reference import InvalidReference, parse
 
 VALID = [
     ("busybox", "docker.io/library/busybox:latest"),
@@ -34,7 +34,7 @@ def test_valid_references_normalize_like_docker(text, expected):
 
 @pytest.mark.parametrize("text", INVALID)
 def test_invalid_references_are_rejected(text):
-    with pytest.raises(ReferenceError, match="invalid reference format"):
+    with pytest.raises(InvalidReference, match="invalid reference format"):
         parse(text)
 
 

@@ -452,3 +452,11 @@ def test_a_bridge_run_imports_the_network_layer_but_not_click(loaded):
     imported = _imported(loaded)
     assert "minirun.network.wiring" in imported
     assert not {m for m in imported if m.split(".")[0] in ("click", "pyroute2")}
+
+
+def test_a_failed_step_is_named_first_then_the_kernels_reason(loaded):
+    """crun's and runc's way: "mounting volumes: Invalid argument", not "Invalid argument: /x"."""
+    p = loaded.run("--rm", "--tmpfs", "/x:size=bogus", "busybox", "true")
+    assert p.returncode == 125
+    assert p.stderr.strip() == "Error: mounting volumes: Invalid argument", p.stderr
+    assert loaded.containers().list() == []                 # nothing half-made left

@@ -3,11 +3,10 @@
 A request body is untrusted: every field is type-checked, and a wrong type
 or an absurd value is a 400 with the field's name, never a crash.
 """
-import json
 import signal as _signal
 import time
 
-from ..engine.options import RunOptions
+from ..engine.options import RunOptions   # lazy: `run -d` imports this module
 from .server import ApiError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -143,13 +142,13 @@ def parse_signal(text, default):
 def rfc3339(t):
     if not t:
         return ZERO_TIME
-    from ..engine.logs import timestamp
+    from ..engine.logs import timestamp   # lazy: `run -d` imports this module
     return timestamp(t)
 
 
 def human_status(row):
     """``Up 5 seconds``, ``Exited (0) 3 minutes ago``, like ``docker ps``."""
-    from ..humanize import human_duration
+    from ..humanize import human_duration   # lazy: `run -d` imports this module
     if row["state"] == "running":
         s = "Up " + human_duration(time.time() - (row["started"] or time.time()))
         return s + " (Paused)" if row["paused"] else s
@@ -165,12 +164,12 @@ def state_name(row):
 
 
 def arch():
-    from ..image.manifest import host_platform
+    from ..image.manifest import host_platform   # lazy: `run -d` imports this module
     return host_platform()[1]
 
 
 def created_unix(text):
-    from ..humanize import parse_time
+    from ..humanize import parse_time   # lazy: `run -d` imports this module
     return parse_time(text) or 0
 
 
@@ -180,7 +179,7 @@ def _command(spec):
 
 def summary(engine, row):
     """One entry of GET /containers/json."""
-    config = json.loads(row["config"])
+    config = engine.containers.config(row)
     spec, options = config.get("spec", {}), config["options"]
     networks, published = engine.networking.settings(row["id"])
     return {"Id": row["id"], "Names": ["/" + row["name"]], "Image": row["image"],
@@ -202,7 +201,7 @@ def _mounts(spec):
 
 def inspect(engine, row):
     """GET /containers/{id}/json: Docker's ContainerJSON shape."""
-    config = json.loads(row["config"])
+    config = engine.containers.config(row)
     spec, options = config.get("spec", {}), config["options"]
     path = engine.containers.path
     policy, retries = (options.get("restart") or "no").partition(":")[::2]
@@ -264,7 +263,7 @@ def network_settings(engine, row):
 
 
 def _port_bindings(publish):
-    from ..network.ports import key, parse_publish
+    from ..network.ports import key, parse_publish   # lazy: `run -d` imports this module
     out = {}
     for spec in publish:
         proto, ip, port, container_port = parse_publish(spec)
@@ -274,14 +273,15 @@ def _port_bindings(publish):
 
 
 def _exposed(options):
-    from ..network.ports import key, parse_exposed, parse_publish
+    from ..network.ports import key, parse_exposed, parse_publish   # lazy: `run -d` needs
+    #                                                                  this module, not these
     keys = [key(*parse_exposed(e)[::-1]) for e in options.get("expose") or []]
     return keys + [key(p[0], p[3]) for p in map(parse_publish, options.get("publish") or [])]
 
 
 def create_body(opts):
     """RunOptions → a /containers/create body (what ``minirun run -d`` sends)."""
-    from ..engine.options import parse_bytes, parse_restart
+    from ..engine.options import parse_bytes, parse_restart   # lazy: `run -d` imports this module
     policy, retries = parse_restart(opts.restart)
     entry = opts.entrypoint
     host = {
@@ -309,11 +309,11 @@ def create_body(opts):
 
 def _resolved_env(opts):
     """-e NAME and --env-file are read here, on the client, as Docker does."""
-    from ..engine.options import parse_env
+    from ..engine.options import parse_env   # lazy: `run -d` imports this module
     return parse_env(opts, [])
 
 
 def _ulimit_body(text):
-    from ..engine.options import parse_ulimit
+    from ..engine.options import parse_ulimit   # lazy: `run -d` imports this module
     name, soft, hard = parse_ulimit(text)
     return {"Name": name, "Soft": soft, "Hard": hard}

@@ -3,16 +3,32 @@
 Every handler takes (engine, request, **path parameters) and returns JSON
 data, (status, data), None (204) or a Stream.
 """
+import base64
 import json
 import os
 import platform
+import queue
 import re
 import struct
+import threading
 import time
 
 from .. import __version__
 from ..config import API_VERSION, MIN_API_VERSION
+from ..engine import logs
+from ..engine.containers import ContainerStore
+from ..engine.exec import create_exec, inspect_exec, resize_exec, start_exec
 from ..engine.logs import LOG_NAME
+from ..engine.stats import stats, top
+from ..errors import MinirunError
+from ..image import reference
+from ..image.inspect import inspect_image
+from ..network.inspect import find_pseudo
+from ..registry.client import Client
+from ..registry.progress import JsonProgress
+from ..registry.pull import Pull, pull_image
+from ..registry.push import push_image
+from ..runtime import cgroups
 from . import convert as c
 from .server import ApiError, Stream
 
@@ -48,7 +64,6 @@ def info(engine, req):
     rows = engine.containers.list()
     running = sum(r["state"] == "running" and not r["paused"] for r in rows)
     paused = sum(bool(r["paused"]) for r in rows)
-    from ..runtime import cgroups
     return {"ID": "minirund", "Containers": len(rows), "ContainersRunning": running,
             "ContainersPaused": paused, "ContainersStopped": len(rows) - running - paused,
             "Images": len(engine.images.list()), "Driver": "overlay",
@@ -79,14 +94,11 @@ def images_list(engine, req):
 @route("POST", "/images/create")
 def image_create(engine, req):
     """``docker pull``: Docker's JSON progress messages, streamed as the pull goes."""
-    from ..image import reference
     name, tag = req.arg("fromImage") or "", req.arg("tag")
     if not name:
         raise ApiError(400, "fromImage is required (import is not supported)")
     text = name + (("@" if tag.startswith("sha256:") else ":") + tag
                    if tag and "@" not in name and ":" not in name.rsplit("/", 1)[-1] else "")
-    from ..registry.client import Client
-    from ..registry.pull import Pull, pull_image
     ref = reference.parse(text)
     pull = Pull(engine.images, ref, Client(ref.domain, credentials=_registry_auth(req)))
     pull.resolve()                        # "manifest unknown" is a 404, not a stream
@@ -96,7 +108,6 @@ def image_create(engine, req):
 
 def _registry_auth(req):
     """X-Registry-Auth: base64url JSON {username, password}; None to use the stored ones."""
-    import base64
     header = req.headers.get("X-Registry-Auth")
     if not header:
         return None
@@ -112,10 +123,6 @@ def _registry_auth(req):
 def _streamed(work):
     """Run *work(progress)* in a thread; yield its JSON messages as they come, then an
     error message if it failed (Docker reports errors inside the 200 stream)."""
-    import queue
-    import threading
-    from ..errors import MinirunError
-    from ..registry.progress import JsonProgress
     lines = queue.Queue()
 
     def run():
@@ -133,14 +140,11 @@ def _streamed(work):
 
 @route("POST", "/images/(?P<name>.+)/push")
 def image_push(engine, req, name):
-    from ..image import reference
     tag = req.arg("tag")
     ref = reference.parse(f"{name}:{tag}" if tag else name)
     auth = _registry_auth(req)
 
     def work(progress):
-        from ..registry.client import Client
-        from ..registry.push import push_image
         push_image(engine.images, ref, Client(ref.domain, credentials=auth), progress)
     engine.images.resolve(str(ref))                 # 404 before the stream starts
     return Stream(_streamed(work), "application/json", chunked=True)
@@ -148,7 +152,6 @@ def image_push(engine, req, name):
 
 @route("POST", "/images/(?P<name>.+)/tag")
 def image_tag(engine, req, name):
-    from ..image import reference
     repo, tag = req.arg("repo") or "", req.arg("tag") or "latest"
     image_id = engine.images.resolve(name)
     engine.images.tag(reference.parse(f"{repo}:{tag}"), image_id)
@@ -157,7 +160,6 @@ def image_tag(engine, req, name):
 
 @route("GET", "/images/(?P<name>.+)/json")
 def image_inspect(engine, req, name):
-    from ..image.inspect import inspect_image
     return inspect_image(engine.images, engine.images.resolve(name))
 
 
@@ -217,7 +219,7 @@ def _filters(text):
 
 
 def _matches(row, filters):
-    labels = json.loads(row["config"])["options"].get("labels") or {}
+    labels = ContainerStore.options(row).get("labels") or {}
     for key, values in filters.items():
         if key == "status" and c.state_name(row) not in values:
             return False
@@ -311,7 +313,6 @@ def frame(stream, data):
 
 @route("GET", "/containers/(?P<ref>[^/]+)/logs")
 def container_logs(engine, req, ref):
-    from ..engine import logs
     row = engine.get(ref)
     stdout, stderr = req.flag("stdout"), req.flag("stderr")
     if not (stdout or stderr):
@@ -321,7 +322,7 @@ def container_logs(engine, req, ref):
     since = float(req.arg("since") or 0)
     until = float(req.arg("until") or 0)
     stamps = req.flag("timestamps")
-    tty = json.loads(row["config"])["spec"]["tty"]
+    tty = engine.containers.spec(row).tty
     path = engine.containers.path(row["id"], LOG_NAME)
 
     def encode(entries):
@@ -358,13 +359,11 @@ def _int(text, name):
 
 @route("GET", "/containers/(?P<ref>[^/]+)/top")
 def container_top(engine, req, ref):
-    from ..engine.stats import top
     return top(engine, engine.get(ref))
 
 
 @route("GET", "/containers/(?P<ref>[^/]+)/stats")
 def container_stats(engine, req, ref):
-    from ..engine.stats import stats
     row = engine.get(ref)
     if not req.flag("stream", True) or req.flag("one-shot"):
         return stats(engine, row, prev=None)
@@ -382,7 +381,6 @@ def container_stats(engine, req, ref):
 # -- exec ---------------------------------------------------------------------------------
 @route("POST", "/containers/(?P<ref>[^/]+)/exec")
 def exec_create(engine, req, ref):
-    from ..engine.exec import create_exec
     body = req.json()
     eid = create_exec(engine, engine.get(ref), c.str_list(body, "Cmd"),
                       env=c.str_list(body, "Env") or [],
@@ -396,7 +394,6 @@ def exec_create(engine, req, ref):
 
 @route("POST", "/exec/(?P<eid>[^/]+)/start")
 def exec_start(engine, req, eid):
-    from ..engine.exec import start_exec
     body = req.json()
     detach = c.field(body, "Detach", bool, False)
     tty = c.field(body, "Tty", bool, False)
@@ -421,23 +418,20 @@ def _encoded(output, tty):
 
 @route("POST", "/exec/(?P<eid>[^/]+)/resize")
 def exec_resize(engine, req, eid):
-    from ..engine.exec import resize_exec
     resize_exec(engine, eid, req.int("h", 24), req.int("w", 80))
     return 200, {}
 
 
 @route("GET", "/exec/(?P<eid>[^/]+)/json")
 def exec_inspect(engine, req, eid):
-    from ..engine.exec import inspect_exec
     return inspect_exec(engine, eid)
 
 
 # -- networks ---------------------------------------------------------------------------
 @route("GET", "/networks")
 def network_list(engine, req):
-    from ..network.inspect import all_networks
     filters = _filters(req.arg("filters"))
-    nets = all_networks(engine.networking.store)
+    nets = engine.networking.networks()
     for key, field in (("name", "Name"), ("id", "Id"), ("driver", "Driver")):
         if key in filters:
             nets = [n for n in nets if any(v in n[field] for v in filters[key])]
@@ -446,8 +440,7 @@ def network_list(engine, req):
 
 @route("GET", "/networks/(?P<ref>[^/]+)")
 def network_inspect(engine, req, ref):
-    from ..network.inspect import one
-    return one(engine.networking.store, ref)
+    return engine.networking.network(ref)
 
 
 @route("POST", "/networks/create")
@@ -460,7 +453,7 @@ def network_create(engine, req):
     ipam = (c.field(body, "IPAM", dict, {}) or {}).get("Config") or [{}]
     if not isinstance(ipam, list) or not all(isinstance(i, dict) for i in ipam) or len(ipam) > 1:
         raise ApiError(400, "IPAM.Config: one {Subnet, Gateway} at most")
-    row = engine.networking.store.create(name, ipam[0].get("Subnet") or None,
+    row = engine.networking.create_network(name, ipam[0].get("Subnet") or None,
                                          ipam[0].get("Gateway") or None,
                                          c.field(body, "Labels", dict, {}) or {})
     return 201, {"Id": row["id"], "Warning": ""}
@@ -468,11 +461,9 @@ def network_create(engine, req):
 
 @route("DELETE", "/networks/(?P<ref>[^/]+)")
 def network_delete(engine, req, ref):
-    from ..network.inspect import find_pseudo
-    from ..network.wiring import remove_network
     if find_pseudo(ref):
         raise ApiError(403, f"{find_pseudo(ref)} is a pre-defined network and cannot be removed")
-    remove_network(engine.networking.store, ref)
+    engine.networking.remove_network(ref)
 
 
 @route("POST", "/networks/(?P<ref>[^/]+)/connect")
@@ -492,5 +483,4 @@ def network_disconnect(engine, req, ref):
 
 @route("POST", "/networks/prune")
 def network_prune(engine, req):
-    from ..network.wiring import prune_networks
-    return {"NetworksDeleted": [r["name"] for r in prune_networks(engine.networking.store)]}
+    return {"NetworksDeleted": [r["name"] for r in engine.networking.prune_networks()]}

@@ -9,7 +9,7 @@ def report(exc, debug):
     if isinstance(exc, KeyboardInterrupt):
         return 130
     if debug:
-        import traceback
+        import traceback   # only with --debug
         traceback.print_exception(exc)
     if isinstance(exc, MinirunError):
         print(f"Error: {exc}", file=sys.stderr)

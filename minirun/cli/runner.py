@@ -5,20 +5,23 @@ No click here: the fast path imports this module.
 import json
 import sys
 
-from ..errors import MinirunError
+from ..engine.options import RunOptions
+from ..errors import MinirunError, UsageError
 
 
 def run_any(root, host, options):
     """Foreground in this process, or ``-d`` through minirund; returns the exit code."""
-    from ..engine.options import RunOptions
     labels = options.pop("label", None) or []
     options["labels"] = dict(l.partition("=")[::2] for l in labels)
     opts = RunOptions(**options)
     if not opts.detach:
-        from ..engine.run import run_foreground
+        if host:
+            raise UsageError("minirun run without -d runs the container in this process and "
+                             "cannot go through minirund (-H/MINIRUN_HOST): add -d, or drop -H")
+        from ..engine.run import run_foreground     # -d never loads the runtime
         return run_foreground(root, opts)
-    from ..api.convert import create_body
-    from .client import Client, DaemonError
+    from ..api.convert import create_body           # a foreground run never loads the
+    from .client import Client, DaemonError         # HTTP client
     client = Client(host)
     try:
         cid = client.call("POST", "/containers/create", create_body(opts), name=opts.name)["Id"]

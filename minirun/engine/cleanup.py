@@ -14,9 +14,8 @@ KILLED = 137
 
 def reap_orphans(containers, networking, trace=lambda *a: None):
     """Clean up after killed foreground runs (detached containers outlive minirund)."""
-    import json
     orphans = [r for r in containers.orphans()
-               if json.loads(r["config"]).get("spec", {}).get("die_with_parent", True)]
+               if containers.config(r).get("spec", {}).get("die_with_parent", True)]
     if not orphans:
         return
     driver = cg.detect()
@@ -24,7 +23,7 @@ def reap_orphans(containers, networking, trace=lambda *a: None):
         driver.kill_all(row["id"])
         driver.remove(row["id"])
         networking.disconnect(row["id"])
-        if json.loads(row["config"])["options"].get("rm") or row["state"] == "created":
+        if containers.options(row).get("rm") or row["state"] == "created":
             containers.remove(row["id"])
         else:
             containers.mark_exited(row["id"], KILLED)

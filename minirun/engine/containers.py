@@ -15,6 +15,7 @@ import time
 from .. import statedb
 from ..errors import Conflict, MinirunError, NotFound
 from ..fsutil import rmtree
+from ..runtime.spec import spec_from_dict, spec_to_dict
 from .names import random_name
 
 NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
@@ -109,15 +110,24 @@ class ContainerStore:
     def save_spec(self, cid, spec, **more):
         """Store what the runtime needs to start (and restart) this container (and *more*:
         the ports it publishes)."""
-        from ..runtime.spec import spec_to_dict
-        config = json.loads(self.get(cid)["config"])
+        config = self.config(self.get(cid))
         config["spec"] = spec_to_dict(spec)
         config.update(more)
         with statedb.transaction(self.db) as db:
             db.execute("UPDATE containers SET config=? WHERE id=?", (json.dumps(config), cid))
 
-    def spec(self, row):
-        from ..runtime.spec import spec_from_dict
+    @staticmethod
+    def config(row):
+        """A record's config: {"options": the run options, "spec": the runtime's Spec (once
+        created), "ports": what it publishes}. Only this store knows it is JSON."""
+        return json.loads(row["config"])
+
+    @staticmethod
+    def options(row):
+        return json.loads(row["config"])["options"]
+
+    @staticmethod
+    def spec(row):
         return spec_from_dict(json.loads(row["config"])["spec"])
 
     def mark_running(self, cid, pid):

@@ -6,7 +6,6 @@ process; exits come back through the supervisor, are recorded, and restart
 policies applied. On start it re-adopts containers that a previous minirund
 left running, and records the exit codes of those that ended meanwhile.
 """
-import json
 import os
 import select
 import signal
@@ -63,7 +62,7 @@ class Engine:
     def _recover(self, row):
         """After a restart: re-adopt what runs, finish what a crash left half-made."""
         cid = row["id"]
-        config = json.loads(row["config"])
+        config = self.containers.config(row)
         if "spec" not in config:                      # create was cut short
             if not process_alive(row["owner"]):
                 self.containers.remove(cid)
@@ -188,7 +187,7 @@ class Engine:
             row = self.get(cid)
         except MinirunError:
             return
-        options = json.loads(row["config"])["options"]
+        options = self.containers.options(row)
         policy, retries = o.parse_restart(options.get("restart"))
         user_stopped = cid in self.stopped_by_user
         again = not user_stopped and (

@@ -27,6 +27,7 @@ children and nobody is connected. It holds no lock and no file but its own
 sockets and pidfds, and a child keeps none of those past its first step.
 """
 import errno
+import fcntl
 import json
 import os
 import selectors
@@ -199,7 +200,6 @@ def _write_atomically(path, text):
 
 def main():
     """``python -m minirun.engine.forkserver ROOT``, started by minirund."""
-    import fcntl
     root = sys.argv[1]
     lock = os.open(os.path.join(root, "forkserver.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                    0o600)

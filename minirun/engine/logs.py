@@ -22,7 +22,7 @@ def timestamp(t=None):
 
 def parse_timestamp(text):
     """Seconds since the epoch of a timestamp written by ``timestamp``."""
-    import calendar
+    import calendar    # only reading logs needs it, never writing them
     whole, _, frac = text.rstrip("Z").partition(".")
     return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
 

@@ -36,7 +36,7 @@ class Networking:
     @property
     def store(self):
         if self._store is None:
-            from ..network.store import NetworkStore
+            from ..network.store import NetworkStore   # only with a network (see class)
             self._store = NetworkStore(self.root, db=self._db)
         return self._store
 
@@ -47,7 +47,7 @@ class Networking:
     def plan(self, opts, cid, exposed):
         """Check --network, -p and -P; take the container's address. Returns what the
         container's config keeps: the ports to publish, and the hosts file's own line."""
-        from ..network import ports as portspec
+        from ..network import ports as portspec   # only with a network (see class)
         net = mode(opts.network)
         bindings = portspec.bindings(opts.publish, opts.publish_all, list(exposed) + opts.expose)
         if not wired(net):
@@ -60,7 +60,7 @@ class Networking:
                 raise OptionError("network-scoped aliases are only supported for user-defined "
                                   "networks")
             return [], None
-        from ..network.store import NetworkNotFound
+        from ..network.store import NetworkNotFound   # only with a network (see class)
         try:
             network = self.store.get(net)
         except NetworkNotFound:
@@ -85,19 +85,19 @@ class Networking:
 
     def connect(self, cid, pid, ports, trace=lambda *a: None):
         """Wire a started container; *ports*: the bindings its config recorded at create."""
-        from ..network import wiring
+        from ..network import wiring   # only with a network (see class)
         wiring.connect(self.store, cid, pid, [tuple(b) for b in ports], trace, self.hosts_path)
 
     def disconnect(self, cid, exited=False):
         """*exited*: PID 1 was reaped (its namespace, and so its veths, are going away)."""
-        from ..network import wiring
+        from ..network import wiring   # only with a network (see class)
         wiring.disconnect(self.store, cid, self.hosts_path, exited=exited)
 
     # -- network connect / disconnect of a container ----------------------------------
     def connect_network(self, network_ref, container_ref, aliases=()):
-        from ..network import wiring
+        from ..network import wiring   # only with a network (see class)
         network, row = self.store.get(network_ref), self.containers.get(container_ref)
-        if not wired(json.loads(row["config"])["options"].get("network") or ""):
+        if not wired(self.containers.options(row).get("network") or ""):
             raise MinirunError(f"container {row['name']} has no network of its own to connect")
         if self.store.endpoint(network["id"], row["id"]):
             raise MinirunError(f"endpoint with name {row['name']} already exists in network "
@@ -112,13 +112,33 @@ class Networking:
                 raise
 
     def disconnect_network(self, network_ref, container_ref):
-        from ..network import wiring
+        from ..network import wiring   # only with a network (see class)
         network, row = self.store.get(network_ref), self.containers.get(container_ref)
         if not self.store.endpoint(network["id"], row["id"]):
             raise MinirunError(f"container {row['name']} is not connected to network "
                                f"{network['name']}")
         wiring.disconnect(self.store, row["id"], self.hosts_path, only=network["id"])
         self.store.release(network["id"], row["id"])
+
+    # -- networks themselves (network create/ls/inspect/rm/prune) -----------------------
+    def create_network(self, name, subnet=None, gateway=None, labels=None):
+        return self.store.create(name, subnet, gateway, labels)
+
+    def networks(self):
+        from ..network.inspect import all_networks   # only with a network (see class)
+        return all_networks(self.store)
+
+    def network(self, ref):
+        from ..network.inspect import one   # only with a network (see class)
+        return one(self.store, ref)
+
+    def remove_network(self, ref):
+        from ..network import wiring   # only with a network (see class)
+        return wiring.remove_network(self.store, ref)
+
+    def prune_networks(self):
+        from ..network import wiring   # only with a network (see class)
+        return wiring.prune_networks(self.store)
 
     # -- what inspect and ps show ---------------------------------------------------
     def settings(self, cid):

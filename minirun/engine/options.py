@@ -71,7 +71,7 @@ def parse_cpuset(text):
 
 def parse_ulimit(text):
     m = re.fullmatch(r"([a-z]+)=(-?\d+)(?::(-?\d+))?", text)
-    from ..runtime.security import RLIMITS
+    from ..runtime.security import RLIMITS   # prctl's import only with --ulimit
     if not m or m.group(1) not in RLIMITS:
         raise OptionError(f"invalid --ulimit {text!r}: use name=soft[:hard], e.g. nofile=1024:2048")
     soft = int(m.group(2))

@@ -10,6 +10,10 @@ import os
 import sys
 
 from ..errors import MinirunError
+from ..image.store import ImageNotFound, ImageStore
+from ..runtime.attach import copy_winsize, forwarding_signals, relay_pty
+from ..runtime.container import StartError
+from ..runtime.trace import Tracer
 from .cleanup import reap_orphans
 from .containers import ContainerStore
 from .create import create
@@ -21,7 +25,6 @@ EXIT_RUNTIME = 125   # Docker's code for "the runtime itself failed"
 
 def run_foreground(root, opts):
     """``minirun run``: the exit code, Docker's way (125 when minirun itself fails)."""
-    from ..runtime.container import StartError
     if os.geteuid() != 0:
         raise MinirunError("minirun run needs root (try: sudo minirun run …)")
     try:
@@ -35,9 +38,6 @@ def run_foreground(root, opts):
 
 def run(root, opts, stderr=sys.stderr):
     """Run a container in the foreground; return its exit code."""
-    from ..image.store import ImageStore
-    from ..runtime.attach import forwarding_signals, relay_pty
-    from ..runtime.trace import Tracer
 
     if opts.tty and opts.interactive and not os.isatty(0):
         raise MinirunError("the input device is not a TTY")   # Docker's words for -it < file
@@ -72,13 +72,12 @@ def run(root, opts, stderr=sys.stderr):
 
 def pull_if_missing(images, name, stderr):
     """As docker run: an image the store lacks is pulled first (progress on stderr)."""
-    from ..image.store import ImageNotFound
     try:
         images.resolve(name)
     except ImageNotFound:
-        from ..image import reference
-        from ..registry.progress import Progress
-        from ..registry.pull import Pull, pull_image
+        from ..image import reference                 # the registry client (http, ssl) only
+        from ..registry.progress import Progress      # when there is something to pull:
+        from ..registry.pull import Pull, pull_image  # ~30 ms more on every start otherwise
         ref = reference.parse(name)
         print(f"Unable to find image '{name}' locally", file=stderr, flush=True)
         pull_image(Pull(images, ref), Progress(out=stderr))
@@ -86,6 +85,5 @@ def pull_if_missing(images, name, stderr):
 
 def _size_terminal(proc):
     """Before the command runs, its terminal gets the size of minirun's own."""
-    from ..runtime.attach import copy_winsize
     if proc.pty is not None and os.isatty(0):
         copy_winsize(0, proc.pty)

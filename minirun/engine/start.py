@@ -3,8 +3,6 @@
 Shared by the foreground ``minirun run`` and the daemon. On failure what was
 made here (cgroups, network wiring) is removed again before the error goes up.
 """
-import json
-
 from ..runtime import cgroups as cg
 from ..runtime import container as rt
 from .networking import wired as network_wired
@@ -14,7 +12,7 @@ def start(spec, trace, networking, outside=None, stdio=None, spawn=None):
     """Create the container's cgroups and start its PID 1; return (cgroups, Process).
 
     *spawn*: who forks it (runtime.container.start's argument; minirund's fork server)."""
-    config = json.loads(networking.containers.get(spec.id)["config"])
+    config = networking.containers.config(networking.containers.get(spec.id))
     networking.join_target(spec, config["options"])
     wired = network_wired(config["options"].get("network") or "")
     cgroups = cg.detect(trace)

@@ -4,6 +4,7 @@ import pwd
 import time
 
 from ..runtime import cgroups as cg
+from .logs import timestamp
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -51,7 +52,6 @@ def _system_cpu_ns():
 
 def stats(engine, row, prev=None):
     """One sample in the shape of Docker's /containers/{id}/stats."""
-    from .logs import timestamp
     running = row["state"] == "running"
     mem, limit, cpu, pids = cg.detect().usage(row["id"]) if running else (0, 0, 0, 0)
     if not limit or limit > 1 << 60:

@@ -42,7 +42,7 @@ class BlobStore:
 
     def put_stream(self, src, expected=None, size=None, what="blob"):
         """Copy *src* into the store; return its digest. Verifies *expected*/*size*."""
-        import hashlib
+        import hashlib       # loading OpenSSL is slow; a container start never adds a blob
         import tempfile
         if expected is not None:
             check_digest(expected)
@@ -74,7 +74,7 @@ class BlobStore:
                 os.unlink(tmp)
 
     def put_bytes(self, data, expected=None, what="blob"):
-        import io
+        import io            # as above: not on a start's path
         return self.put_stream(io.BytesIO(data), expected, len(data), what)
 
     def delete(self, digest):

@@ -24,12 +24,3 @@ def sha256_bytes(data):
 
 def hex_of(digest):
     return check_digest(digest).split(":", 1)[1]
-
-
-def chain_ids(diff_ids):
-    """OCI ChainIDs: each layer's identity together with all layers below it."""
-    out, chain = [], None
-    for d in diff_ids:
-        chain = d if chain is None else sha256_bytes(f"{chain} {d}".encode())
-        out.append(chain)
-    return out

@@ -50,9 +50,9 @@ class LayerStore:
         is published: a pull checks there that the compressed blob had its digest."""
         if self.has(diff_id):
             return
-        import shutil
-        import tempfile
-        from .compression import DecompressingReader, sniff   # only unpacking needs these
+        import shutil                                          # only unpacking needs these:
+        import tempfile                                        # a start only reads the store
+        from .compression import DecompressingReader, sniff
         from .unpack import LayerError, extract_tar
         work = tempfile.mkdtemp(dir=self.tmp)
         try:
@@ -85,7 +85,7 @@ class LayerStore:
                 shutil.rmtree(work, ignore_errors=True)
 
     def _publish(self, work, diff_id):
-        import shutil
+        import shutil          # not on a start's path
         try:
             os.rename(work, self.path(diff_id))
             self.written.append(diff_id)
@@ -100,8 +100,8 @@ class LayerStore:
             pass
 
     def remove(self, diff_id):
-        import shutil
-        import tempfile
+        import shutil          # not on a start's path
+        import tempfile        # not on a start's path
         try:
             os.unlink(os.path.join(self.dir, self.link(diff_id)))
         except FileNotFoundError:
@@ -119,6 +119,6 @@ class LayerStore:
 
     def clean_tmp(self):
         """Remove work directories left by a crashed unpack."""
-        import shutil
+        import shutil          # not on a start's path
         for n in os.listdir(self.tmp):
             shutil.rmtree(os.path.join(self.tmp, n), ignore_errors=True)

@@ -24,7 +24,7 @@ SHA256_RE = re.compile(r"sha256:[a-f0-9]{64}")
 NAME_MAX = 255
 
 
-class ReferenceError(MinirunError, ValueError):
+class InvalidReference(MinirunError, ValueError):
     pass
 
 
@@ -64,9 +64,6 @@ class Reference:
             s += "@" + self.digest
         return s
 
-    def with_tag(self, tag):
-        return Reference(self.domain, self.path, tag, None)
-
 
 def split_domain(name):
     """Split ``host:5000/a/b`` into (domain, path) with Docker's defaults."""
@@ -84,15 +81,15 @@ def split_domain(name):
 
 
 def parse(text, default_tag=True):
-    """Parse and normalize *text*; raise ReferenceError with a clear message."""
+    """Parse and normalize *text*; raise InvalidReference with a clear message."""
     if not text:
-        raise ReferenceError("invalid reference format: empty image name")
+        raise InvalidReference("invalid reference format: empty image name")
     name, digest = text, None
     if "@" in text:
         name, _, digest = text.partition("@")
         # The grammar admits any algorithm; minirun verifies sha256 only.
         if not SHA256_RE.fullmatch(digest):
-            raise ReferenceError(f"invalid reference format: bad or unsupported digest "
+            raise InvalidReference(f"invalid reference format: bad or unsupported digest "
                                  f"in {text!r}")
     tag = None
     # A tag follows the last ':' that comes after the last '/' (a port has a '/' after it).
@@ -100,16 +97,16 @@ def parse(text, default_tag=True):
     if colon > name.rfind("/"):
         name, tag = name[:colon], name[colon + 1:]
         if not TAG_RE.fullmatch(tag):
-            raise ReferenceError(f"invalid reference format: bad tag in {text!r}")
+            raise InvalidReference(f"invalid reference format: bad tag in {text!r}")
     if len(name) > NAME_MAX:
-        raise ReferenceError(f"invalid reference format: repository name longer than {NAME_MAX}")
+        raise InvalidReference(f"invalid reference format: repository name longer than {NAME_MAX}")
     domain, path = split_domain(name)
     if not DOMAIN_RE.fullmatch(domain):
-        raise ReferenceError(f"invalid reference format: bad registry host in {text!r}")
+        raise InvalidReference(f"invalid reference format: bad registry host in {text!r}")
     if not REPO_PATH_RE.fullmatch(path):
         if path.lower() != path and REPO_PATH_RE.fullmatch(path.lower()):
-            raise ReferenceError(f"invalid reference format: repository name ({path}) must be lowercase")
-        raise ReferenceError(f"invalid reference format: {text!r}")
+            raise InvalidReference(f"invalid reference format: repository name ({path}) must be lowercase")
+        raise InvalidReference(f"invalid reference format: {text!r}")
     if tag is None and digest is None and default_tag:
         tag = DEFAULT_TAG
     return Reference(domain, path, tag, digest)

@@ -108,7 +108,7 @@ class ImageStore:
         if row is None:
             try:
                 ref = reference.parse(name)
-            except reference.ReferenceError:
+            except reference.InvalidReference:
                 if reference.looks_like_id(name):
                     raise ImageNotFound(f"No such image: {name}") from None
                 raise

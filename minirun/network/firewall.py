@@ -234,7 +234,7 @@ def firewall(names, state_dir):
         choice = os.environ.get("MINIRUN_FIREWALL") or ""
     if choice not in ("", "nftables", "iptables"):
         raise MinirunError(f"MINIRUN_FIREWALL={choice}: use nftables or iptables")
-    import shutil
+    import shutil                        # only when the backend is first chosen
     if choice != "iptables" and shutil.which("nft"):
         return Nftables(names, record)
     if choice != "nftables" and shutil.which("iptables"):

@@ -132,6 +132,10 @@ class NetworkStore:
             db.execute("DELETE FROM networks WHERE id = ?", (row["id"],))
         return row
 
+    def bridges(self):
+        """The bridge device of every network of this root."""
+        return [r[0] for r in self.db.execute("SELECT bridge FROM networks")]
+
     def unused(self):
         """User networks nobody has an address on (network prune's; wiring removes them with
         their bridges)."""
@@ -240,7 +244,7 @@ class NetworkStore:
             raise Conflict(f"Bind for {host_ip}:{port} failed: port is already allocated")
 
     def _free_port(self, db, proto, host_ip):
-        import random
+        import random      # it loads hashlib (OpenSSL): only for -p without a host port
         start = random.randrange(*EPHEMERAL)
         span = EPHEMERAL[1] - EPHEMERAL[0]
         for n in range(span):

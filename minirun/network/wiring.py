@@ -76,7 +76,7 @@ def _ensure_network(store, fw, network, trace):
     if reason:
         raise MinirunError(f"network {network['network']}: its subnet {network['subnet']} "
                            f"overlaps {reason}")
-    first = not any(links.exists(b) for b in _bridges(store))
+    first = not any(links.exists(b) for b in store.bridges())
     if first:
         orphans.sweep()       # what roots removed by hand left: it may hold this subnet
     links.ensure_bridge(network["bridge"], network["gateway"], network["subnet"],
@@ -147,14 +147,10 @@ def _disconnect_locked(store, container_id, fw, only=None, delete_links=True):
     return touched
 
 
-def _bridges(store):
-    return [r[0] for r in store.db.execute("SELECT bridge FROM networks")]
-
-
 def _drop_network(store, fw, network):
     """A network's bridge and rules; the whole table goes with the last one."""
     links.remove(network["bridge"])
-    if any(links.exists(b) for b in _bridges(store) if b != network["bridge"]):
+    if any(links.exists(b) for b in store.bridges() if b != network["bridge"]):
         fw.remove_network(network["bridge"], network["subnet"])
     else:
         fw.remove_all()
@@ -200,7 +196,7 @@ def reset(store):
     with network_lock(store):
         if store.wired():
             raise Conflict("containers are still running on minirun networks: stop them first")
-        for bridge in _bridges(store):
+        for bridge in store.bridges():
             links.remove(bridge)
         fw.remove_all()
         restore_forwarding(_state_dir(store))

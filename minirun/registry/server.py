@@ -341,7 +341,7 @@ class Users:
         hashed = self.hashes.get(user)
         if hashed is None:
             return False
-        import bcrypt
+        import bcrypt      # only a registry with --htpasswd needs it
         if not bcrypt.checkpw(password.encode(), hashed.replace(b"$2y$", b"$2b$", 1)):
             return False
         with self.lock:

@@ -279,7 +279,7 @@ class CgroupV2:
         try:
             self._apply(path, limits)
             if not limits.allow_all_devices:
-                from .devices import attach_allow_list
+                from .devices import attach_allow_list   # bpf only where v2 needs it
                 attach_allow_list(path)
                 if self.trace:
                     self.trace(f"bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, {path})",
@@ -347,7 +347,7 @@ class CgroupV2:
 
 def _kill_all(procs_file):
     """SIGKILL every process in a cgroup, until none is left."""
-    import signal
+    import signal      # only killing needs it
     for _ in range(100):
         try:
             with open(procs_file) as f:
