@@ -71,9 +71,31 @@ CREATE TABLE IF NOT EXISTS ports (
 """
 
 
+ROOT_MODE = 0o710     # as Docker's /var/lib/docker: nobody but root looks in
+PRIVATE = 0o600       # the database holds every container's environment (-e PASSWORD=…)
+
+
+def private_root(root):
+    """Make the state root, or repair its mode: a state root holds secrets (container configs,
+    logs, credentials), so only root may read it."""
+    os.makedirs(root, mode=ROOT_MODE, exist_ok=True)
+    if os.stat(root).st_mode & 0o7777 != ROOT_MODE:
+        os.chmod(root, ROOT_MODE)
+
+
 def open_db(root):
-    os.makedirs(root, mode=0o700, exist_ok=True)
-    db = sqlite3.connect(os.path.join(root, "state.db"), timeout=30, isolation_level=None)
+    private_root(root)
+    path = os.path.join(root, "state.db")
+    # Made 0600 before sqlite makes it (its WAL and shared-memory files copy that mode); an
+    # older root's files are repaired here, on every open.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE))
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        try:
+            if os.stat(os.path.join(root, name)).st_mode & 0o077:
+                os.chmod(os.path.join(root, name), PRIVATE)
+        except FileNotFoundError:
+            pass
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA busy_timeout=30000")

@@ -6,7 +6,8 @@ or an absurd value is a 400 with the field's name, never a crash.
 import signal as _signal
 import time
 
-from ..engine.options import RunOptions   # lazy: `run -d` imports this module
+from ..engine.options import RunOptions
+from ..errors import MinirunError
 from .server import ApiError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -225,6 +226,7 @@ def inspect(engine, row):
             "AutoRemove": bool(options.get("rm")), "CapAdd": options.get("cap_add") or [],
             "CapDrop": options.get("cap_drop") or [], "Privileged": bool(options.get("privileged")),
             "ReadonlyRootfs": bool(options.get("read_only")),
+            "SecurityOpt": options.get("security_opt") or None,
             "Memory": limits.get("memory") or 0,
             "NanoCpus": (limits.get("cpu_quota") or 0) * 10_000,
             "CpuShares": limits.get("cpu_shares") or 0, "PidsLimit": limits.get("pids"),
@@ -288,7 +290,8 @@ def create_body(opts):
         "Binds": opts.volumes, "AutoRemove": opts.rm, "NetworkMode": opts.network,
         "RestartPolicy": {"Name": "" if policy == "no" else policy, "MaximumRetryCount": retries},
         "CapAdd": opts.cap_add, "CapDrop": opts.cap_drop, "Privileged": opts.privileged,
-        "ReadonlyRootfs": opts.read_only, "SecurityOpt": opts.security_opt, "Init": opts.init,
+        "ReadonlyRootfs": opts.read_only, "SecurityOpt": _security_opts(opts.security_opt),
+        "Init": opts.init,
         "Memory": parse_bytes(opts.memory) if opts.memory else 0,
         "NanoCpus": int(float(opts.cpus) * 1e9) if opts.cpus else 0,
         "CpuShares": opts.cpu_shares or 0, "PidsLimit": opts.pids_limit,
@@ -305,6 +308,23 @@ def create_body(opts):
             "ExposedPorts": {k: {} for k in _exposed(opts.as_dict())},
             "NetworkingConfig": {"EndpointsConfig": {opts.network: {
                 "Aliases": opts.network_alias}}} if opts.network_alias else {}}
+
+
+def _security_opts(items):
+    """As the docker CLI: a seccomp profile file is read here and sent as its JSON text."""
+    out = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if key == "seccomp" and eq and value not in ("unconfined", "default", "builtin") \
+                and not value.lstrip().startswith("{"):
+            try:
+                with open(value) as f:
+                    value = f.read()
+            except OSError as e:
+                raise MinirunError(f"opening seccomp profile ({value}) failed: "
+                                   f"{e.strerror}") from None
+        out.append(f"{key}={value}" if eq else item)
+    return out
 
 
 def _resolved_env(opts):

@@ -17,6 +17,7 @@ import threading
 from .. import __version__, config
 from ..engine.engine import Engine
 from ..errors import MinirunError
+from ..statedb import private_root
 from .routes import ROUTES
 from .server import UnixServer
 
@@ -24,7 +25,7 @@ from .server import UnixServer
 def _lock(root, path):
     """One minirund per state root; the lock file says which socket serves it, so that
     commands given only the root find it (config.running_daemon)."""
-    os.makedirs(root, mode=0o711, exist_ok=True)
+    private_root(root)
     fd = os.open(os.path.join(root, config.DAEMON_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                  0o600)
     try:

@@ -9,6 +9,7 @@ import os
 from ..errors import MinirunError
 from ..network.hosts import base as hosts_file
 from ..runtime import cgroups as cg
+from ..runtime import seccomp
 from ..runtime.spec import Mount, Spec
 from . import options as o
 
@@ -96,6 +97,8 @@ def resolv_conf():
 def build_spec(opts, store, image_id, image_config, cid, containers):
     """Everything the runtime needs; checks every option before anything is made."""
     o.parse_restart(opts.restart)
+    nnp, seccomp_option = o.parse_security_opts(opts)
+    caps = o.capabilities(opts)
     spec = Spec(
         id=cid,
         args=command_line(opts, image_config),
@@ -113,9 +116,10 @@ def build_spec(opts, store, image_id, image_config, cid, containers):
         network=opts.network,
         tty=opts.tty,
         stdin=opts.interactive,
-        caps=o.capabilities(opts),
+        caps=caps,
         privileged=opts.privileged,
-        no_new_privileges=o.parse_security_opts(opts),
+        no_new_privileges=nnp,
+        seccomp=seccomp_filter(seccomp_option, opts.privileged, caps, containers.root),
         rlimits=[o.parse_ulimit(u) for u in opts.ulimit],
         limits=limits(opts),
         init=init_binary() if opts.init else "",
@@ -128,6 +132,15 @@ def build_spec(opts, store, image_id, image_config, cid, containers):
     if opts.network == "host":
         spec.hostname = opts.hostname or os.uname().nodename
     return spec
+
+
+def seccomp_filter(option, privileged, caps, root):
+    """The compiled filter of the container's profile (Docker's default unless
+    --security-opt seccomp=…), or "" for none (unconfined, or --privileged as in Docker)."""
+    profile = seccomp.profile_for(option)
+    if profile is None or (privileged and option is None):
+        return ""
+    return seccomp.compile_profile(profile, caps, os.path.join(root, "seccomp"))
 
 
 def create_volume_dirs(spec):

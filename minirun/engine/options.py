@@ -143,13 +143,21 @@ def parse_tmpfs(text):
 
 
 def parse_security_opts(opts):
-    nnp = False
+    """--security-opt → (no_new_privileges, seccomp option: None for the default profile,
+    "unconfined", JSON text or a file). label= and apparmor= are accepted and do nothing:
+    minirun has no SELinux or AppArmor support (README: what it defends against)."""
+    nnp, seccomp = False, None
     for item in opts.security_opt:
         key, _, value = item.partition("=" if "=" in item else ":")
         if key == "no-new-privileges" and value in ("", "true"):
             nnp = True
         elif key == "no-new-privileges" and value == "false":
             nnp = False
+        elif key == "seccomp" and value:
+            seccomp = value
+        elif key in ("label", "apparmor") and value:
+            pass
         else:
-            raise OptionError(f"unsupported --security-opt {item!r} (no-new-privileges is)")
-    return nnp
+            raise OptionError(f"unsupported --security-opt {item!r} (no-new-privileges, "
+                              f"seccomp=unconfined|PROFILE.json, label=…, apparmor=… are)")
+    return nnp, seccomp

@@ -118,7 +118,7 @@ class Supervisor:
         """
         pidfd = os.pidfd_open(pid)
         log_fd = os.open(os.path.join(container_dir, LOG_NAME),
-                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         readers = {}
         if pty is not None:
             os.set_blocking(pty, False)

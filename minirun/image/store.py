@@ -29,7 +29,7 @@ class ImageConflict(Conflict):
 class ImageStore:
     def __init__(self, root, db=None):
         self.root = root
-        os.makedirs(root, mode=0o711, exist_ok=True)
+        statedb.private_root(root)
         self.blobs = BlobStore(root)
         self.layers = LayerStore(root)
         self.db = db or statedb.open_db(root)

@@ -68,6 +68,8 @@ def setup(spec, sock, trace):
     if spec.hostname:
         socket.sethostname(spec.hostname)
         trace(f"sethostname({spec.hostname!r})", "the host's name is unchanged")
+    process = process_of(spec)
+    seccomp = lockdown.read_filter(process)      # before the host's files are out of reach
     build_rootfs(spec, trace)
     if flags & ns.CLONE_NEWNET:
         loopback_up()
@@ -80,8 +82,7 @@ def setup(spec, sock, trace):
     sync.send(sock, sync.READY)
     sync.expect(sock, sync.CONTINUE)      # the parent has set up what lives outside (network)
     stdio(slave, spec.stdin)
-    process = process_of(spec)
-    lockdown.lock_down(process, trace, create_workdir=True)
+    lockdown.lock_down(process, trace, create_workdir=True, seccomp=seccomp)
     return process
 
 

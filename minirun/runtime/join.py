@@ -64,6 +64,7 @@ def _join(sock, ns_fds, procs_files, process, target, trace_on):
     trace = Tracer(fd=None if process.tty else 2) if trace_on else quiet
     try:
         prctl.set_dumpable(False)          # inherited already; said again where it matters
+        seccomp = lockdown.read_filter(process)
         trace(f"fork() after setns(/proc/{target}/ns/pid)",
               "born in the container's PID namespace, not dumpable")
         for path in procs_files:
@@ -82,7 +83,7 @@ def _join(sock, ns_fds, procs_files, process, target, trace_on):
             stdio(slave, keep_stdin=True)
             if trace is not quiet:
                 trace.release(2)
-        lockdown.lock_down(process, trace, create_workdir=False)
+        lockdown.lock_down(process, trace, create_workdir=False, seccomp=seccomp)
         trace(f"execve({process.args[0]!r}, …)", "the command replaces minirun's process")
         lockdown.execute(process.args, process.env)
     except lockdown.ExecError as e:

@@ -14,6 +14,7 @@ import os
 import signal
 
 from ..errors import MinirunError
+from ..linux.seccomp import load_filter
 from . import security
 
 EXIT_RUNTIME = 125        # minirun itself failed (Docker's code)
@@ -45,16 +46,31 @@ def reset_signals():
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def lock_down(process, trace, create_workdir):
+def read_filter(process):
+    """The process's seccomp program, read while the host's files are still in reach (the
+    set-up does it before pivot_root, exec's joining process before setns)."""
+    if not process.seccomp:
+        return b""
+    with open(process.seccomp, "rb") as f:
+        return f.read()
+
+
+def lock_down(process, trace, create_workdir, seccomp=b""):
     """From inside the container's namespaces and root: become *process* (a spec.Process).
 
     *create_workdir*: Docker creates a missing WorkingDir for a container's PID 1,
-    but an exec into a missing directory fails."""
+    but an exec into a missing directory fails. *seccomp*: read_filter's program."""
     uid, gid, groups, home = security.resolve_user(process.user)
     if not any(e.startswith("HOME=") for e in process.env):
         process.env.append(f"HOME={home}")
     security.set_rlimits(process.rlimits, trace)
     enter_workdir(process.cwd, trace, create_workdir)
+    if seccomp:
+        # While still privileged: without no_new_privs, loading a filter takes CAP_SYS_ADMIN.
+        # Everything after it (capset, setuid, prctl, execve) the profile allows.
+        load_filter(seccomp)
+        trace(f"seccomp(SECCOMP_SET_MODE_FILTER, {len(seccomp) // 8} BPF instructions)",
+              "system calls outside the profile fail with EPERM from now on")
     security.drop_bounding_caps(process.caps, trace)
     security.switch_user(uid, gid, groups, trace)
     security.set_caps(process.caps, uid, trace)

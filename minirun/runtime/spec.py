@@ -43,6 +43,7 @@ class Process(Record):
         "caps": DEFAULT_CAPS,
         "no_new_privileges": False,
         "rlimits": [],            # [(name, soft, hard)]
+        "seccomp": "",            # a compiled BPF program (runtime/seccomp.py), "": unconfined
     }
 
 
@@ -71,6 +72,7 @@ class Spec(Record):
         "privileged": False,
         "no_new_privileges": False,
         "rlimits": [],            # [(name, soft, hard)]
+        "seccomp": "",            # a compiled BPF program (runtime/seccomp.py), "": unconfined
         "limits": Limits(),
         "init": "",               # host path of an init (tini) to run as PID 1, or ""
         "die_with_parent": True,  # foreground: dies with minirun; detached: outlives minirund
