@@ -102,3 +102,13 @@ def test_no_other_user_reads_the_state_root(loaded):
     loaded("images")
     assert stat.S_IMODE(os.stat(root).st_mode) == 0o710
     assert stat.S_IMODE(os.stat(os.path.join(root, "state.db")).st_mode) == 0o600
+
+
+# -- what a container leaves behind --------------------------------------------------------
+def test_a_very_deep_tree_in_the_container_is_removed(loaded):
+    """1100 nested directories made rm fail with RecursionError: the container stayed."""
+    p = sh(loaded, "i=0; while [ $i -lt 1500 ]; do mkdir d; cd d; i=$((i+1)); done; "
+                   "touch leaf; echo made")
+    assert p.returncode == 0 and p.stdout == "made\n", p.stderr
+    assert loaded.containers().list() == []
+    assert os.listdir(os.path.join(loaded.root, "containers")) == []
