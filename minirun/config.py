@@ -16,6 +16,7 @@ MIN_API_VERSION = "1.24"
 ROOT_ENV = "MINIRUN_ROOT"      # --root
 HOST_ENV = "MINIRUN_HOST"      # -H
 DAEMON_LOCK = "daemon.lock"    # in the state root: held by its minirund, which writes its socket
+IDLE_ENV = "MINIRUN_API_IDLE_TIMEOUT"   # seconds minirund waits for a request (default 30)
 
 
 class Globals:
@@ -39,6 +40,13 @@ def resolve(root, host, debug, environ):
     root = root or environ.get(ROOT_ENV) or DEFAULT_ROOT
     host = host or environ.get(HOST_ENV) or None
     return Globals(os.path.abspath(root), host, bool(debug))
+
+
+def api_idle_timeout(environ):
+    try:
+        return float(environ.get(IDLE_ENV) or 30)
+    except ValueError:
+        raise UsageError(f"{IDLE_ENV} must be a number of seconds") from None
 
 
 def socket_path(host):

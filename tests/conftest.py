@@ -183,10 +183,10 @@ class Daemon:
         self.log = str(tmp_path / "minirund.log")
         self.proc = None
 
-    def start(self):
+    def start(self, env=None):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "minirun", "daemon", "-H", "unix://" + self.sock,
-             "--log-file", self.log], env=self.minirun.env())
+             "--log-file", self.log], env=self.minirun.env(env))
         for _ in range(200):
             if os.path.exists(self.sock):
                 try:

@@ -56,6 +56,10 @@ def run_options(body, name=None):
     if restart == "on-failure" and retries:
         restart = f"on-failure:{retries}"
     network = field(host, "NetworkMode", str, "default", h)
+    log = field(host, "LogConfig", dict, {}, h) or {}
+    log_config = field(log, "Config", dict, {}, "HostConfig.LogConfig.") or {}
+    if not all(isinstance(v, str) for v in log_config.values()):
+        raise ApiError(400, "invalid type for HostConfig.LogConfig.Config: expected strings")
     publish = _publish(field(host, "PortBindings", dict, {}, h) or {})
     exposed = list(field(body, "ExposedPorts", dict, {}) or {})
     ulimits = field(host, "Ulimits", list, [], h)
@@ -92,6 +96,8 @@ def run_options(body, name=None):
         security_opt=str_list(host, "SecurityOpt", h) or [],
         ulimit=[_ulimit(u) for u in ulimits],
         init=field(host, "Init", bool, False, h),
+        log_driver=field(log, "Type", str, "", "HostConfig.LogConfig."),
+        log_opt=[f"{k}={v}" for k, v in log_config.items()],
         detach=True,
     )
 
@@ -100,10 +106,13 @@ def _publish(bindings):
     """HostConfig.PortBindings {"80/tcp": [{"HostIp", "HostPort"}]} → -p values."""
     out = []
     for key, hosts in bindings.items():
+        if not isinstance(hosts, (list, type(None))):
+            raise ApiError(400, "invalid type for HostConfig.PortBindings: a list per port")
         for b in hosts or [{}]:
-            if not isinstance(b, dict):
+            ip, port = (b.get("HostIp") or "", b.get("HostPort") or "") \
+                if isinstance(b, dict) else (None, None)
+            if not isinstance(ip, str) or not isinstance(port, str):
                 raise ApiError(400, "invalid type for HostConfig.PortBindings entry")
-            ip, port = b.get("HostIp") or "", b.get("HostPort") or ""
             out.append(f"{ip}:{port}:{key}" if ip else f"{port}:{key}" if port else key)
     return out
 
@@ -111,11 +120,13 @@ def _publish(bindings):
 def _aliases(body, network):
     """NetworkingConfig.EndpointsConfig[network].Aliases (what docker run --network-alias sends)."""
     config = field(field(body, "NetworkingConfig", dict, {}) or {}, "EndpointsConfig", dict, {})
+    for endpoint in (config or {}).values():
+        aliases = endpoint.get("Aliases") or [] if isinstance(endpoint, dict) else None
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise ApiError(400, "invalid type for NetworkingConfig.EndpointsConfig: an object "
+                                "whose Aliases are strings")
     endpoint = (config or {}).get(network) or {}
-    aliases = endpoint.get("Aliases") or [] if isinstance(endpoint, dict) else []
-    if not all(isinstance(a, str) for a in aliases):
-        raise ApiError(400, "invalid type for NetworkingConfig aliases")
-    return aliases
+    return endpoint.get("Aliases") or []
 
 
 def _ulimit(u):
@@ -231,7 +242,9 @@ def inspect(engine, row):
             "NanoCpus": (limits.get("cpu_quota") or 0) * 10_000,
             "CpuShares": limits.get("cpu_shares") or 0, "PidsLimit": limits.get("pids"),
             "CpusetCpus": limits.get("cpuset_cpus") or "", "Init": bool(options.get("init")),
-            "LogConfig": {"Type": "json-file", "Config": {}},
+            "LogConfig": {"Type": options.get("log_driver") or "json-file",
+                          "Config": dict(o.partition("=")[::2]
+                                         for o in options.get("log_opt") or [])},
             "PortBindings": _port_bindings(options.get("publish") or []),
             "PublishAllPorts": bool(options.get("publish_all")),
         },
@@ -299,6 +312,8 @@ def create_body(opts):
         "Tmpfs": dict(t.partition(":")[::2] for t in opts.tmpfs),
         "Ulimits": [_ulimit_body(u) for u in opts.ulimit],
         "PortBindings": _port_bindings(opts.publish), "PublishAllPorts": opts.publish_all,
+        "LogConfig": {"Type": opts.log_driver or "",
+                      "Config": dict(o.partition("=")[::2] for o in opts.log_opt)},
     }
     return {"Image": opts.image, "Cmd": opts.command or None,
             "Entrypoint": ([entry] if entry else []) if isinstance(entry, str) else entry,

@@ -223,7 +223,7 @@ def _matches(row, filters):
     for key, values in filters.items():
         if key == "status" and c.state_name(row) not in values:
             return False
-        if key == "name" and not any(re.search(v.lstrip("/"), row["name"]) for v in values):
+        if key == "name" and not any(name_matches(v, row["name"]) for v in values):
             return False
         if key == "id" and not any(row["id"].startswith(v) for v in values):
             return False
@@ -235,6 +235,21 @@ def _matches(row, filters):
         if key == "exited" and str(row["exit_code"]) not in values:
             return False
     return True
+
+
+def name_matches(pattern, name):
+    """Docker's name filter, as clients use it: a substring, or anchored with ^ and $. Not a
+    regular expression: one crafted pattern ((a+)+$b) held every thread of the daemon."""
+    pattern = pattern.lstrip("/")
+    start, end = pattern.startswith("^"), pattern.endswith("$") and not pattern.endswith("\\$")
+    core = pattern[1 if start else 0:len(pattern) - (1 if end else 0)].lstrip("/")
+    if start and end:
+        return name == core
+    if start:
+        return name.startswith(core)
+    if end:
+        return name.endswith(core)
+    return core in name
 
 
 @route("GET", "/containers/(?P<ref>[^/]+)/json")
@@ -289,8 +304,9 @@ def container_wait(engine, req, ref):
 
     def body():
         yield b""                                     # the headers leave at once
-        code = engine.wait(ref, condition)
-        yield json.dumps({"StatusCode": code, "Error": None}).encode()
+        code = engine.wait(ref, condition, gone=req.peer_gone)
+        if code is not None:
+            yield json.dumps({"StatusCode": code, "Error": None}).encode()
     return Stream(body(), "application/json")
 
 
@@ -319,11 +335,12 @@ def container_logs(engine, req, ref):
         raise ApiError(400, "you must choose at least one stream (stdout or stderr)")
     tail = req.arg("tail", "all")
     tail = None if tail == "all" else _int(tail, "tail")
-    since = float(req.arg("since") or 0)
-    until = float(req.arg("until") or 0)
+    since = req.number("since", 0)
+    until = req.number("until", 0)
     stamps = req.flag("timestamps")
     tty = engine.containers.spec(row).tty
     path = engine.containers.path(row["id"], LOG_NAME)
+    _, _, max_file = engine.log_options(row)
 
     def encode(entries):
         for stream, text, t in entries:
@@ -331,16 +348,16 @@ def container_logs(engine, req, ref):
             yield data if tty else frame(stream, data)
 
     def body():
-        offset = os.path.getsize(path) if os.path.exists(path) else 0
-        yield from encode(logs.read(path, stdout, stderr, since, until, tail))
+        follower = logs.Follower(path)
+        yield from encode(logs.read(path, stdout, stderr, since, until, tail, max_file))
         if not req.flag("follow"):
             return
-        while True:
-            entries, offset = logs.follow(path, offset, stdout, stderr)
+        while not req.peer_gone():                 # an abandoned logs -f ends its thread
+            entries = follower.poll(stdout, stderr)
             yield from encode(entries)
             try:
                 state = engine.get(row["id"])["state"]
-            except Exception:
+            except MinirunError:
                 return
             if state != "running" and not entries:
                 return
@@ -370,7 +387,7 @@ def container_stats(engine, req, ref):
 
     def body():
         prev = None
-        while True:
+        while not req.peer_gone():
             doc = stats(engine, engine.get(row["id"]), prev)
             yield json.dumps(doc).encode() + b"\n"
             prev = doc

@@ -6,15 +6,19 @@ produced, the connection closed at its end) or raise ApiError. Paths may
 carry a version prefix (``/v1.44/containers/json``); it is stripped.
 """
 import json
+import os
 import re
+import select
+import socket
 import socketserver
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..config import API_VERSION
+from ..config import API_VERSION, api_idle_timeout
 from ..errors import Conflict, MinirunError, NotFound, NotModified
 
 MAX_BODY = 16 << 20
+IDLE_TIMEOUT = api_idle_timeout(os.environ)
 VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 
 
@@ -72,6 +76,27 @@ class Request:
         except ValueError:
             raise ApiError(400, f"invalid value for {name}: {v!r}") from None
 
+    def number(self, name, default=None):
+        v = self.arg(name)
+        if v in (None, ""):
+            return default
+        try:
+            return float(v)
+        except ValueError:
+            raise ApiError(400, f"invalid value for {name}: {v!r}") from None
+
+    def peer_gone(self):
+        """Has the client closed its end? (A stream that waits for news — logs -f, wait,
+        stats — asks between waits, so an abandoned request does not keep its thread.)"""
+        conn = self.handler.connection
+        try:
+            ready, _, _ = select.select([conn], [], [], 0)
+            return bool(ready) and conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
     def take_input(self):
         """(socket, bytes the client sent after its request) of a hijacked connection.
 
@@ -103,6 +128,9 @@ class Request:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "minirund"
+    # A client that connects and says nothing (or stops half way through a request) holds
+    # a thread: after this many idle seconds it is let go. Streams clear it (_send_stream).
+    timeout = IDLE_TIMEOUT
     routes = []        # set by the server: [(method, regex, function)]
 
     def log_message(self, fmt, *args):
@@ -120,7 +148,12 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send_error(400, f"client version {m.group(1)} is too new. "
                                              f"Maximum supported API version is {API_VERSION}")
             path = m.group(2)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            return self._send_error(400, "invalid Content-Length")
         if length > MAX_BODY:
             return self._send_error(413, "request body too large")
         body = self.rfile.read(length) if length else b""
@@ -137,6 +170,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             result = fn(self.server.engine, req, **params)
         except MinirunError as e:
+            if getattr(e, "detail", ""):
+                self.server.log.error("%s %s: %s\n%s", req.method, req.path, e, e.detail)
             return self._send_error(status_of(e), str(e))
         except Exception as e:
             self.server.log.exception("%s %s", req.method, req.path)
@@ -171,9 +206,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send_error(self, status, message):
-        self._send(status, json.dumps({"message": message}).encode())
+        """One line, whatever the error carried (never a traceback)."""
+        lines = str(message).strip().splitlines()
+        self._send(status, json.dumps({"message": lines[0] if lines else ""}).encode())
 
     def _send_stream(self, stream):
+        self.connection.settimeout(None)   # a stream may rightly be quiet for long
         if stream.upgrade:
             self._headers(101, stream.content_type, extra=[("Connection", "Upgrade"),
                                                              ("Upgrade", "tcp")])
@@ -217,7 +255,7 @@ def somaxconn():
         with open("/proc/sys/net/core/somaxconn") as f:
             return int(f.read())
     except (OSError, ValueError):
-        return socketserver.socket.SOMAXCONN
+        return socket.SOMAXCONN
 
 
 class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

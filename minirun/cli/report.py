@@ -11,6 +11,8 @@ def report(exc, debug):
     if debug:
         import traceback   # only with --debug
         traceback.print_exception(exc)
+        if getattr(exc, "detail", ""):
+            print(exc.detail, file=sys.stderr)
     if isinstance(exc, MinirunError):
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code

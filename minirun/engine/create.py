@@ -11,6 +11,7 @@ from ..network.hosts import base as hosts_file
 from ..runtime import cgroups as cg
 from ..runtime import seccomp
 from ..runtime.spec import Mount, Spec
+from . import logs
 from . import options as o
 
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
@@ -97,6 +98,7 @@ def resolv_conf():
 def build_spec(opts, store, image_id, image_config, cid, containers):
     """Everything the runtime needs; checks every option before anything is made."""
     o.parse_restart(opts.restart)
+    log_options(opts.log_driver, opts.log_opt)
     nnp, seccomp_option = o.parse_security_opts(opts)
     caps = o.capabilities(opts)
     spec = Spec(
@@ -132,6 +134,17 @@ def build_spec(opts, store, image_id, image_config, cid, containers):
     if opts.network == "host":
         spec.hostname = opts.hostname or os.uname().nodename
     return spec
+
+
+def log_options(driver, items):
+    """(driver, max-size, max-file), checked: --log-driver and --log-opt KEY=VALUE."""
+    opts = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise o.OptionError(f"invalid log opt {item!r}: use KEY=VALUE")
+        opts[key] = value
+    return logs.parse_options(driver, opts)
 
 
 def seccomp_filter(option, privileged, caps, root):

@@ -18,6 +18,7 @@ from ..errors import Conflict, MinirunError, NotModified
 from ..image.store import ImageStore
 from ..runtime import cgroups as cg
 from . import create as creating
+from . import logs
 from . import options as o
 from .cleanup import reap_orphans
 from ..runtime.trace import quiet
@@ -72,11 +73,17 @@ class Engine:
         exit_file = self.containers.exit_file(cid)
         owned = self.supervisor.running.get(cid) == row["pid"]
         if row["state"] == "running" and (owned or self._alive(row)):
-            self.containers.update(cid, owner=process_identity())
-            self.supervisor.watch(cid, row["pid"], self.containers.path(cid), exit_file,
-                                  self._on_exit, owned=owned)
-            self.log.info("re-adopted container %s (pid %s)", cid[:12], row["pid"])
-            return
+            try:
+                pidfd = os.pidfd_open(row["pid"])
+            except ProcessLookupError:                # it ended a moment ago: its exit file
+                pidfd = None                          # says how (the fork server wrote it)
+            if pidfd is not None:
+                self.containers.update(cid, owner=process_identity())
+                self.supervisor.watch(cid, row["pid"], self.containers.path(cid), exit_file,
+                                      self._on_exit, self.log_file(row), owned=owned,
+                                      pidfd=pidfd)
+                self.log.info("re-adopted container %s (pid %s)", cid[:12], row["pid"])
+                return
         self.cgroups.kill_all(cid)
         self.cgroups.remove(cid)
         self.networking.disconnect(cid)
@@ -148,11 +155,10 @@ class Engine:
         finally:
             for fd in (devnull, *theirs):
                 os.close(fd)            # the container holds its own copies
-        os.close(proc.pidfd)
         try:
             self.containers.mark_running(cid, proc.pid)
             self.supervisor.watch(cid, proc.pid, directory, exit_file, self._on_exit,
-                                  pty=proc.pty, ends=ours)
+                                  self.log_file(row), pty=proc.pty, ends=ours, pidfd=proc.pidfd)
         except BaseException:          # never a container that nobody watches
             self.cgroups.kill_all(cid)
             self.cgroups.remove(cid)
@@ -160,6 +166,17 @@ class Engine:
             self.containers.mark_exited(cid, UNKNOWN_EXIT)
             raise
         self._notify()
+
+    def log_options(self, row):
+        """(driver, max-size, max-file) of a container's log."""
+        options = self.containers.options(row)
+        return creating.log_options(options.get("log_driver"), options.get("log_opt") or [])
+
+    def log_file(self, row):
+        driver, size, files = self.log_options(row)
+        if driver == "none":
+            return logs.NoLog()
+        return logs.LogFile(self.containers.path(row["id"], logs.LOG_NAME), size, files)
 
     # -- exits and restart policies -----------------------------------------------
     def _on_exec_exit(self, eid, code):
@@ -276,8 +293,9 @@ class Engine:
                 self.changed.wait(min(left, 0.5))
 
     # -- wait, remove, rename, pause ----------------------------------------------
-    def wait(self, ref, condition="not-running"):
-        """Block as Docker's /wait does; return the exit code."""
+    def wait(self, ref, condition="not-running", gone=lambda: False):
+        """Block as Docker's /wait does; return the exit code (None if *gone()*: the one
+        waiting went away)."""
         row = self.get(ref)
         cid = row["id"]
         if condition not in ("not-running", "next-exit", "removed"):
@@ -293,6 +311,8 @@ class Engine:
                     return row["exit_code"] or 0
                 if condition == "next-exit" and self.exits.get(cid, 0) > seen:
                     return row["exit_code"] or 0
+                if gone():
+                    return None
                 self.changed.wait(0.5)
 
     def remove(self, ref, force=False):

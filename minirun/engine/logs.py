@@ -2,15 +2,54 @@
 
     {"log":"hello\\n","stream":"stdout","time":"2026-11-26T03:00:00.123456789Z"}
 
-The daemon's supervisor appends lines as a container writes them; ``logs``
-reads them back, filtered by stream, time and count, and can follow the file
-while the container runs.
+The daemon's supervisor appends entries as a container writes; ``logs`` reads
+them back, filtered by stream, time and count, and can follow the file while
+the container runs. What a container can do to the daemon through its output is
+bounded, as in Docker:
+
+- a line longer than 16 KiB is cut into 16 KiB entries; an entry whose text does
+  not end in a newline is a partial line (Docker's json-file marks them so too),
+  so output without any newline costs the daemon 16 KiB, not everything;
+- the file rotates: at ``max-size`` it becomes json.log.1 (older ones move up to
+  json.log.``max-file - 1``, the oldest goes). Unless the container says otherwise
+  (``--log-opt max-size=… --log-opt max-file=…``) every container gets DEFAULTS;
+- ``--tail N`` reads from the end of the files, so a tail costs what it shows.
 """
 import json
 import os
 import time
 
+from .options import OptionError, parse_bytes
+
 LOG_NAME = "json.log"
+MAX_LINE = 16 * 1024                        # Docker's cut for long lines
+DEFAULTS = {"max-size": "20m", "max-file": "5"}   # as Docker's "local" driver's defaults
+DRIVERS = ("json-file", "none")
+BLOCK = 64 * 1024
+
+
+class LogOptionError(OptionError):
+    pass
+
+
+def parse_options(driver, opts):
+    """(driver, max bytes, number of files) from a LogConfig / --log-driver, --log-opt."""
+    driver = driver or "json-file"
+    if driver not in DRIVERS:
+        raise LogOptionError(f'logger: no log driver named "{driver}" is registered '
+                             f'(json-file and none are)')
+    unknown = set(opts) - set(DEFAULTS)
+    if unknown:
+        raise LogOptionError(f"unknown log opt '{sorted(unknown)[0]}' for {driver} log driver")
+    merged = {**DEFAULTS, **opts}
+    try:
+        size = parse_bytes(str(merged["max-size"]), "--log-opt max-size")
+        files = int(merged["max-file"])
+    except (OptionError, ValueError):
+        raise LogOptionError(f"invalid log opts {opts}") from None
+    if size < 1 or files < 1:
+        raise LogOptionError("max-size and max-file must be positive")
+    return driver, size, files
 
 
 def timestamp(t=None):
@@ -27,69 +66,219 @@ def parse_timestamp(text):
     return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
 
 
-class LineWriter:
-    """Splits one stream's bytes into lines and appends them to the log."""
+def files(path, max_file):
+    """The log's files, oldest first: json.log.N … json.log.1, json.log."""
+    return [f"{path}.{n}" for n in range(max_file - 1, 0, -1)] + [path]
 
-    def __init__(self, log_fd, stream):
-        self.fd = log_fd
+
+class LogFile:
+    """The append end of a container's log, rotating at *max_size* into *max_file* files."""
+
+    def __init__(self, path, max_size, max_file):
+        self.path, self.max_size, self.max_file = path, max_size, max_file
+        self.fd = self._open()
+        self.size = os.fstat(self.fd).st_size
+
+    def _open(self):
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def write(self, data):
+        """Append whole lines, rotating before a file would pass max-size."""
+        while data:
+            room = self.max_size - self.size
+            if len(data) <= room:
+                self._append(data)
+                return
+            cut = data.rfind(b"\n", 0, room) + 1
+            if cut == 0:                            # not one more line fits
+                if self.size:
+                    self._rotate()
+                    continue
+                cut = data.find(b"\n") + 1 or len(data)   # a line above max-size: alone
+            self._append(data[:cut])
+            data = data[cut:]
+            self._rotate()
+
+    def _append(self, data):
+        while data:
+            data = data[os.write(self.fd, data):]
+        self.size = os.fstat(self.fd).st_size
+
+    def _rotate(self):
+        os.close(self.fd)
+        names = files(self.path, self.max_file)
+        if self.max_file == 1:
+            os.truncate(self.path, 0)
+        else:
+            for older, newer in zip(names, names[1:]):   # .3 ← .2 ← .1 ← json.log
+                try:
+                    os.rename(newer, older)
+                except FileNotFoundError:
+                    pass
+        self.fd = self._open()
+        self.size = 0
+
+    def close(self):
+        os.close(self.fd)
+
+
+class NoLog:
+    """--log-driver none: output is read (so the container never blocks) and dropped."""
+
+    def write(self, data):
+        pass
+
+    def close(self):
+        pass
+
+
+class LineWriter:
+    """Splits one stream's bytes into entries (lines, or 16 KiB pieces) for the log."""
+
+    def __init__(self, log, stream):
+        self.log = log
         self.stream = stream
         self.partial = b""
 
     def feed(self, data):
         data = self.partial + data
-        *lines, self.partial = data.split(b"\n")
-        if lines:
-            self._write([l + b"\n" for l in lines])
+        *lines, rest = data.split(b"\n")
+        entries = [l + b"\n" for l in lines]
+        while len(rest) >= MAX_LINE:                  # no newline for 16 KiB: a partial entry
+            entries.append(rest[:MAX_LINE])
+            rest = rest[MAX_LINE:]
+        self.partial = rest
+        if entries:
+            self._write(_split_long(entries))
 
     def flush(self):
         if self.partial:
             self._write([self.partial])
             self.partial = b""
 
-    def _write(self, lines):
+    def _write(self, entries):
         now = timestamp()
-        out = "".join(json.dumps({"log": l.decode("utf-8", "replace"), "stream": self.stream,
-                                  "time": now}) + "\n" for l in lines)
-        os.write(self.fd, out.encode())
+        self.log.write("".join(json.dumps({"log": e.decode("utf-8", "replace"),
+                                           "stream": self.stream, "time": now}) + "\n"
+                               for e in entries).encode())
 
 
-def read(path, stdout=True, stderr=True, since=0, until=0, tail=None):
-    """[(stream, text, time)] from a log file, filtered."""
-    try:
-        with open(path) as f:
-            lines = f.readlines()
-    except FileNotFoundError:
-        return []
+def _split_long(entries):
     out = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue               # a line cut short by a crash
-        if (entry["stream"] == "stdout" and not stdout) or \
-                (entry["stream"] == "stderr" and not stderr):
-            continue
-        t = parse_timestamp(entry["time"])
-        if (since and t < since) or (until and t > until):
-            continue
-        out.append((entry["stream"], entry["log"], entry["time"]))
-    if tail is not None and tail >= 0:
-        out = out[len(out) - tail:] if tail else []
+    for e in entries:
+        while len(e) > MAX_LINE:
+            out.append(e[:MAX_LINE])
+            e = e[MAX_LINE:]
+        out.append(e)
     return out
 
 
-def follow(path, offset, stdout=True, stderr=True):
-    """New entries appended after byte *offset*: ([(stream, text, time)], new offset)."""
+def _entry(line, stdout, stderr, since, until):
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read()
-    except FileNotFoundError:
-        return [], offset
-    complete = chunk[:chunk.rfind(b"\n") + 1]
-    out = []
-    for line in complete.decode().splitlines():
         entry = json.loads(line)
-        if (entry["stream"] == "stdout" and stdout) or (entry["stream"] == "stderr" and stderr):
-            out.append((entry["stream"], entry["log"], entry["time"]))
-    return out, offset + len(complete)
+    except ValueError:
+        return None                      # a line cut short by a crash
+    if (entry["stream"] == "stdout" and not stdout) or \
+            (entry["stream"] == "stderr" and not stderr):
+        return None
+    if since or until:
+        t = parse_timestamp(entry["time"])
+        if (since and t < since) or (until and t > until):
+            return None
+    return entry["stream"], entry["log"], entry["time"]
+
+
+def _lines_backwards(path):
+    """The complete lines of a file, last first, reading blocks from its end."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        end = f.seek(0, os.SEEK_END)
+        rest = b""
+        while end > 0:
+            start = max(0, end - BLOCK)
+            f.seek(start)
+            block = f.read(end - start) + rest
+            end = start
+            lines = block.split(b"\n")
+            rest = lines.pop(0) if start > 0 else b""
+            for line in reversed(lines):
+                if line:
+                    yield line
+        if rest:
+            yield rest
+
+
+def read(path, stdout=True, stderr=True, since=0, until=0, tail=None, max_file=None):
+    """Entries (stream, text, time) of a log and its rotated files, oldest first, filtered;
+    with *tail* only the last *tail*, read from the end."""
+    max_file = max_file or int(DEFAULTS["max-file"])
+    names = files(path, max_file)
+    if tail is not None and tail >= 0:
+        picked = []
+        for name in reversed(names):
+            for line in _lines_backwards(name):
+                if len(picked) >= tail:
+                    break
+                e = _entry(line, stdout, stderr, since, until)
+                if e:
+                    picked.append(e)
+        return picked[::-1]
+    return _forwards(names, stdout, stderr, since, until)
+
+
+def _forwards(names, stdout, stderr, since, until):
+    for name in names:
+        try:
+            f = open(name, "rb")
+        except FileNotFoundError:
+            continue
+        with f:
+            for line in f:
+                e = _entry(line, stdout, stderr, since, until)
+                if e:
+                    yield e
+
+
+class Follower:
+    """New entries as they are appended, across rotations (``logs -f``)."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            st = os.stat(path)
+            self.inode, self.offset = st.st_ino, st.st_size
+        except FileNotFoundError:
+            self.inode, self.offset = None, 0
+
+    def poll(self, stdout=True, stderr=True):
+        out = []
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return out
+        if self.inode is not None and st.st_ino != self.inode:
+            # Rotated: the rest of the file we read is json.log.1 now (if it rotated twice
+            # since the last poll, 0.1 s ago, what lay between is skipped).
+            try:
+                if os.stat(self.path + ".1").st_ino == self.inode:
+                    out += self._rest(self.path + ".1", stdout, stderr)
+            except FileNotFoundError:
+                pass
+            self.offset = 0
+        self.inode = st.st_ino
+        return out + self._rest(self.path, stdout, stderr)
+
+    def _rest(self, name, stdout, stderr):
+        try:
+            with open(name, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read(8 << 20)
+        except FileNotFoundError:
+            return []
+        complete = chunk[:chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        return [e for e in (_entry(l, stdout, stderr, 0, 0) for l in complete.splitlines())
+                if e]

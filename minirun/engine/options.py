@@ -24,7 +24,7 @@ class RunOptions(Record):
         "cpuset_cpus": None, "cap_add": [], "cap_drop": [], "privileged": False,
         "security_opt": [], "ulimit": [], "network": "bridge", "init": False, "trace": False,
         "detach": False, "labels": {}, "restart": "no", "publish": [], "publish_all": False,
-        "expose": [], "network_alias": [],
+        "expose": [], "network_alias": [], "log_driver": "", "log_opt": [],
     }
 
 
@@ -76,6 +76,8 @@ def parse_ulimit(text):
         raise OptionError(f"invalid --ulimit {text!r}: use name=soft[:hard], e.g. nofile=1024:2048")
     soft = int(m.group(2))
     hard = int(m.group(3)) if m.group(3) is not None else soft
+    if not all(-1 <= v < 1 << 63 for v in (soft, hard)):
+        raise OptionError(f"invalid --ulimit {text!r}: a limit is -1 (unlimited) or 0 to 2^63-1")
     if soft > hard and hard != -1:
         raise OptionError(f"invalid --ulimit {text!r}: soft limit is above the hard limit")
     return m.group(1), soft, hard

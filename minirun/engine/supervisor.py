@@ -21,11 +21,12 @@ import selectors
 import threading
 
 from .forkserver import read_event
-from .logs import LOG_NAME, LineWriter
+from .logs import LineWriter
 
 UNKNOWN_EXIT = 255
 PIPE_SIZE = 1 << 20     # room for 1 MiB of output while no minirund reads it
 F_SETPIPE_SZ = 1031
+TURN = 256 * 1024       # bytes read from one stream before the others get their turn
 
 
 def make_fifos(path):
@@ -70,10 +71,10 @@ class Watched:
     """What the loop knows of one container. *owned*: a child of the live fork server, whose
     exit comes as an event; else its pidfd says when it ended."""
 
-    def __init__(self, cid, pid, pidfd, owned, exit_file, log_fd, readers, on_exit):
+    def __init__(self, cid, pid, pidfd, owned, exit_file, log, readers, on_exit):
         self.cid, self.pid, self.pidfd, self.owned = cid, pid, pidfd, owned
         self.exit_file = exit_file
-        self.log_fd = log_fd
+        self.log = log                  # logs.LogFile (or NoLog)
         self.readers = readers          # fd -> LineWriter
         self.on_exit = on_exit
 
@@ -108,28 +109,29 @@ class Supervisor:
         os.write(self.wake_w, b"x")
         self.thread.join(5)
 
-    def watch(self, cid, pid, container_dir, exit_file, on_exit, owned=True, pty=None,
-              ends=None):
+    def watch(self, cid, pid, container_dir, exit_file, on_exit, log, owned=True, pty=None,
+              ends=None, pidfd=None):
         """Follow a running container: log its output, call ``on_exit(cid, code)`` when done.
 
-        *owned*: the fork server started it (or runs it still, after our restart);
-        *ends*: minirund's read ends of its FIFOs (opened anew when None: re-adoption);
-        *pty*: the master of a -t container's terminal (its one output stream).
+        *log*: where its output goes (logs.LogFile); *owned*: the fork server started it
+        (or runs it still, after our restart); *ends*: minirund's read ends of its FIFOs
+        (opened anew when None: re-adoption); *pty*: the master of a -t container's
+        terminal (its one output stream); *pidfd*: the process's, taken over (a container
+        that exits at once may be reaped before a new one could be opened).
         """
-        pidfd = os.pidfd_open(pid)
-        log_fd = os.open(os.path.join(container_dir, LOG_NAME),
-                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if pidfd is None:
+            pidfd = os.pidfd_open(pid)
         readers = {}
         if pty is not None:
             os.set_blocking(pty, False)
-            readers[pty] = LineWriter(log_fd, "stdout")
+            readers[pty] = LineWriter(log, "stdout")
         ends = ends or daemon_ends(make_fifos(container_dir))
         for fd, stream in zip(ends, ("stdout", "stderr")):
             if pty is not None:
                 os.close(fd)               # -t: everything comes through the terminal
             else:
-                readers[fd] = LineWriter(log_fd, stream)
-        w = Watched(cid, pid, pidfd, owned, exit_file, log_fd, readers, on_exit)
+                readers[fd] = LineWriter(log, stream)
+        w = Watched(cid, pid, pidfd, owned, exit_file, log, readers, on_exit)
         with self.lock:
             self.pending.append(w)
         os.write(self.wake_w, b"x")
@@ -203,9 +205,11 @@ class Supervisor:
         except Exception:
             self.log.exception("starting a new fork server")
 
-    def _read(self, fd, w):
-        """Read what is there; True if more may come."""
-        while True:
+    def _read(self, fd, w, limit=TURN):
+        """Read what is there, up to *limit* bytes: one container printing without pause must
+        not keep the loop from the others' output and exits. True if more may come."""
+        taken = 0
+        while taken < limit:
             try:
                 data = os.read(fd, 65536)
             except BlockingIOError:
@@ -216,17 +220,19 @@ class Supervisor:
                 raise
             if not data:
                 return False
+            taken += len(data)
             w.readers[fd].feed(data)
+        return True
 
     def _exited(self, w, code):
         for fd, writer in w.readers.items():      # what it wrote just before it exited
-            self._read(fd, w)
+            self._read(fd, w, PIPE_SIZE)
             writer.flush()
             self.sel.unregister(fd)
             os.close(fd)
         if not w.owned:
             self.sel.unregister(w.pidfd)
         os.close(w.pidfd)
-        os.close(w.log_fd)
+        w.log.close()
         del self.watched[w.pid]
         w.on_exit(w.cid, code)

@@ -42,15 +42,18 @@ def main(spec, sock, trace):
         fail(sock, str(e), lockdown.EXIT_RUNTIME)
     except OSError as e:
         fail(sock, f"{e.strerror}: {e.filename}" if e.filename else str(e), lockdown.EXIT_RUNTIME)
-    except BaseException:
+    except BaseException as e:
         import traceback          # only on a bug: it costs a few ms on every start otherwise
-        fail(sock, traceback.format_exc(), lockdown.EXIT_RUNTIME)
+        fail(sock, f"internal error: {type(e).__name__}: {e}", lockdown.EXIT_RUNTIME,
+             traceback.format_exc())
 
 
-def fail(sock, message, code):
-    """Tell the parent why, then exit with *code* (shared with exec's joining process)."""
+def fail(sock, message, code, detail=""):
+    """Tell the parent why (one line; *detail*, a traceback, for its log), then exit with
+    *code* (shared with exec's joining process)."""
     try:
-        sync.send(sock, sync.ERROR, message=message, code=code)
+        sync.send(sock, sync.ERROR, message=message.splitlines()[0] if message else "",
+                  code=code, detail=detail)
     finally:
         os._exit(code)
 

@@ -25,9 +25,13 @@ from .lockdown import EXIT_RUNTIME, exit_code, keep_only, reset_signals
 
 
 class StartError(MinirunError):
-    def __init__(self, message, code=EXIT_RUNTIME):
+    """The container did not start; *detail*: the set-up's traceback, for a log, when the
+    cause was a bug rather than the user's input."""
+
+    def __init__(self, message, code=EXIT_RUNTIME, detail=""):
         super().__init__(message)
         self.exit_code = code
+        self.detail = detail
 
 
 class Process:
@@ -145,4 +149,5 @@ def _handshake(sock, proc, outside):
         elif kind == sync.ERROR:
             for fd in fds:
                 os.close(fd)
-            raise StartError(msg.get("message", "unknown error"), msg.get("code", EXIT_RUNTIME))
+            raise StartError(msg.get("message", "unknown error"), msg.get("code", EXIT_RUNTIME),
+                             msg.get("detail", ""))

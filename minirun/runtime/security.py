@@ -61,7 +61,11 @@ def resolve_user(spec_user):
 
 def set_rlimits(rlimits, trace):
     for name, soft, hard in rlimits:
-        resource.setrlimit(RLIMITS[name], (soft, hard))
+        try:
+            resource.setrlimit(RLIMITS[name], (soft, hard))
+        except (ValueError, OSError) as e:      # above the kernel's ceiling (nr_open, …)
+            raise MinirunError(f"setting RLIMIT_{name.upper()} to {soft}:{hard}: "
+                               f"{getattr(e, 'strerror', None) or e}") from None
         trace(f"setrlimit(RLIMIT_{name.upper()}, {soft}, {hard})", "a per-process resource ceiling")
 
 

@@ -1,0 +1,77 @@
+"""What a container can do to the daemon through its output: flood it, never end a line, fill
+the disk. Others' logs and exits stay current, the daemon's memory and the files bounded."""
+import glob
+import json
+import os
+import time
+
+import pytest
+from conftest import wait_for
+
+from minirun.engine.logs import MAX_LINE
+
+pytestmark = pytest.mark.root
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+
+
+def log_files(daemon, name):
+    cid = json.loads(daemon.cli("inspect", name).stdout)[0]["Id"]
+    return glob.glob(os.path.join(daemon.minirun.root, "containers", cid, "json.log*"))
+
+
+def test_a_flood_leaves_the_others_current_and_the_files_bounded(daemon):
+    daemon.cli("run", "-d", "--name", "flood", "--log-opt", "max-size=1m", "--log-opt",
+               "max-file=2", "busybox", "yes")
+    time.sleep(1)
+    daemon.cli("run", "-d", "--name", "quiet", "busybox", "sh", "-c",
+               "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done; sleep 300")
+    assert wait_for(lambda: "line 2999" in daemon.cli("logs", "--tail", "1", "quiet").stdout, 5)
+    assert daemon.cli("logs", "quiet").stdout.count("\n") == 3000
+    daemon.cli("run", "-d", "--name", "brief", "busybox", "sh", "-c", "exit 3")
+    start = time.monotonic()
+    assert daemon.cli("wait", "brief").stdout.strip() == "3"
+    assert time.monotonic() - start < 3                       # its exit was seen at once
+    time.sleep(2)
+    files = log_files(daemon, "flood")
+    assert sorted(os.path.basename(f) for f in files) == ["json.log", "json.log.1"]
+    assert all(os.path.getsize(f) <= (1 << 20) + 65536 * 8 for f in files)
+    assert daemon.cli("logs", "--tail", "3", "flood").stdout == "y\ny\ny\n"
+    assert rss_kb(daemon.proc.pid) < 150_000
+
+
+def test_output_without_newlines_is_cut_into_16k_entries(daemon):
+    daemon.cli("run", "-d", "--name", "zeros", "--log-opt", "max-size=2m", "busybox",
+               "sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' x; sleep 300")
+    files = lambda: log_files(daemon, "zeros")
+    assert wait_for(lambda: files() and os.path.getsize(files()[0]) > 900_000, 10)
+    with open(files()[0]) as f:
+        entries = [json.loads(line) for line in f]
+    assert all(len(e["log"]) == MAX_LINE and not e["log"].endswith("\n") for e in entries)
+    assert rss_kb(daemon.proc.pid) < 150_000
+
+
+def test_tail_reads_across_rotated_files_from_the_end(daemon):
+    daemon.cli("run", "-d", "--name", "many", "--log-opt", "max-size=100k", "--log-opt",
+               "max-file=3", "busybox", "sh", "-c",
+               "i=0; while [ $i -lt 20000 ]; do echo n$i; i=$((i+1)); done; sleep 300")
+    assert wait_for(lambda: "n19999" in daemon.cli("logs", "--tail", "1", "many").stdout, 10)
+    assert daemon.cli("logs", "--tail", "4", "many").stdout.split() == \
+        ["n19996", "n19997", "n19998", "n19999"]
+    assert len(log_files(daemon, "many")) == 3
+    lines = daemon.cli("logs", "many").stdout.split()     # what the three files hold, in order
+    assert lines[-1] == "n19999" and lines == [f"n{i}" for i in range(20000 - len(lines), 20000)]
+
+
+def test_the_none_driver_keeps_nothing_and_bad_options_are_refused(daemon):
+    daemon.cli("run", "-d", "--name", "silent", "--log-driver", "none", "busybox", "sh", "-c",
+               "echo hidden; sleep 300")
+    time.sleep(0.5)
+    assert daemon.cli("logs", "silent").stdout == ""
+    for flags in (["--log-driver", "syslog"], ["--log-opt", "max-size=lots"],
+                  ["--log-opt", "colour=red"]):
+        p = daemon.cli("run", "-d", *flags, "busybox", "true", check=False)
+        assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1, p.stderr
