@@ -86,18 +86,18 @@ def private_root(root):
 def open_db(root):
     private_root(root)
     path = os.path.join(root, "state.db")
-    # Made 0600 before sqlite makes it (its WAL and shared-memory files copy that mode); an
-    # older root's files are repaired here, on every open.
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE))
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")         # the files exist from here on
+    # 0600, made so before anything is written to them, and repaired on every open for an
+    # older root. Only chmod: opening and closing the file here would drop this process's
+    # POSIX locks on it — sqlite's own locks — and let two connections write at once.
     for name in ("state.db", "state.db-wal", "state.db-shm"):
         try:
             if os.stat(os.path.join(root, name)).st_mode & 0o077:
                 os.chmod(os.path.join(root, name), PRIVATE)
         except FileNotFoundError:
             pass
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA busy_timeout=30000")
     # WAL with synchronous=NORMAL cannot corrupt; a power cut may lose the last commits.
     db.execute("PRAGMA synchronous=NORMAL")
