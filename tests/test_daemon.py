@@ -180,7 +180,7 @@ def test_fifty_concurrent_runs_with_distinct_and_clashing_names(daemon):
     ok = [r for r in results if r.returncode == 0]
     clashes = [r for r in results if r.returncode != 0]
     assert len(ok) == 40 and len(clashes) == 10
-    assert all("already in use" in r.stderr for r in clashes)
+    assert all("already in use" in r.stderr for r in clashes), [r.stderr for r in clashes]
     names = daemon.cli("ps", "--format", "{{.Names}}").stdout.split()
     assert sorted(names) == sorted(f"c{i}" for i in range(40))
 

@@ -213,7 +213,18 @@ class Client:
         """(bytes, media type, digest header) of a manifest or index."""
         resp = self.request("GET", f"/v2/{repo}/manifests/{reference}", {"Accept": ACCEPT},
                             scope=f"repository:{repo}:pull")
-        data = resp.read()
+        # Never more than a manifest may be: a hostile registry's endless "manifest" would
+        # otherwise be read into memory whole before its size is checked.
+        length = resp.getheader("Content-Length")
+        if length and length.isdigit() and int(length) > mf.MAX_MANIFEST:
+            resp.close()
+            raise RegistryClientError(f"manifest {repo}:{reference} is {int(length)} bytes, "
+                                      f"over the limit of {mf.MAX_MANIFEST}")
+        data = resp.read(mf.MAX_MANIFEST + 1)
+        if len(data) > mf.MAX_MANIFEST:
+            resp.close()
+            raise RegistryClientError(f"manifest {repo}:{reference} is over the limit of "
+                                      f"{mf.MAX_MANIFEST} bytes")
         return data, (resp.getheader("Content-Type") or "").split(";")[0], \
             resp.getheader("Docker-Content-Digest")
 

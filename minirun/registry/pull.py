@@ -11,6 +11,7 @@
 Layers already in the store are skipped. A failed pull leaves nothing (the
 store's ``adding()`` rolls back what it wrote).
 """
+import errno
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from ..image.digest import DigestError, sha256_bytes
 from .client import Client
 
 PARALLEL = 3        # Docker's default max-concurrent-downloads
+MAX_CONFIG = 16 << 20   # an image config is JSON of a few kB; a larger "config" is an attack
 
 
 def short(digest):
@@ -79,6 +81,9 @@ class Pull:
         """A small blob (the config), straight into the store; True if it was new."""
         if self.store.blobs.has(desc["digest"]):
             return False
+        if not isinstance(desc.get("size"), int) or not 0 <= desc["size"] <= MAX_CONFIG:
+            raise DigestError(f"image config {desc['digest']}: its size {desc.get('size')!r} "
+                              f"is not a number up to {MAX_CONFIG}")
         resp = self.client.blob(self.repo, desc["digest"])
         self.store.blobs.put_stream(resp, desc["digest"], desc.get("size"), "config")
         return True
@@ -127,8 +132,8 @@ class Pull:
                                         "layer")
             pipe.close()                          # end of file: the unpacker can finish
         except BrokenPipeError:
-            outcome["error"] = MinirunError(f"layer {desc['digest']}: the unpacker stopped "
-                                            f"before the download ended")
+            outcome["stopped"] = MinirunError(f"layer {desc['digest']}: the unpacker stopped "
+                                              f"before the download ended")
         except BaseException as e:
             outcome["error"] = e
         finally:
@@ -138,10 +143,20 @@ class Pull:
                 pass
             blob_checked.set()
             unpacker.join()
-        if "unpack" in outcome:
-            raise outcome["unpack"]
-        if "error" in outcome:
-            raise outcome["error"]
+        # Which failure is the cause: a download that failed (a full disk, a bad digest, a lost
+        # connection) leaves the unpacker a truncated stream, whose error would only mislead;
+        # an unpacker that refused the content stops the download, whose error says nothing.
+        for cause in ("error", "unpack", "stopped"):
+            if cause in outcome:
+                raise explained(outcome[cause], desc["digest"])
+
+
+def explained(error, digest):
+    """A full disk, said plainly (a pull fills the state root first)."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or \
+            "No space left on device" in str(error):
+        return MinirunError(f"layer {short(digest)}: no space left on device")
+    return error
 
 
 class Counting:

@@ -349,13 +349,34 @@ class Users:
         return True
 
 
+HANDSHAKE_TIMEOUT = 10     # seconds a client gets to finish its TLS handshake
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address, storage, users=None, read_only=False, verbose=False):
+    def __init__(self, address, storage, users=None, read_only=False, verbose=False, tls=None):
         self.storage, self.users, self.read_only, self.verbose = storage, users, read_only, verbose
+        self.tls = tls             # an ssl.SSLContext, or None for plain HTTP
         super().__init__(address, Handler)
+
+    def finish_request(self, request, client_address):
+        """In the connection's own thread: the TLS handshake (with a timeout), then HTTP.
+        Done in the accept loop, one client that never starts its handshake would stop the
+        registry answering everyone."""
+        if self.tls is None:
+            return super().finish_request(request, client_address)
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            conn = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        try:
+            conn.settimeout(None)
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
 
     def server_bind(self):
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -371,14 +392,13 @@ def parse_listen(text):
 
 def serve(root, listen="127.0.0.1:5000", tls_cert=None, tls_key=None, htpasswd=None,
           read_only=False, verbose=False):
-    server = Server(parse_listen(listen), Storage(root), Users(htpasswd) if htpasswd else None,
-                    read_only, verbose)
-    scheme = "http"
+    context = None
     if tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(tls_cert, tls_key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        scheme = "https"
+    server = Server(parse_listen(listen), Storage(root), Users(htpasswd) if htpasswd else None,
+                    read_only, verbose, context)
+    scheme = "https" if context else "http"
     host, port = server.server_address[:2]
     print(f"minirun registry: serving {root} on {scheme}://{host}:{port}", file=sys.stderr,
           flush=True)

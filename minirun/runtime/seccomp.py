@@ -108,7 +108,7 @@ def compile_profile(profile, caps, cache_dir):
         return path
     default = _action(profile.get("defaultAction"), profile.get("defaultErrnoRet"))
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{os.urandom(6).hex()}.tmp"      # threads of one daemon compile at once too
     with sc.Filter(default, _arches(profile)) as f:
         for rule in profile.get("syscalls") or []:
             if not isinstance(rule, dict):
