@@ -180,3 +180,24 @@ def test_after_kill_inspect_wait_and_rm_agree(daemon):
         assert c.status == "exited" and c.attrs["State"]["ExitCode"] == 137
         assert c.wait(timeout=5)["StatusCode"] == 137
         c.remove()
+
+
+def test_exec_workdir_through_a_leaked_fd_fails_while_the_daemon_removes(daemon):
+    """CVE-2024-21626's shape through exec: while minirund held directory fds of a container
+    being removed, exec -w /proc/self/fd/N landed in a host directory."""
+    daemon.cli("run", "-d", "--name", "big", "busybox", "sh", "-c",
+               "mkdir /many; cd /many; i=0; while [ $i -lt 20000 ]; do : > f$i; "
+               "i=$((i+1)); done; echo done; sleep 300")
+    assert wait_for(lambda: "done" in daemon.cli("logs", "big").stdout, 60)
+    daemon.cli("run", "-d", "--name", "target", "busybox", "sleep", "300")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        removal = pool.submit(daemon.cli, "rm", "-f", "big")
+        outcomes = []
+        while not removal.done() or len(outcomes) < 10:
+            for n in range(3, 12):
+                p = daemon.cli("exec", "-w", f"/proc/self/fd/{n}", "target", "sh", "-c",
+                               "pwd; ls", check=False)
+                outcomes.append((n, p.returncode, p.stdout, p.stderr))
+        removal.result()
+    for n, code, out, err in outcomes:
+        assert code != 0 and "chdir" in err and out == "", (n, code, out, err)
