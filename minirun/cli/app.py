@@ -29,7 +29,7 @@ class Context:
     @property
     def client(self):
         """minirund's API (commands that need a daemon: containers)."""
-        from .client import Client
+        from .client import Client                            # on use: not on every start
         return Client(self.daemon)
 
     @property
@@ -37,13 +37,13 @@ class Context:
         """minirund's API if one is named or running, else the same API in this process."""
         if self.daemon:
             return self.client
-        from .local import LocalClient
+        from .local import LocalClient                        # on use: not on every start
         return LocalClient(self.root)
 
     def local_only(self, command):
         """For commands that act on the state root itself (load, save, network reset):
         they cannot honour -H, and say so rather than act on another root."""
-        from ..errors import UsageError
+        from ..errors import UsageError                       # on use: not on every start
         if self.host:
             raise UsageError(f"minirun {command} works on the state root directly and cannot "
                              f"go through minirund (-H/{config.HOST_ENV}): give --root instead")
@@ -51,7 +51,7 @@ class Context:
     @property
     def images(self):
         if self._images is None:
-            from ..image.store import ImageStore
+            from ..image.store import ImageStore              # on use: not on every start
             self._images = ImageStore(self.root)
         return self._images
 
@@ -75,7 +75,7 @@ def cli(ctx, root, host, debug):
 
 def main():
     from . import containers, images, network, registry, run  # noqa: F401  (register them)
-    from .report import report
+    from .report import report                                # on use: not on every start
     try:
         rv = cli.main(standalone_mode=False)
     except click.exceptions.Exit as e:

@@ -206,7 +206,7 @@ def wait_cmd(ctx, refs):
 @click.pass_obj
 def inspect_cmd(ctx, refs):
     """Show containers (or images) as JSON."""
-    from .client import DaemonError
+    from .client import DaemonError                           # on use: not on every start
     c = ctx.client
     out = []
     for ref in refs:
@@ -234,7 +234,7 @@ def top_cmd(ctx, ref):
 @click.pass_obj
 def stats_cmd(ctx, no_stream, refs):
     """CPU, memory and PIDs of running containers."""
-    from ..engine.stats import cpu_percent
+    from ..engine.stats import cpu_percent                    # on use: not on every start
     c = ctx.client
     refs = refs or [r["Id"] for r in c.call("GET", "/containers/json")]
     while True:
@@ -281,7 +281,7 @@ def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, trace, ref, comm
         c.call("POST", f"/exec/{eid}/resize", h=size.lines, w=size.columns)
     if interactive:
         threading.Thread(target=_send_stdin, args=(resp.sock,), daemon=True).start()
-    import contextlib
+    import contextlib                                         # on use: not on every start
     from ..runtime.attach import raw_terminal
     with raw_terminal(0) if tty and interactive else contextlib.nullcontext():
         _copy_output(resp, tty)
@@ -294,7 +294,7 @@ def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, trace, ref, comm
 
 
 def _send_stdin(sock):
-    import socket as _socket
+    import socket as _socket                                  # on use: not on every start
     try:
         while True:
             data = os.read(0, 65536)
@@ -334,7 +334,7 @@ for _name, _cmd in (("ls", ps_cmd), ("logs", logs_cmd), ("start", start_cmd), ("
 @click.pass_obj
 def version_cmd(ctx):
     """Client and daemon versions."""
-    from .. import __version__
+    from .. import __version__                                # on use: not on every start
     click.echo(f"Client:\n Version:    {__version__}\n API version: {API_VERSION}")
     v = ctx.client.call("GET", "/version")
     click.echo(f"\nServer:\n Version:    {v['Version']}\n API version: {v['ApiVersion']}"
@@ -361,7 +361,7 @@ def info_cmd(ctx):
 @click.pass_obj
 def daemon_cmd(ctx, host, log_file, root, debug):
     """Run minirund: the Docker Engine API on a unix socket."""
-    from ..api.daemon import serve
+    from ..api.daemon import serve                            # on use: not on every start
     raise SystemExit(serve(os.path.abspath(root) if root else ctx.root,
                            host or ctx.host or DEFAULT_HOST, log_file, debug or ctx.debug))
 

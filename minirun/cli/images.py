@@ -38,7 +38,7 @@ def images_cmd(ctx, quiet):
 @click.pass_obj
 def load_cmd(ctx, path, quiet):
     """Load images from an OCI layout or a docker save archive."""
-    from ..image import archive
+    from ..image import archive                               # on use: not on every start
     ctx.local_only("load")
     for image_id, refs in archive.load(ctx.images, path):
         if quiet:
@@ -55,7 +55,7 @@ def load_cmd(ctx, path, quiet):
 @click.pass_obj
 def save_cmd(ctx, out, names):
     """Save images to an archive that docker load and podman load accept."""
-    from ..image import archive
+    from ..image import archive                               # on use: not on every start
     ctx.local_only("save")
     archive.save(ctx.images, names, out)
 
@@ -66,7 +66,7 @@ def save_cmd(ctx, out, names):
 @click.pass_obj
 def tag_cmd(ctx, source, target):
     """Give an image another name."""
-    from ..image import reference
+    from ..image import reference                             # on use: not on every start
     ref = reference.parse(target)
     if ref.digest:
         raise click.UsageError("the target of a tag cannot be a digest")

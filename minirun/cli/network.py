@@ -111,7 +111,7 @@ def prune_cmd(ctx, force):
 @click.pass_obj
 def reset_cmd(ctx):
     """Remove minirun's bridges and firewall rules from the host (no container may run)."""
-    from ..engine.containers import ContainerStore
+    from ..engine.containers import ContainerStore            # on use: not on every start
     from ..engine.networking import Networking
     from ..network.wiring import reset
     ctx.local_only("network reset")

@@ -29,7 +29,7 @@ def _root(ctx, root):
 @click.pass_obj
 def serve_cmd(ctx, listen, root, tls_cert, tls_key, htpasswd, read_only, verbose):
     """Serve images over the OCI distribution API (skopeo, docker, podman can use it)."""
-    from ..registry.server import parse_listen, serve
+    from ..registry.server import parse_listen, serve         # on use: not on every start
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
     try:
@@ -44,7 +44,7 @@ def serve_cmd(ctx, listen, root, tls_cert, tls_key, htpasswd, read_only, verbose
 @click.pass_obj
 def gc_cmd(ctx, root):
     """Remove blobs that no manifest references (run it while nothing pushes)."""
-    from ..registry.storage import Storage
+    from ..registry.storage import Storage                    # on use: not on every start
     for digest in Storage(_root(ctx, root)).gc():
         click.echo(f"deleted {digest}")
 
@@ -62,13 +62,13 @@ def _tls_verify_option(fn):
 @click.pass_obj
 def pull_cmd(ctx, quiet, tls_verify, name):
     """Pull an image from a registry (layers in parallel, unpacked as they arrive)."""
-    from ..image import reference
+    from ..image import reference                             # on use: not on every start
     from ..registry.client import Client
     from ..registry.progress import Progress
     from ..registry.pull import Pull, pull_image
     ref = reference.parse(name)
     if ctx.daemon:                      # the daemon pulls into its own store
-        from .runner import daemon_stream
+        from .runner import daemon_stream                     # on use: not on every start
         daemon_stream(ctx.client.request("POST", "/images/create", fromImage=str(ref)),
                       None if quiet else sys.stdout)
     else:
@@ -83,13 +83,13 @@ def pull_cmd(ctx, quiet, tls_verify, name):
 @click.pass_obj
 def push_cmd(ctx, quiet, tls_verify, name):
     """Push an image to a registry."""
-    from ..image import reference
+    from ..image import reference                             # on use: not on every start
     from ..registry.client import Client
     from ..registry.progress import Progress
     from ..registry.push import push_image
     ref = reference.parse(name)
     if ctx.daemon:
-        from .runner import daemon_stream
+        from .runner import daemon_stream                     # on use: not on every start
         daemon_stream(ctx.client.request("POST", f"/images/{ref.familiar_repository}/push",
                                          tag=ref.tag), None if quiet else sys.stdout)
         return
@@ -104,7 +104,7 @@ def push_cmd(ctx, quiet, tls_verify, name):
 @click.argument("server", required=False)
 def login_cmd(username, password, password_stdin, tls_verify, server):
     """Log in to a registry (credentials kept in ~/.docker/config.json, mode 0600)."""
-    from ..registry import auth
+    from ..registry import auth                               # on use: not on every start
     from ..registry.client import Client
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -120,7 +120,7 @@ def login_cmd(username, password, password_stdin, tls_verify, server):
 @click.argument("server", required=False)
 def logout_cmd(server):
     """Forget the credentials of a registry."""
-    from ..registry import auth
+    from ..registry import auth                               # on use: not on every start
     domain = server or "docker.io"
     if auth.forget(domain):
         click.echo(f"Removing login credentials for {auth.key_for(domain)}")
