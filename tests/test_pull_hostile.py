@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from test_network import free_port
-from test_registry import Registry, push_blob, push_manifest
+from test_registry import Registry, push_blob, push_manifest, self_signed
 
 pytestmark = pytest.mark.root
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -140,10 +140,7 @@ def test_a_full_disk_is_said_plainly_and_the_store_stays_usable(minirun, busybox
 
 
 def test_a_client_that_never_handshakes_does_not_stop_a_tls_registry(minirun, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = self_signed(tmp_path)
     r = Registry(minirun, str(tmp_path / "registry"), "--tls-cert", str(cert), "--tls-key",
                  str(key)).start()
     try:

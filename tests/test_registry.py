@@ -528,11 +528,17 @@ def test_docker_py_pulls_and_pushes_through_minirund(loaded, registry, tmp_path)
 
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
-def test_tls_and_read_only(minirun, loaded, tmp_path):
+def self_signed(tmp_path):
+    """(certificate, key) for 127.0.0.1, valid for a day."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_and_read_only(minirun, loaded, tmp_path):
+    cert, key = self_signed(tmp_path)
     r = Registry(minirun, str(tmp_path / "registry"), "--tls-cert", str(cert), "--tls-key",
                  str(key)).start()
     try:

@@ -68,20 +68,18 @@ class Request:
         return v.lower() in ("1", "true", "yes")
 
     def int(self, name, default=None):
-        v = self.arg(name)
-        if v in (None, ""):
-            return default
-        try:
-            return int(v)
-        except ValueError:
-            raise ApiError(400, f"invalid value for {name}: {v!r}") from None
+        return self._parsed(name, default, int)
 
     def number(self, name, default=None):
+        """A query value that may have a fraction (since=1733140000.5)."""
+        return self._parsed(name, default, float)
+
+    def _parsed(self, name, default, kind):
         v = self.arg(name)
         if v in (None, ""):
             return default
         try:
-            return float(v)
+            return kind(v)
         except ValueError:
             raise ApiError(400, f"invalid value for {name}: {v!r}") from None
 
