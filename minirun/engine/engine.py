@@ -17,11 +17,11 @@ from .. import statedb
 from ..errors import Conflict, MinirunError, NotModified
 from ..image.store import ImageStore
 from ..runtime import cgroups as cg
+from ..runtime.trace import quiet
 from . import create as creating
 from . import logs
 from . import options as o
 from .cleanup import reap_orphans
-from ..runtime.trace import quiet
 from .containers import NAME_RE, ContainerStore, process_alive, process_identity
 from .forkserver import Client as ForkServer
 from .networking import Networking
