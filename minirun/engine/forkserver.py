@@ -227,6 +227,7 @@ class Client:
     def __init__(self, root, log_file=None):
         self.root, self.log_file = root, log_file
         self.path = os.path.join(root, SOCKET_NAME)
+        self.proc = None              # the one we started (reaped if it ends before us)
 
     def _connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -252,12 +253,15 @@ class Client:
         raise ForkServerGone("the fork server did not start (see the daemon's log)")
 
     def _spawn(self):
+        if self.proc is not None:
+            self.proc.poll()          # a fork server that died is not left a zombie
         log = open(self.log_file or os.devnull, "ab")
         try:
             # Its own session: a ^C or hang-up of minirund's terminal does not reach it.
-            subprocess.Popen([sys.executable, "-m", "minirun.engine.forkserver", self.root],
-                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
-                             start_new_session=True, cwd="/")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "minirun.engine.forkserver", self.root],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
+                start_new_session=True, cwd="/")
         finally:
             log.close()
 
