@@ -8,7 +8,7 @@ import time
 from urllib.parse import quote
 
 import pytest
-from conftest import wait_for
+from conftest import SLACK, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -109,7 +109,7 @@ def test_a_crafted_name_filter_does_not_stall_the_daemon(daemon):
         crafted = pool.submit(slow)
         start = time.monotonic()
         assert call(daemon, "GET", "/_ping")[1] == b"OK"
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 2 * SLACK
         status, data = crafted.result(timeout=5)
     assert status == 200 and json.loads(data) == []
     # The filter users write still works: a part of the name, or anchored.

@@ -15,6 +15,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import SLACK
 from test_network import free_port
 from test_registry import Registry, push_blob, push_manifest, self_signed
 
@@ -92,7 +93,7 @@ def test_a_lying_registry_costs_what_the_descriptor_says(loaded, liar, tag, mess
     start = time.monotonic()
     p = loaded("pull", f"{liar}/evil:{tag}", check=False, timeout=60)
     assert p.returncode != 0 and message in p.stderr, p.stderr
-    assert time.monotonic() - start < 20
+    assert time.monotonic() - start < 20 * SLACK
     assert Liar.sent < 64 << 20                  # it stopped reading long before 1 GiB
     assert max_child_rss_kb() < 300_000
     assert os.listdir(os.path.join(loaded.root, "tmp")) == []
@@ -155,6 +156,6 @@ def test_a_client_that_never_handshakes_does_not_stop_a_tls_registry(minirun, tm
             conn = http.client.HTTPSConnection(r.host, context=context, timeout=10)
             conn.request("GET", "/v2/")
             assert conn.getresponse().status == 200
-            assert time.monotonic() - start < 5
+            assert time.monotonic() - start < 5 * SLACK
     finally:
         r.stop()
