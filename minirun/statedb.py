@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS endpoints (
     PRIMARY KEY (network_id, container_id),
     UNIQUE (network_id, ip)
 );
+CREATE TABLE IF NOT EXISTS idranges (
+    container_id TEXT PRIMARY KEY REFERENCES containers(id) ON DELETE CASCADE,
+    slot INTEGER NOT NULL UNIQUE    -- --userns=auto: host ids start + slot * 65536, 65536 of them
+);
 CREATE TABLE IF NOT EXISTS ports (
     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
     proto TEXT NOT NULL,            -- tcp or udp

@@ -56,12 +56,15 @@ def _listen(path, engine, log):
         gid = grp.getgrnam("minirun").gr_gid
     except KeyError:
         gid = 0
+    # Its owner and mode before it listens: no moment when others could connect, nor one
+    # when the socket could be moved away under us.
     os.chown(path, 0, gid)
     os.chmod(path, 0o660)
+    server.server_activate()
     return server
 
 
-def serve(root, host, log_file=None, debug=False):
+def serve(root, host, log_file=None, debug=False, userns_remap=None):
     if os.geteuid() != 0:
         raise MinirunError("minirund needs root")
     path = config.socket_path(host)
@@ -69,7 +72,10 @@ def serve(root, host, log_file=None, debug=False):
     log = _logger(log_file, debug)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))   # a few descriptors per container
-    engine = Engine(root, log, log_file)
+    if userns_remap not in (None, "", "default"):
+        raise MinirunError(f"--userns-remap={userns_remap}: only 'default' (minirun's own "
+                           f"subordinate ids) is supported")
+    engine = Engine(root, log, log_file, userns_remap=bool(userns_remap))
     engine.startup()
     server = _listen(path, engine, log)
     stop = threading.Event()
@@ -101,10 +107,13 @@ def main():
     p.add_argument("--root", help=f"state root (default {config.DEFAULT_ROOT})")
     p.add_argument("--log-file", help="log here instead of stderr")
     p.add_argument("--debug", action="store_true", help="log every request")
+    p.add_argument("--userns-remap", help="default: every container's root is an "
+                   "unprivileged range of host ids")
     args = p.parse_args()
     g = config.resolve(args.root, args.host, args.debug, os.environ)
     try:
-        sys.exit(serve(g.root, g.host or config.DEFAULT_HOST, args.log_file, g.debug))
+        sys.exit(serve(g.root, g.host or config.DEFAULT_HOST, args.log_file, g.debug,
+                       args.userns_remap))
     except MinirunError as e:
         print(f"minirund: {e}", file=sys.stderr)
         sys.exit(1)

@@ -264,4 +264,6 @@ class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def __init__(self, path, engine, routes, log):
         self.engine, self.log = engine, log
         handler = type("BoundHandler", (Handler,), {"routes": routes})
-        socketserver.UnixStreamServer.__init__(self, path, handler)
+        # bound now, listening once the caller has set its owner and mode (server_activate)
+        socketserver.UnixStreamServer.__init__(self, path, handler, bind_and_activate=False)
+        self.server_bind()

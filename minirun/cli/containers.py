@@ -358,10 +358,13 @@ def info_cmd(ctx):
 @click.option("--log-file", default=None, help="Log here instead of stderr.")
 @click.option("--root", default=None, help="State root (as minirun --root; for minirund).")
 @click.option("--debug", is_flag=True, help="Log every request.")
+@click.option("--userns-remap", default=None,
+              help="default: every container's root is an unprivileged range of host ids.")
 @click.pass_obj
-def daemon_cmd(ctx, host, log_file, root, debug):
+def daemon_cmd(ctx, host, log_file, root, debug, userns_remap):
     """Run minirund: the Docker Engine API on a unix socket."""
     from ..api.daemon import serve                            # on use: not on every start
     raise SystemExit(serve(os.path.abspath(root) if root else ctx.root,
-                           host or ctx.host or DEFAULT_HOST, log_file, debug or ctx.debug))
+                           host or ctx.host or DEFAULT_HOST, log_file, debug or ctx.debug,
+                           userns_remap))
 

@@ -44,6 +44,8 @@ RUN_FLAGS = [
     (("-P", "--publish-all"), "publish_all", "flag", "Publish every exposed port (random ports)."),
     (("--expose",), "expose", "multi", "Expose a port (published by -P)."),
     (("--init",), "init", "flag", "Run an init (tini) as PID 1 that reaps zombies."),
+    (("--userns",), "userns", "value",
+     "auto: root in the container is an unprivileged range of host ids; host: not."),
     (("--log-driver",), "log_driver", "value", "json-file (default) or none (with -d)."),
     (("--log-opt",), "log_opt", "multi", "max-size=20m, max-file=5 (the defaults; with -d)."),
     (("--trace",), "trace", "flag", "Print each step (syscall and why) as it happens."),

@@ -11,14 +11,15 @@ from ..network.hosts import base as hosts_file
 from ..runtime import cgroups as cg
 from ..runtime import seccomp
 from ..runtime.spec import Mount, Spec
-from . import logs
+from . import idranges, logs
 from . import options as o
 
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
 
 
-def create(store, containers, opts, networking, die_with_parent=True):
-    """Record a container for *opts*; return (id, name, spec)."""
+def create(store, containers, opts, networking, die_with_parent=True, userns_default=""):
+    """Record a container for *opts*; return (id, name, spec). *userns_default*: the daemon's
+    --userns-remap ("remap"), for containers that do not choose."""
     image_id = store.resolve(opts.image)
     cid, name = containers.create(image_id, opts.image, {"options": recorded(opts)}, opts.name)
     try:
@@ -28,6 +29,10 @@ def create(store, containers, opts, networking, die_with_parent=True):
         ports, ip = networking.plan(opts, cid, (image_config.get("ExposedPorts") or {}).keys())
         write_etc_files(spec, containers, opts.network, ip)
         create_volume_dirs(spec)
+        mode = user_namespace(opts.userns, userns_default)
+        if mode:
+            spec.userns = idranges.allocate(containers.db, cid, mode)
+            give_to_container_root(spec)
         containers.save_spec(cid, spec, ports=ports)
     except BaseException:
         containers.remove(cid)          # its addresses go with the record
@@ -154,6 +159,24 @@ def seccomp_filter(option, privileged, caps, root):
     if profile is None or (privileged and option is None):
         return ""
     return seccomp.compile_profile(profile, caps, os.path.join(root, "seccomp"))
+
+
+def user_namespace(option, default):
+    """--userns: "auto", "host" or "" (the daemon's default) → "auto", "remap" or "" (none)."""
+    option = option or ""
+    if option not in ("", "auto", "host"):
+        raise o.OptionError(f"invalid --userns {option!r}: auto or host")
+    if option == "host":
+        return ""
+    return option or default
+
+
+def give_to_container_root(spec):
+    """With a user namespace, the container's root owns its writable layer and the /etc files
+    bound in (the image's layers it sees as its own through idmapped mounts)."""
+    base = spec.userns[0]
+    for path in (spec.upper, *spec.etc_files.values()):
+        os.chown(path, base, base)
 
 
 def create_volume_dirs(spec):

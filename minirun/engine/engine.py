@@ -33,9 +33,10 @@ KILL_SETTLES = 10      # seconds a SIGKILLed PID 1 gets to be gone before kill a
 
 
 class Engine:
-    def __init__(self, root, log, log_file=None):
+    def __init__(self, root, log, log_file=None, userns_remap=False):
         self.root = root
         self.log = log
+        self.userns_default = "remap" if userns_remap else ""   # minirund --userns-remap
         db = statedb.LocalDB(root)
         self.images = ImageStore(root, db=db)
         self.containers = ContainerStore(root, db=db)
@@ -117,7 +118,8 @@ class Engine:
     # -- create / start -----------------------------------------------------------
     def create(self, opts):
         cid, name, _ = creating.create(self.images, self.containers, opts, self.networking,
-                                       die_with_parent=False)
+                                       die_with_parent=False,
+                                       userns_default=self.userns_default)
         return cid, name
 
     def start(self, ref):

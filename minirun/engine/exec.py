@@ -132,7 +132,7 @@ def _fork(engine, eid, row, stdio):
     process.cwd = ex["WorkingDir"] or process.cwd
     process.user = pc["user"] or process.user
     process.tty = pc["tty"]
-    ns_fds = join.open_namespaces(row["pid"])
+    ns_fds = join.open_namespaces(row["pid"], user=bool(process.userns))
     try:
         pid, pidfd, sock = engine.forkserver.exec(
             eid, ns_fds, engine.cgroups.procs_files(row["id"]), process, stdio, row["pid"],

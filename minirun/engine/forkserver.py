@@ -142,9 +142,11 @@ class Server:
             pid, pidfd, sock = rt.fork_container(spec, quiet, stdio=fds[:3])
             self._adopt(pid, pidfd, _Child("container", msg["tag"], pidfd, msg.get("exit_file")))
         elif op == EXEC:
-            pid, pidfd, sock = join.fork_joiner(fds[:6], msg["cgroups"],
-                                                process_from_dict(msg["process"]), fds[6:9],
-                                                msg["target"], msg.get("trace", False))
+            n = msg["namespaces"]                  # 6, or 7 with the container's user ns
+            pid, pidfd, sock = join.fork_joiner(fds[:n], msg["cgroups"],
+                                                process_from_dict(msg["process"]),
+                                                fds[n:n + 3], msg["target"],
+                                                msg.get("trace", False))
             self._adopt(pid, pidfd, _Child("exec", msg["tag"], pidfd))
         elif op == HELLO:
             if self.events is not None:
@@ -289,7 +291,7 @@ class Client:
     def exec(self, tag, ns_fds, cgroups, process, stdio, target, trace=False):
         return self._request({"op": EXEC, "tag": tag, "cgroups": list(cgroups),
                               "process": process_to_dict(process), "target": target,
-                              "trace": trace}, [*ns_fds, *stdio])
+                              "trace": trace, "namespaces": len(ns_fds)}, [*ns_fds, *stdio])
 
     def events(self):
         """(socket, {container id: pid} of the containers it runs): exits come on the socket."""

@@ -24,7 +24,7 @@ class RunOptions(Record):
         "cpuset_cpus": None, "cap_add": [], "cap_drop": [], "privileged": False,
         "security_opt": [], "ulimit": [], "network": "bridge", "init": False, "trace": False,
         "detach": False, "labels": {}, "restart": "no", "publish": [], "publish_all": False,
-        "expose": [], "network_alias": [], "log_driver": "", "log_opt": [],
+        "expose": [], "network_alias": [], "log_driver": "", "log_opt": [], "userns": "",
     }
 
 

@@ -68,3 +68,21 @@ def move_mount(fd, target):
     check(libc.syscall(ctypes.c_long(SYS_move_mount), ctypes.c_int(fd), b"",
                        ctypes.c_int(AT_FDCWD), encode(target),
                        ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), target)
+
+
+SYS_mount_setattr = 442
+MOUNT_ATTR_IDMAP = 0x00100000
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def idmap(fd, userns_fd):
+    """Make the detached mount *fd* an idmapped mount (Linux 5.12+): its files' owners are
+    seen through the uid/gid maps of the user namespace *userns_fd*."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    check(libc.syscall(ctypes.c_long(SYS_mount_setattr), ctypes.c_int(fd), b"",
+                       ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), ctypes.byref(attr),
+                       ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr(MOUNT_ATTR_IDMAP)")

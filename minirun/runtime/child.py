@@ -19,7 +19,7 @@ import prctl
 from ..errors import MinirunError, step
 from ..linux import namespaces as ns
 from ..linux.process import TIOCGPTN, TIOCSCTTY, TIOCSPTLCK
-from . import lockdown, rootfs, sync
+from . import lockdown, rootfs, sync, userns
 from .spec import process_of
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
@@ -68,6 +68,8 @@ def setup(spec, sock, trace):
     trace(f"unshare({ns.flag_names(flags)})",
           "own mounts, hostname, IPC, cgroup view" + (", network" if flags & ns.CLONE_NEWNET else ""))
     trace("fork() after unshare(CLONE_NEWPID)", "this process is PID 1 of a new PID namespace")
+    if spec.userns and flags & ns.CLONE_NEWNET:
+        userns.open_ports_and_ping()
     if spec.hostname:
         socket.sethostname(spec.hostname)
         trace(f"sethostname({spec.hostname!r})", "the host's name is unchanged")
@@ -85,7 +87,8 @@ def setup(spec, sock, trace):
     sync.send(sock, sync.READY)
     sync.expect(sock, sync.CONTINUE)      # the parent has set up what lives outside (network)
     stdio(slave, spec.stdin)
-    lockdown.lock_down(process, trace, create_workdir=True, seccomp=seccomp)
+    enter = (lambda: userns.enter(sock, spec.userns[0], trace)) if spec.userns else None
+    lockdown.lock_down(process, trace, create_workdir=True, seccomp=seccomp, enter_userns=enter)
     return process
 
 
@@ -103,8 +106,12 @@ def join_network(path, trace):
 def build_rootfs(spec, trace):
     with step("making mounts private"):
         rootfs.make_mounts_private(trace)
+    lower = None
+    if spec.userns:
+        with step("idmapping the image's layers"):
+            lower = userns.idmapped_layers(spec, trace)
     with step(f"mounting the overlay root on {spec.rootfs}"):
-        rootfs.mount_overlay(spec, trace)
+        rootfs.mount_overlay(spec, trace, lower)
     with step("opening bind mount sources"):
         fds = rootfs.open_bind_sources(spec)
     devices = rootfs.host_devices() if spec.privileged else None

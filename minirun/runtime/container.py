@@ -20,7 +20,7 @@ import socket
 
 from ..errors import MinirunError
 from ..linux import namespaces as ns
-from . import child, sync
+from . import child, sync, userns
 from .lockdown import EXIT_RUNTIME, exit_code, keep_only, reset_signals
 
 
@@ -98,7 +98,7 @@ def start(spec, cgroups, trace, outside=None, stdio=None, spawn=None):
     try:
         cgroups.add(spec.id, pid)
         sync.send(sock, sync.GO)
-        _handshake(sock, proc, outside)
+        _handshake(sock, proc, outside, spec)
     except BaseException:
         proc.signal(signal.SIGKILL)
         proc.wait()
@@ -129,7 +129,7 @@ def fork_in_pid_namespace(pidns_fd, trace):
     return pid
 
 
-def _handshake(sock, proc, outside):
+def _handshake(sock, proc, outside, spec):
     ready = False
     while True:
         kind, msg, fds = sync.recv(sock)
@@ -146,6 +146,9 @@ def _handshake(sock, proc, outside):
             if outside:
                 outside(proc)
             sync.send(sock, sync.CONTINUE)
+        elif kind == sync.USERNS and spec.userns:
+            userns.write_maps(proc.pid, *spec.userns)
+            sync.send(sock, sync.MAPPED)
         elif kind == sync.ERROR:
             for fd in fds:
                 os.close(fd)

@@ -13,6 +13,7 @@ while it is still a host program in the container's PID namespace, nothing in
 the container can open its /proc/<pid>/exe or /proc/<pid>/fd (CVE-2019-5736), and
 its working directory can only come from inside the container (CVE-2024-21626).
 """
+import functools
 import os
 import socket
 
@@ -20,7 +21,7 @@ import prctl
 
 from ..errors import MinirunError
 from ..linux import namespaces as ns
-from . import lockdown, sync
+from . import lockdown, sync, userns
 from .child import fail, open_pty, stdio
 from .container import fork_in_pid_namespace
 from .trace import Tracer, quiet
@@ -34,10 +35,11 @@ WHY = {"ipc": "its System V IPC and message queues", "uts": "its hostname",
        "mnt": "its root file system: / and the working directory are the container's now"}
 
 
-def open_namespaces(pid):
-    """The container's namespaces, PID first, as fork_joiner takes them."""
-    return [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-            for name in ("pid", *(n for n, _ in NAMESPACES))]
+def open_namespaces(pid, user=False):
+    """The container's namespaces, PID first (its user namespace last, with --userns), as
+    fork_joiner takes them."""
+    names = ("pid", *(n for n, _ in NAMESPACES), *(("user",) if user else ()))
+    return [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in names]
 
 
 def fork_joiner(ns_fds, procs_files, process, stdio, target, trace=False):
@@ -52,6 +54,7 @@ def fork_joiner(ns_fds, procs_files, process, stdio, target, trace=False):
         try:
             lockdown.reset_signals()
             sock, *fds = lockdown.keep_only(stdio, [child_sock.fileno(), *ns_fds[1:]])
+            # (with --userns the last one is the container's user namespace: joined last)
             _join(socket.socket(fileno=sock), fds, procs_files, process, target, trace)
         finally:
             os._exit(lockdown.EXIT_RUNTIME)
@@ -76,6 +79,10 @@ def _join(sock, ns_fds, procs_files, process, target, trace_on):
             ns.setns(fd, flag)
             os.close(fd)
             trace(f"setns(/proc/{target}/ns/{name}, {ns.flag_names(flag)})", WHY[name])
+        enter = None
+        if process.userns:
+            user_fd = ns_fds[len(NAMESPACES)]
+            enter = functools.partial(userns.join, user_fd, process.userns[0], trace)
         if process.tty:
             master, slave = open_pty(trace)
             sync.send(sock, sync.PTY, [master])
@@ -83,7 +90,8 @@ def _join(sock, ns_fds, procs_files, process, target, trace_on):
             stdio(slave, keep_stdin=True)
             if trace is not quiet:
                 trace.release(2)
-        lockdown.lock_down(process, trace, create_workdir=False, seccomp=seccomp)
+        lockdown.lock_down(process, trace, create_workdir=False, seccomp=seccomp,
+                           enter_userns=enter)
         trace(f"execve({process.args[0]!r}, …)", "the command replaces minirun's process")
         lockdown.execute(process.args, process.env)
     except lockdown.ExecError as e:

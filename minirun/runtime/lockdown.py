@@ -55,16 +55,20 @@ def read_filter(process):
         return f.read()
 
 
-def lock_down(process, trace, create_workdir, seccomp=b""):
+def lock_down(process, trace, create_workdir, seccomp=b"", enter_userns=None):
     """From inside the container's namespaces and root: become *process* (a spec.Process).
 
     *create_workdir*: Docker creates a missing WorkingDir for a container's PID 1,
-    but an exec into a missing directory fails. *seccomp*: read_filter's program."""
+    but an exec into a missing directory fails. *seccomp*: read_filter's program.
+    *enter_userns*: with --userns, enters the container's user namespace — after what
+    only the host's root may do (rlimits above the hard limit), before the filter."""
     uid, gid, groups, home = security.resolve_user(process.user)
     if not any(e.startswith("HOME=") for e in process.env):
         process.env.append(f"HOME={home}")
     security.set_rlimits(process.rlimits, trace)
     enter_workdir(process.cwd, trace, create_workdir)
+    if enter_userns is not None:
+        enter_userns()
     if seccomp:
         # While still privileged: without no_new_privs, loading a filter takes CAP_SYS_ADMIN.
         # Everything after it (capset, setuid, prctl, execve) the profile allows.

@@ -29,11 +29,13 @@ def make_mounts_private(trace):
     trace("mount(/, MS_REC|MS_PRIVATE)", "mounts made here never propagate back to the host")
 
 
-def mount_overlay(spec, trace):
-    """Stack the image's shared layers (read-only) under a per-container upper dir."""
+def mount_overlay(spec, trace, lower=None):
+    """Stack the image's shared layers (read-only) under a per-container upper dir.
+    *lower*: (directory, names) of idmapped copies of the layers (userns.idmapped_layers)."""
     # Short relative layer names keep the options within the kernel's one page.
-    os.chdir(spec.layers_dir)
-    data = (f"lowerdir={':'.join(reversed(spec.lower))},"
+    where, names = lower or (spec.layers_dir, spec.lower)
+    os.chdir(where)
+    data = (f"lowerdir={':'.join(reversed(names))},"
             f"upperdir={spec.upper},workdir={spec.work}")
     m.mount("overlay", spec.rootfs, "overlay", 0, data)
     trace(f"mount(overlay, {spec.rootfs}, lowerdir={len(spec.lower)} layers)",

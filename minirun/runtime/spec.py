@@ -44,6 +44,7 @@ class Process(Record):
         "no_new_privileges": False,
         "rlimits": [],            # [(name, soft, hard)]
         "seccomp": "",            # a compiled BPF program (runtime/seccomp.py), "": unconfined
+        "userns": [],             # [host base, count]: root is an unprivileged range; []: none
     }
 
 
@@ -73,6 +74,7 @@ class Spec(Record):
         "no_new_privileges": False,
         "rlimits": [],            # [(name, soft, hard)]
         "seccomp": "",            # a compiled BPF program (runtime/seccomp.py), "": unconfined
+        "userns": [],             # [host base, count] (runtime/userns.py); []: the host's
         "limits": Limits(),
         "init": "",               # host path of an init (tini) to run as PID 1, or ""
         "die_with_parent": True,  # foreground: dies with minirun; detached: outlives minirund

@@ -14,6 +14,10 @@ close-on-exec, so a successful execve shows up in the parent as end of file.
       │◀─────────────────────────── READY ──┤
       │ wire what lives outside (network)   │
       ├── CONTINUE ────────────────────────▶│
+      │                                     │ (--userns: unshare(CLONE_NEWUSER))
+      │◀────────────────────────── USERNS ──┤
+      │ write its uid_map and gid_map       │
+      ├── MAPPED ──────────────────────────▶│
       │                                     │ lock down, execve
       │◀────────── end of file (exec'd) ────┤ or ERROR {message, code}, then exit
 
@@ -33,6 +37,8 @@ PTY = "pty"              # child → parent, with one fd: the master side of the
 READY = "ready"          # child → parent: namespaces and root file system are made
 CONTINUE = "continue"    # parent → child: the outside (network) is ready, lock down and exec
 ERROR = "error"          # child → parent: {"message", "code"}; the child then exits with code
+USERNS = "userns"        # child → parent: I am in a new user namespace, map it
+MAPPED = "mapped"        # parent → child: its uid_map and gid_map are written
 
 
 def send(sock, kind, fds=(), **payload):
