@@ -8,15 +8,18 @@ and learns its exit code from the supervisor.
 """
 import fcntl
 import os
+import select
 import selectors
 import struct
 import threading
+import time
 
 from ..errors import Conflict, MinirunError, NotFound
 from ..linux.process import TIOCSWINSZ
 from ..runtime import join
 from ..runtime.spec import process_of
 from .options import OptionError
+from .supervisor import UNKNOWN_EXIT
 
 
 class ExecNotFound(NotFound):
@@ -113,6 +116,7 @@ def _spawn_tty_exec(engine, eid, row, stdin):
     finally:
         os.close(null)
     if master is None:
+        os.close(ex.pop("_pidfd"))
         raise MinirunError("exec: the process failed before its terminal was set up")
     ex["_pty"] = master
     if ex.get("_size"):
@@ -140,9 +144,8 @@ def _fork(engine, eid, row, stdio):
     finally:
         for fd in ns_fds:
             os.close(fd)
-    os.close(pidfd)
     with engine.changed:                  # its exit may have been heard already
-        ex["Pid"] = pid
+        ex.update(Pid=pid, _pidfd=pidfd)
         ex["Running"] = ex["ExitCode"] is None
     return pid, join.handshake(sock)
 
@@ -156,12 +159,24 @@ def resize_exec(engine, eid, height, width):
         fcntl.ioctl(ex["_pty"], TIOCSWINSZ, ex["_size"])
 
 
+LOST_AFTER = 10     # seconds a finished process's exit code may take to arrive
+
+
 def _finish(engine, eid):
-    """Wait until the supervisor has heard of the process's exit (its output has ended)."""
+    """Wait until the supervisor has heard of the process's exit (its output has ended). Should
+    that never come (its fork server died), the process's pidfd still says it ended: after
+    LOST_AFTER seconds its code is recorded as unknown (255) rather than waited for ever."""
     ex = engine.execs[eid]
+    gone_since = None
     with engine.changed:
         while ex["ExitCode"] is None:
             engine.changed.wait(1)
+            if select.select([ex["_pidfd"]], [], [], 0)[0]:
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since > LOST_AFTER:
+                    engine.log.error("exec %s: its exit code never came (255)", eid[:12])
+                    ex.update(Running=False, ExitCode=UNKNOWN_EXIT)
+        os.close(ex.pop("_pidfd"))
 
 
 def merge_env(base, extra):

@@ -82,6 +82,7 @@ class Server:
         self.sel = selectors.DefaultSelector()
         self.children = {}            # pid -> _Child
         self.events = None            # minirund's events connection
+        self.unsent = []              # exits that happened while nobody listened
 
     def listen(self):
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -156,6 +157,9 @@ class Server:
             self.sel.register(conn, selectors.EVENT_READ, ("events", None))
             _send(conn, {"running": {c.tag: pid for pid, c in self.children.items()
                                      if c.kind == "container"}})
+            unsent, self.unsent = self.unsent, []
+            for msg in unsent:                     # an exec that ended before minirund came
+                self._tell(msg)                    # back (or before its events connection)
             return True
         else:
             raise MinirunError(f"unknown request {op!r}")
@@ -177,12 +181,18 @@ class Server:
         code = exit_code(status)
         if child.exit_file:
             _write_atomically(child.exit_file, str(code))
-        if self.events is not None:
-            try:
-                _send(self.events, {"op": EXIT, "kind": child.kind, "tag": child.tag,
-                                    "pid": pid, "code": code})
-            except OSError:
-                self._events_closed(self.events)
+        self._tell({"op": EXIT, "kind": child.kind, "tag": child.tag, "pid": pid, "code": code})
+
+    def _tell(self, msg):
+        """An exit, to minirund; kept for its next HELLO if nobody listens now."""
+        if self.events is None:
+            self.unsent.append(msg)
+            return
+        try:
+            _send(self.events, msg)
+        except OSError:
+            self._events_closed(self.events)
+            self.unsent.append(msg)
 
     def _events_closed(self, conn):
         self.sel.unregister(conn)
