@@ -21,7 +21,8 @@ over a unix socket only root can reach:
 
 It is the parent of everything it forks, so it reaps them and knows their exit
 codes; a container's is also written to the file its START named, so a
-minirund that was down (killed, restarting) reads it when it comes back. It
+minirund that was down (killed, restarting) reads it when it comes back, and
+an exit nobody was listening for is sent with the next HELLO. It
 runs in its own session and outlives minirund; it exits once it has no
 children and nobody is connected. It holds no lock and no file but its own
 sockets and pidfds, and a child keeps none of those past its first step.
