@@ -75,3 +75,20 @@ def test_the_none_driver_keeps_nothing_and_bad_options_are_refused(daemon):
                   ["--log-opt", "colour=red"]):
         p = daemon.cli("run", "-d", *flags, "busybox", "true", check=False)
         assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_a_tail_of_a_huge_log_costs_what_it_shows(daemon):
+    """logs --tail 1 of a 287 MiB log read it all (1.2 GiB peak). A log that big can only be
+    an old one (rotation caps new ones); it is read from its end."""
+    daemon.cli("run", "-d", "--name", "old", "busybox", "sleep", "300")
+    [path] = [f for f in log_files(daemon, "old") if f.endswith("json.log")]
+    line = json.dumps({"log": "x" * 200 + "\n", "stream": "stdout",
+                       "time": "2026-01-01T00:00:00.000000000Z"}) + "\n"
+    with open(path, "w") as f:
+        for _ in range(4):
+            f.write(line * 250_000)                        # ~240 MB
+        f.write(json.dumps({"log": "the end\n", "stream": "stdout",
+                            "time": "2026-01-01T00:00:01.000000000Z"}) + "\n")
+    before = rss_kb(daemon.proc.pid)
+    assert daemon.cli("logs", "--tail", "1", "old").stdout == "the end\n"
+    assert rss_kb(daemon.proc.pid) - before < 50_000
