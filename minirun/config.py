@@ -10,7 +10,8 @@ import os
 from .errors import UsageError
 
 DEFAULT_ROOT = "/var/lib/minirun"
-DEFAULT_HOST = "unix:///run/minirun/minirun.sock"
+RUN_DIR = "/run/minirun"       # host-wide runtime state (a tmpfs: gone at boot, as cgroups are)
+DEFAULT_HOST = f"unix://{RUN_DIR}/minirun.sock"
 API_VERSION = "1.44"           # the Docker Engine API version minirund speaks
 MIN_API_VERSION = "1.24"
 ROOT_ENV = "MINIRUN_ROOT"      # --root

@@ -201,3 +201,25 @@ def test_exec_workdir_through_a_leaked_fd_fails_while_the_daemon_removes(daemon)
         removal.result()
     for n, code, out, err in outcomes:
         assert code != 0 and "chdir" in err and out == "", (n, code, out, err)
+
+
+def test_a_deleted_root_leaves_no_container_or_cgroup(loaded, busybox_oci, tmp_path):
+    """A daemon is killed, its state root deleted (as a test suite's tmp dirs are): its
+    containers and their cgroups were left for ever. The next minirun command of any root
+    ends them, found by their cgroups' owner records."""
+    import glob
+    import shutil
+    from conftest import Daemon, Minirun
+    gone = Minirun(str(tmp_path / "gone"))
+    gone("load", "-i", busybox_oci)
+    (tmp_path / "d").mkdir()
+    d = Daemon(gone, tmp_path / "d").start()
+    cid = d.cli("run", "-d", "--network", "none", "busybox", "sleep", "300").stdout.strip()
+    pid = inspect(d, cid)["State"]["Pid"]
+    d.stop(signal.SIGKILL)
+    shutil.rmtree(gone.root)
+    assert glob.glob(f"/sys/fs/cgroup/*/minirun/{cid}/") + glob.glob(f"/sys/fs/cgroup/minirun/{cid}/")
+    loaded.run("--rm", "--network", "none", "busybox", "true")      # any root's next command
+    assert not glob.glob(f"/sys/fs/cgroup/*/minirun/{cid}/")
+    assert not glob.glob(f"/sys/fs/cgroup/minirun/{cid}/")
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"))

@@ -6,6 +6,9 @@ but its cgroups, directory and record stay. Every container record names
 its supervisor (pid and start time), so the next command can tell an
 orphan from a live container and finish the job: ``--rm`` containers go
 entirely, others are recorded as exited (137, killed).
+
+Containers of any state root that was deleted while they ran (a killed
+daemon's, say) are ended here too, found by their cgroups' owner records.
 """
 from ..runtime import cgroups as cg
 
@@ -14,6 +17,7 @@ KILLED = 137
 
 def reap_orphans(containers, networking, trace=lambda *a: None):
     """Clean up after killed foreground runs (detached containers outlive minirund)."""
+    cg.sweep(trace)                    # cgroups whose state root was deleted meanwhile
     orphans = [r for r in containers.orphans()
                if containers.config(r).get("spec", {}).get("die_with_parent", True)]
     if not orphans:

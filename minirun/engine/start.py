@@ -18,7 +18,7 @@ def start(spec, trace, networking, outside=None, stdio=None, spawn=None):
     cgroups = cg.detect(trace)
     trace(f"cgroup v{cgroups.version}: mkdir {cg.PARENT}/{spec.id[:12]}",
           "a cgroup of its own in each hierarchy it is limited by")
-    cgroups.create(spec.id, spec.limits)
+    cgroups.create(spec.id, spec.limits, owner=networking.containers.path(spec.id))
 
     def wire(proc):                     # its netns exists, its command has not run yet
         if wired:

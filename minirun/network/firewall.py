@@ -14,9 +14,15 @@ Both do the same four things:
 - masquerade a container reaching its own network's published port (hairpin);
 - drop traffic between two different minirun networks.
 """
+import json
 import os
 
+from ..config import RUN_DIR
 from ..errors import MinirunError
+
+# The nftables tables that iptables (its nft flavour) made for minirun's first rule: kept
+# until every minirun chain in them is gone, then deleted (any root's remove_all does it).
+IPTABLES_MADE = os.path.join(RUN_DIR, "iptables-tables")
 
 NFT_TABLE = """
 table ip {table} {{
@@ -172,9 +178,14 @@ class Iptables(Recorded):
     def start(self, bridge, subnet):
         self.remove_all()                      # what a crash may have left
         self.remember()
+        before = _nft_tables()
         for table, chain in (("nat", self.dnat), ("nat", self.post),
                              ("filter", self.forward), ("filter", self.isolate)):
             self._ipt(table, "-N", chain)
+        if before is not None and {"nat", "filter"} - before:
+            os.makedirs(RUN_DIR, exist_ok=True)
+            with open(IPTABLES_MADE, "a") as f:
+                f.write("".join(f"{t}\n" for t in sorted({"nat", "filter"} - before)))
         self._add("filter", self.forward, ["-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"])
         for table, chain, rule in self._jumps():
             self._add(table, chain, rule, first=(chain == "FORWARD"))
@@ -220,6 +231,37 @@ class Iptables(Recorded):
             self._ipt(table, "-F", chain, ok_missing=True)
             self._ipt(table, "-X", chain, ok_missing=True)
         self.forget()
+        _drop_made_tables()
+
+
+def _nft_tables():
+    """The host's ip tables as nft names them, or None without nft (legacy iptables)."""
+    import shutil                        # only when rules change
+    if not shutil.which("nft"):
+        return None
+    return set(_run(["nft", "list", "tables", "ip"]).stdout.split()[2::3])
+
+
+def _drop_made_tables():
+    """Delete the tables iptables made for minirun once nothing is left in them: no rule and
+    no chain but the built-in ones (another user's rule keeps them)."""
+    try:
+        with open(IPTABLES_MADE) as f:
+            made = set(f.read().split())
+    except FileNotFoundError:
+        return
+    kept = set()
+    for table in made & (_nft_tables() or set()):
+        items = json.loads(_run(["nft", "-j", "list", "table", "ip", table]).stdout)["nftables"]
+        if any("rule" in i or ("chain" in i and "hook" not in i["chain"]) for i in items):
+            kept.add(table)
+        else:
+            _run(["nft", "delete", "table", "ip", table], ok_missing=True)
+    if kept:
+        with open(IPTABLES_MADE, "w") as f:
+            f.write("".join(f"{t}\n" for t in sorted(kept)))
+    else:
+        os.unlink(IPTABLES_MADE)
 
 
 

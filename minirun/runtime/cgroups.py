@@ -12,15 +12,24 @@ hugetlb); minirun uses whichever hierarchy holds each controller it needs.
 Containers live under one ``minirun`` parent at the root of each hierarchy
 (``<controller>/minirun/<id>`` on v1, ``minirun/<id>`` on v2): never relative
 to the cgroup minirun runs in, never inside one it did not create.
+
+Each container's cgroups have an owner record, ``/run/minirun/cgroups/<id>``,
+naming what owns them (the container's directory in its state root). Whoever
+ends the container removes both; when a crash or a killed daemon leaves them
+and the owner is then deleted (a state root removed by hand), ``sweep`` finds
+them by that record: otherwise they would stay until the next boot.
 """
 import errno
 import os
 import time
+
+from ..config import RUN_DIR
 from ..errors import MinirunError
 from ..record import Record
 from .devices import DEFAULT_RULES
 
 PARENT = "minirun"
+OWNERS = os.path.join(RUN_DIR, "cgroups")
 CONTROLLERS = ("memory", "cpu", "pids", "cpuset")
 V1_EXTRA = ("cpuacct", "devices", "freezer")   # accounting, device list, pause
 CFS_PERIOD = 100_000
@@ -71,6 +80,43 @@ def detect(trace=None):
                 return CgroupV2(point, trace)
         raise CgroupError("no cgroup file system is mounted")
     return CgroupV1(v1, trace)
+
+
+def _record_owner(cid, owner):
+    if owner:
+        os.makedirs(OWNERS, mode=0o700, exist_ok=True)
+        with open(os.path.join(OWNERS, cid), "w") as f:
+            f.write(owner)
+
+
+def _forget_owner(cid):
+    try:
+        os.unlink(os.path.join(OWNERS, cid))
+    except FileNotFoundError:
+        pass
+
+
+def sweep(trace=None):
+    """Kill and remove the cgroups of containers whose owner is gone; return their ids."""
+    try:
+        cids = os.listdir(OWNERS)
+    except FileNotFoundError:
+        return []
+    driver, gone = None, []
+    for cid in cids:
+        try:
+            with open(os.path.join(OWNERS, cid)) as f:
+                owner = f.read()
+        except FileNotFoundError:
+            continue                      # removed meanwhile by its container's end
+        if owner and not os.path.exists(owner):
+            driver = driver or detect()
+            driver.kill_all(cid)
+            driver.remove(cid)            # the record goes with them
+            gone.append(cid)
+            if trace:
+                trace(f"removed the cgroups of container {cid[:12]}", f"{owner} is gone")
+    return gone
 
 
 def _write(path, value, trace, why, gone_ok=False):
@@ -136,7 +182,9 @@ class CgroupV1:
         """Directory of the container in each hierarchy (one per mount point)."""
         return {c: os.path.join(p, PARENT, cid) for c, p in self.controllers.items()}
 
-    def create(self, cid, limits):
+    def create(self, cid, limits, owner=None):
+        """The container's cgroups with *limits*; *owner*: a path that exists as long as the
+        container does (see sweep)."""
         made = []
         try:
             for point in dict.fromkeys(self.controllers.values()):
@@ -150,6 +198,7 @@ class CgroupV1:
                     self._inherit_cpuset(point, parent, only_if_empty=True)
                     self._inherit_cpuset(parent, path)
             self._apply(cid, limits)
+            _record_owner(cid, owner)
         except BaseException:
             for path in reversed(made):
                 _rmdir(path)
@@ -239,6 +288,7 @@ class CgroupV1:
         for path in dict.fromkeys(self.dirs(cid).values()):
             _rmdir(path)
             _remove_if_empty(os.path.dirname(path))
+        _forget_owner(cid)
 
 
 class CgroupV2:
@@ -267,7 +317,7 @@ class CgroupV2:
                    "let child cgroups use these controllers")
         return have
 
-    def create(self, cid, limits):
+    def create(self, cid, limits, owner=None):
         parent = os.path.join(self.root, PARENT)
 
         def make_parent():
@@ -284,6 +334,7 @@ class CgroupV2:
                 if self.trace:
                     self.trace(f"bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, {path})",
                                "v2's device allow-list: an eBPF program checks every open/mknod")
+            _record_owner(cid, owner)
         except BaseException:
             _rmdir(path)
             raise
@@ -343,6 +394,7 @@ class CgroupV2:
     def remove(self, cid):
         _rmdir(self.path(cid))
         _remove_if_empty(os.path.dirname(self.path(cid)))
+        _forget_owner(cid)
 
 
 def _kill_all(procs_file):
