@@ -3,11 +3,11 @@
 A request body is untrusted: every field is type-checked, and a wrong type
 or an absurd value is a 400 with the field's name, never a crash.
 """
+import json
 import signal as _signal
 import time
 
 from ..engine.options import RunOptions
-from ..errors import MinirunError
 from .server import ApiError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -244,9 +244,8 @@ def inspect(engine, row):
             "NanoCpus": (limits.get("cpu_quota") or 0) * 10_000,
             "CpuShares": limits.get("cpu_shares") or 0, "PidsLimit": limits.get("pids"),
             "CpusetCpus": limits.get("cpuset_cpus") or "", "Init": bool(options.get("init")),
-            "LogConfig": {"Type": options.get("log_driver") or "json-file",
-                          "Config": dict(o.partition("=")[::2]
-                                         for o in options.get("log_opt") or [])},
+            "LogConfig": log_config(options.get("log_driver") or "json-file",
+                                    options.get("log_opt") or []),
             "PortBindings": _port_bindings(options.get("publish") or []),
             "PublishAllPorts": bool(options.get("publish_all")),
         },
@@ -314,8 +313,7 @@ def create_body(opts):
         "Tmpfs": dict(t.partition(":")[::2] for t in opts.tmpfs),
         "Ulimits": [_ulimit_body(u) for u in opts.ulimit],
         "PortBindings": _port_bindings(opts.publish), "PublishAllPorts": opts.publish_all,
-        "LogConfig": {"Type": opts.log_driver or "",
-                      "Config": dict(o.partition("=")[::2] for o in opts.log_opt)},
+        "LogConfig": log_config(opts.log_driver or "", opts.log_opt),
     }
     return {"Image": opts.image, "Cmd": opts.command or None,
             "Entrypoint": ([entry] if entry else []) if isinstance(entry, str) else entry,
@@ -327,6 +325,11 @@ def create_body(opts):
                 "Aliases": opts.network_alias}}} if opts.network_alias else {}}
 
 
+def log_config(driver, opts):
+    """HostConfig.LogConfig from --log-driver and --log-opt KEY=VALUE items."""
+    return {"Type": driver, "Config": dict(o.partition("=")[::2] for o in opts)}
+
+
 def _security_opts(items):
     """As the docker CLI: a seccomp profile file is read here and sent as its JSON text."""
     out = []
@@ -334,12 +337,8 @@ def _security_opts(items):
         key, eq, value = item.partition("=")
         if key == "seccomp" and eq and value not in ("unconfined", "default", "builtin") \
                 and not value.lstrip().startswith("{"):
-            try:
-                with open(value) as f:
-                    value = f.read()
-            except OSError as e:
-                raise MinirunError(f"opening seccomp profile ({value}) failed: "
-                                   f"{e.strerror}") from None
+            from ..runtime.seccomp import read_profile   # lazy: `run -d` imports this module
+            value = json.dumps(read_profile(value))
         out.append(f"{key}={value}" if eq else item)
     return out
 

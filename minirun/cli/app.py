@@ -21,10 +21,13 @@ class Context:
     def __init__(self, root, host=None, debug=False):
         self.root, self.host, self.debug = root, host, debug
         self._images = None
+        self._daemon = None
 
     @property
     def daemon(self):
-        return self.host or config.running_daemon(self.root)
+        if self._daemon is None:                 # asked once: it reads the root's lock file
+            self._daemon = self.host or config.running_daemon(self.root) or ""
+        return self._daemon
 
     @property
     def client(self):

@@ -5,6 +5,7 @@ No click here: the fast path imports this module.
 import json
 import sys
 
+from .. import config
 from ..engine.options import RunOptions
 from ..errors import MinirunError, UsageError
 
@@ -17,7 +18,8 @@ def run_any(root, host, options):
     if not opts.detach:
         if host:
             raise UsageError("minirun run without -d runs the container in this process and "
-                             "cannot go through minirund (-H/MINIRUN_HOST): add -d, or drop -H")
+                             f"cannot go through minirund (-H/{config.HOST_ENV}): add -d, or "
+                             f"drop -H")
         from ..engine.run import run_foreground     # -d never loads the runtime
         return run_foreground(root, opts)
     from ..api.convert import create_body           # a foreground run never loads the

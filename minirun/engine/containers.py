@@ -124,11 +124,11 @@ class ContainerStore:
 
     @staticmethod
     def options(row):
-        return json.loads(row["config"])["options"]
+        return ContainerStore.config(row)["options"]
 
     @staticmethod
     def spec(row):
-        return spec_from_dict(json.loads(row["config"])["spec"])
+        return spec_from_dict(ContainerStore.config(row)["spec"])
 
     def mark_running(self, cid, pid):
         with statedb.transaction(self.db) as db:

@@ -5,7 +5,8 @@ and marks it with its path: a bridge's alias (IFLA_IFALIAS, shown in
 /sys/class/net/NAME/ifalias and by ``ip -d link``) and a comment on its
 nftables table. When a root is deleted by hand — as users and test suites do —
 its bridges, NAT table or iptables chains would stay for ever and hold their
-subnets; ``network reset`` and the first bridge any root makes sweep them.
+subnets; ``network reset``, a root's first default network and a subnet that
+clashes sweep them.
 """
 import os
 import re

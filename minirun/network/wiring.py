@@ -73,12 +73,12 @@ def _ensure_network(store, fw, network, trace):
     if links.exists(network["bridge"]):
         return
     reason = clash(network["subnet"])
+    if reason and orphans.sweep():         # a root removed by hand may have held the subnet
+        reason = clash(network["subnet"])
     if reason:
         raise MinirunError(f"network {network['network']}: its subnet {network['subnet']} "
                            f"overlaps {reason}")
     first = not any(links.exists(b) for b in store.bridges())
-    if first:
-        orphans.sweep()       # what roots removed by hand left: it may hold this subnet
     links.ensure_bridge(network["bridge"], network["gateway"], network["subnet"],
                         store.names.owner)
     try:

@@ -83,10 +83,14 @@ def detect(trace=None):
 
 
 def _record_owner(cid, owner):
+    """A symlink to the owner: one stat tells whether it is still there."""
     if owner:
         os.makedirs(OWNERS, mode=0o700, exist_ok=True)
-        with open(os.path.join(OWNERS, cid), "w") as f:
-            f.write(owner)
+        record = os.path.join(OWNERS, cid)
+        try:
+            os.symlink(owner, record)
+        except FileExistsError:               # the same container, started again
+            pass
 
 
 def _forget_owner(cid):
@@ -104,18 +108,15 @@ def sweep(trace=None):
         return []
     driver, gone = None, []
     for cid in cids:
-        try:
-            with open(os.path.join(OWNERS, cid)) as f:
-                owner = f.read()
-        except FileNotFoundError:
-            continue                      # removed meanwhile by its container's end
-        if owner and not os.path.exists(owner):
-            driver = driver or detect()
-            driver.kill_all(cid)
-            driver.remove(cid)            # the record goes with them
-            gone.append(cid)
-            if trace:
-                trace(f"removed the cgroups of container {cid[:12]}", f"{owner} is gone")
+        record = os.path.join(OWNERS, cid)
+        if os.path.exists(record) or not os.path.lexists(record):
+            continue                      # its owner is there, or it ended meanwhile
+        driver = driver or detect()
+        driver.kill_all(cid)
+        driver.remove(cid)                # the record goes with them
+        gone.append(cid)
+        if trace:
+            trace(f"removed the cgroups of container {cid[:12]}", "its state root is gone")
     return gone
 
 

@@ -114,18 +114,18 @@ def fork_in_pid_namespace(pidns_fd, trace):
     """fork() with the child in a PID namespace: a new one (PID 1 there) when *pidns_fd* is
     None, else the one it names (exec joins a container's so). Ours is unchanged."""
     saved = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    if pidns_fd is None:
-        ns.unshare(ns.CLONE_NEWPID)       # applies to children only
-        trace("unshare(CLONE_NEWPID)", "the next child is PID 1 of a new PID namespace")
-    else:
-        ns.setns(pidns_fd, ns.CLONE_NEWPID)
     pid = -1
     try:
+        if pidns_fd is None:
+            ns.unshare(ns.CLONE_NEWPID)       # applies to children only
+            trace("unshare(CLONE_NEWPID)", "the next child is PID 1 of a new PID namespace")
+        else:
+            ns.setns(pidns_fd, ns.CLONE_NEWPID)
         pid = os.fork()
     finally:
         if pid != 0:
             ns.setns(saved, ns.CLONE_NEWPID)   # later children stay in our own
-    os.close(saved)
+        os.close(saved)
     return pid
 
 

@@ -127,9 +127,12 @@ def compile_profile(profile, caps, cache_dir):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             f.export(fd)
+            os.rename(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
         finally:
             os.close(fd)
-    os.rename(tmp, path)
     return path
 
 

@@ -57,9 +57,10 @@ waitpid write writev
 # Allowed only with a capability: what the capability would let the container do anyway.
 WITH_CAP = {
     "CAP_DAC_READ_SEARCH": "open_by_handle_at",
-    "CAP_SYS_ADMIN": "bpf clone clone3 fanotify_init fsconfig fsmount fsopen fspick lookup_dcookie "
-                     "mount mount_setattr move_mount open_tree perf_event_open quotactl quotactl_fd "
-                     "setdomainname sethostname setns syslog umount umount2 unshare",
+    "CAP_SYS_ADMIN": "bpf clone clone3 fanotify_init fsconfig fsmount fsopen fspick "
+                     "lookup_dcookie mount mount_setattr move_mount open_tree perf_event_open "
+                     "quotactl quotactl_fd setdomainname sethostname setns syslog umount umount2 "
+                     "unshare",
     "CAP_SYS_BOOT": "reboot",
     "CAP_SYS_CHROOT": "chroot",
     "CAP_SYS_MODULE": "delete_module init_module finit_module",
