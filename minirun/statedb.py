@@ -7,6 +7,7 @@ read-check-write sequences (a name in use?) atomic.
 import contextlib
 import os
 import sqlite3
+import zlib
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -89,26 +90,56 @@ def private_root(root):
 
 def open_db(root):
     private_root(root)
-    path = os.path.join(root, "state.db")
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db = sqlite3.connect(os.path.join(root, "state.db"), timeout=30, isolation_level=None)
     db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")         # the files exist from here on
-    # 0600, made so before anything is written to them, and repaired on every open for an
-    # older root. Only chmod: opening and closing the file here would drop this process's
-    # POSIX locks on it — sqlite's own locks — and let two connections write at once.
-    for name in ("state.db", "state.db-wal", "state.db-shm"):
-        try:
-            if os.stat(os.path.join(root, name)).st_mode & 0o077:
-                os.chmod(os.path.join(root, name), PRIVATE)
-        except FileNotFoundError:
-            pass
-    db.execute("PRAGMA busy_timeout=30000")
+    if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        _set_up(db, root)
     # WAL with synchronous=NORMAL cannot corrupt; a power cut may lose the last commits.
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
-    db.executescript(SCHEMA)
-    _add_missing_columns(db)
     return db
+
+
+SCHEMA_VERSION = zlib.crc32(SCHEMA.encode()) & 0x7fffffff    # changes whenever SCHEMA does
+
+
+def _set_up(db, root):
+    """WAL mode, the schema and the files' modes, once per root (and again after an upgrade).
+
+    Under an flock on the root directory: two processes on a fresh root that switch the journal
+    mode to WAL at once get "database is locked" at once — sqlite's busy handler is not called
+    for that switch (six concurrent `minirun load`s on a fresh root hit it). Not a lock on
+    state.db itself: closing any descriptor of that file would drop sqlite's own POSIX locks."""
+    import fcntl
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return                            # another process did it while this one waited
+        db.execute("PRAGMA journal_mode=WAL")         # the files exist from here on
+        # 0600, made so before anything is written to them, and repaired for an older root.
+        for name in ("state.db", "state.db-wal", "state.db-shm"):
+            try:
+                if os.stat(os.path.join(root, name)).st_mode & 0o077:
+                    os.chmod(os.path.join(root, name), PRIVATE)
+            except FileNotFoundError:
+                pass
+        with transaction(db):             # not executescript: it would COMMIT at once
+            for statement in _statements(SCHEMA):
+                db.execute(statement)
+            _add_missing_columns(db)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    finally:
+        os.close(fd)
+
+
+def _statements(script):
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
 
 
 CONSTRAINTS = ("PRIMARY", "UNIQUE", "FOREIGN")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.root
 
 class Conn(http.client.HTTPConnection):
     def __init__(self, path, timeout=30):
-        super().__init__("localhost", timeout=timeout)
+        super().__init__("localhost", timeout=timeout * SLACK)
         self.path = path
 
     def connect(self):

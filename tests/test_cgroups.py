@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import SLACK
 
 from minirun.runtime import cgroups as cg
 
@@ -121,7 +122,7 @@ def test_detect_prefers_v1_controllers_on_a_hybrid_host():
 
 
 def running_id(loaded, name, timeout=10):
-    end = time.monotonic() + timeout
+    end = time.monotonic() + timeout * SLACK
     while time.monotonic() < end:
         rows = [r for r in loaded.containers().list() if r["name"] == name]
         if rows and rows[0]["state"] == "running":

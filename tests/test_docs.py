@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SLACK
 
 pytestmark = pytest.mark.root
 BLOCK = re.compile(r"^```runnable\n(.*?)^```", re.M | re.S)
@@ -38,7 +38,7 @@ def test_a_pages_commands_do_what_it_says(loaded, page):
     env = dict(loaded.env(), PATH=os.path.join(REPO, ".venv", "bin") + ":" + os.environ["PATH"])
     for command, expected in runnable(page):
         p = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True,
-                           timeout=120)
+                           timeout=120 * SLACK)
         assert p.returncode == 0, f"{command}\n{p.stdout}{p.stderr}"
         for text in expected:
             assert text in p.stdout, f"{command}: {text!r} not in\n{p.stdout}"

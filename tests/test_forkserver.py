@@ -13,7 +13,7 @@ import socket
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import SLACK, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -57,8 +57,8 @@ def test_starts_never_hang_while_other_containers_are_unwired(daemon):
             started = [pool.submit(start, i) for i in range(4, 28)]
             removed = [pool.submit(churn, c) for c in first]
             for f in removed:
-                f.result(timeout=120)
-            later = [f.result(timeout=120) for f in started]
+                f.result(timeout=120 * SLACK)
+            later = [f.result(timeout=120 * SLACK) for f in started]
         for c in later:
             c.reload()
             assert c.status == "running"

@@ -15,6 +15,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import SLACK
 from test_cgroups import running_id
 
 pytestmark = pytest.mark.root
@@ -60,7 +61,7 @@ def free_port():
 
 
 def http_get(url, timeout=5):
-    end = time.monotonic() + timeout
+    end = time.monotonic() + timeout * SLACK
     while True:
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
@@ -95,6 +96,46 @@ def test_the_bridge_stays_until_reset_and_its_containers_leave_nothing(loaded):
     assert os.listdir(f"/sys/class/net/{bridge}/brif") == []      # the container's veth went
     loaded("network", "reset")
     assert not os.path.exists(f"/sys/class/net/{bridge}")
+
+
+def test_minirun_names_every_link_so_that_networkd_leaves_it_alone(tmp_path):
+    """Each name minirun gives a link on the host matches the file that tells systemd-networkd
+    to leave minirun's links alone, and that file is written (once) where networkd runs."""
+    from fnmatch import fnmatch
+
+    from minirun.network import networkd, store, wiring
+    from minirun.network.names import HostNames
+    made = [HostNames("/var/lib/minirun").default_bridge, HostNames(str(tmp_path)).default_bridge,
+            store.user_bridge("0123456789abcdef" * 4), wiring.veth_name("fedcba987" * 7, "eth12")]
+    assert all(len(n) <= 15 and any(fnmatch(n, g) for g in networkd.LINK_GLOBS) for n in made)
+    assert not any(fnmatch(n, g) for n in ("eth0", "ens3", "veth12ab", "docker0", "cni0",
+                                           "podman0", "virbr0") for g in networkd.LINK_GLOBS)
+    config, booted = tmp_path / "network" / "05-minirun.network", tmp_path / "system"
+    networkd.keep_off_our_links(str(config), str(booted))
+    assert not config.exists()                             # not a systemd host: nothing written
+    booted.mkdir()
+    networkd.keep_off_our_links(str(config), str(booted))
+    assert "[Link]\nUnmanaged=yes" in config.read_text()
+    assert f"Name={' '.join(networkd.LINK_GLOBS)}\n" in config.read_text()
+
+
+@pytest.mark.skipif(subprocess.run(["systemctl", "is-active", "-q", "systemd-networkd"],
+                                   capture_output=True).returncode if shutil.which("systemctl")
+                    else True, reason="systemd-networkd does not run here (it does in scripts/test-vm's guest)")
+def test_systemd_networkd_leaves_the_containers_links_alone(loaded):
+    """On a host whose networkd matches every Ethernet link (the VM's image does, on purpose),
+    a container's veth stays on its bridge and networkd calls it and the bridge unmanaged."""
+    from minirun.network import wiring
+    bridge = inspect_network(loaded, "bridge")["Options"]["com.docker.network.bridge.name"]
+    with serving(loaded, "nd", "sleep 30") as cid:
+        veth = wiring.veth_name(cid, "eth0")
+        time.sleep(2 * SLACK)                    # what networkd would do, it does by now
+        assert os.path.basename(os.readlink(f"/sys/class/net/{veth}/master")) == bridge
+        states = dict(line.split()[1:5:3] for line in subprocess.run(
+            ["networkctl", "list", "--no-legend"], capture_output=True, text=True).stdout.splitlines())
+        assert states[veth] == "unmanaged" and states[bridge] == "unmanaged", states
+        p = run_sh(loaded, "ping -c 1 -W 5 " + inspect_network(loaded, "bridge")["IPAM"]["Config"][0]["Gateway"])
+        assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_network_rm_removes_its_bridge(loaded):
@@ -257,7 +298,7 @@ def another_host():
                      ("link", "set", "mrtr-remote", "up"), ("link", "set", "lo", "up"),
                      ("route", "add", "default", "via", "10.127.0.1")):
             inside("ip", *args, check=True)
-        yield lambda *argv: inside(*argv, capture_output=True, text=True, timeout=30)
+        yield lambda *argv: inside(*argv, capture_output=True, text=True, timeout=30 * SLACK)
     finally:
         subprocess.run(["ip", "link", "del", "mrtr-host"], capture_output=True)
         holder.kill()

@@ -26,7 +26,7 @@ needs_skopeo = pytest.mark.skipif(not shutil.which("skopeo"), reason="skopeo not
 
 
 def wait_port(port, proc, timeout=10):
-    end = time.monotonic() + timeout
+    end = time.monotonic() + timeout * SLACK
     while time.monotonic() < end:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -75,7 +75,7 @@ def registry(minirun, tmp_path):
 
 
 def skopeo(*args):
-    p = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120 * SLACK)
     assert p.returncode == 0, p.stderr
     return p.stdout
 

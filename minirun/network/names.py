@@ -10,6 +10,9 @@ import zlib
 from ..config import DEFAULT_ROOT
 
 OWNER = "minirun:"       # + the state root: written on each bridge (its alias) and nft table
+# Every link minirun makes on the host is named so (bridges: minirun0, mr<tag>0, mr-<id>;
+# container veths: mrv<id><n>): network/networkd.py tells networkd to leave these alone.
+LINK_GLOBS = ("minirun*", "mr*")
 
 
 class HostNames:

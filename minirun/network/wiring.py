@@ -17,7 +17,7 @@ import json
 import os
 
 from ..errors import Conflict, MinirunError
-from . import hosts, links, orphans
+from . import hosts, links, networkd, orphans
 from .firewall import enable_forwarding, firewall, restore_forwarding
 from .store import DEFAULT_NETWORK
 from .subnets import clash
@@ -39,7 +39,8 @@ def _state_dir(store):
 
 
 def veth_name(container_id, ifname):
-    return f"veth{container_id[:9]}{ifname[3:]}"        # eth0 → veth0123456780
+    """The host end of a container's veth: "mr…" as all minirun's links (names.LINK_GLOBS)."""
+    return f"mrv{container_id[:9]}{ifname[3:]}"        # eth0 → mrv0123456780
 
 
 def connect(store, container_id, pid, bindings, trace=lambda *a: None, hosts_path=None,
@@ -79,6 +80,7 @@ def _ensure_network(store, fw, network, trace):
         raise MinirunError(f"network {network['network']}: its subnet {network['subnet']} "
                            f"overlaps {reason}")
     first = not any(links.exists(b) for b in store.bridges())
+    networkd.keep_off_our_links()
     links.ensure_bridge(network["bridge"], network["gateway"], network["subnet"],
                         store.names.owner)
     try:
