@@ -94,6 +94,8 @@ def open_db(root):
     db.row_factory = sqlite3.Row
     if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
         _set_up(db, root)
+    else:
+        _private_files(root)             # an older minirun's, or someone's chmod: repaired
     # WAL with synchronous=NORMAL cannot corrupt; a power cut may lose the last commits.
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
@@ -117,13 +119,7 @@ def _set_up(db, root):
         if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
             return                            # another process did it while this one waited
         db.execute("PRAGMA journal_mode=WAL")         # the files exist from here on
-        # 0600, made so before anything is written to them, and repaired for an older root.
-        for name in ("state.db", "state.db-wal", "state.db-shm"):
-            try:
-                if os.stat(os.path.join(root, name)).st_mode & 0o077:
-                    os.chmod(os.path.join(root, name), PRIVATE)
-            except FileNotFoundError:
-                pass
+        _private_files(root)                          # before anything is written to them
         with transaction(db):             # not executescript: it would COMMIT at once
             for statement in _statements(SCHEMA):
                 db.execute(statement)
@@ -131,6 +127,18 @@ def _set_up(db, root):
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     finally:
         os.close(fd)
+
+
+def _private_files(root):
+    """0600 for the database and its WAL files. Only chmod: opening and closing the file here
+    would drop this process's POSIX locks on it — sqlite's own locks — and let two
+    connections write at once."""
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        try:
+            if os.stat(os.path.join(root, name)).st_mode & 0o077:
+                os.chmod(os.path.join(root, name), PRIVATE)
+        except FileNotFoundError:
+            pass
 
 
 def _statements(script):

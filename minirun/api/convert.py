@@ -81,6 +81,9 @@ def run_options(body, name=None):
         cpu_shares=shares or None,
         pids_limit=pids if pids and pids > 0 else None,
         cpuset_cpus=field(host, "CpusetCpus", str, None, h) or None,
+        blkio_weight=field(host, "BlkioWeight", int, 0, h) or None,
+        device_read_bps=_device_rates(host, "BlkioDeviceReadBps"),
+        device_write_bps=_device_rates(host, "BlkioDeviceWriteBps"),
         volumes=str_list(host, "Binds", h) or [],
         tmpfs=[f"{k}:{v}" if v else k for k, v in tmpfs.items()],
         rm=field(host, "AutoRemove", bool, False, h),
@@ -128,6 +131,22 @@ def _aliases(body, network):
                                 "whose Aliases are strings")
     endpoint = (config or {}).get(network) or {}
     return endpoint.get("Aliases") or []
+
+
+def _device_rates(host, name):
+    """HostConfig.BlkioDeviceReadBps [{"Path": "/dev/sda", "Rate": 1048576}] → path:rate."""
+    out = []
+    for d in field(host, name, list, [], "HostConfig.") or []:
+        if not isinstance(d, dict):
+            raise ApiError(400, f"invalid type for HostConfig.{name} entry: an object")
+        out.append(f"{field(d, 'Path', str, '')}:{field(d, 'Rate', int, 0)}")
+    return out
+
+
+def _device_rate_bodies(values):
+    from ..engine.options import parse_bytes
+    return [{"Path": v.rpartition(":")[0], "Rate": parse_bytes(v.rpartition(":")[2], "rate")}
+            for v in values]
 
 
 def _ulimit(u):
@@ -244,6 +263,9 @@ def inspect(engine, row):
             "NanoCpus": (limits.get("cpu_quota") or 0) * 10_000,
             "CpuShares": limits.get("cpu_shares") or 0, "PidsLimit": limits.get("pids"),
             "CpusetCpus": limits.get("cpuset_cpus") or "", "Init": bool(options.get("init")),
+            "BlkioWeight": limits.get("blkio_weight") or 0,
+            "BlkioDeviceReadBps": _device_rate_bodies(options.get("device_read_bps") or []),
+            "BlkioDeviceWriteBps": _device_rate_bodies(options.get("device_write_bps") or []),
             "LogConfig": log_config(options.get("log_driver") or "json-file",
                                     options.get("log_opt") or []),
             "PortBindings": _port_bindings(options.get("publish") or []),
@@ -309,7 +331,9 @@ def create_body(opts):
         "Memory": parse_bytes(opts.memory) if opts.memory else 0,
         "NanoCpus": int(float(opts.cpus) * 1e9) if opts.cpus else 0,
         "CpuShares": opts.cpu_shares or 0, "PidsLimit": opts.pids_limit,
-        "CpusetCpus": opts.cpuset_cpus or "",
+        "CpusetCpus": opts.cpuset_cpus or "", "BlkioWeight": opts.blkio_weight or 0,
+        "BlkioDeviceReadBps": _device_rate_bodies(opts.device_read_bps),
+        "BlkioDeviceWriteBps": _device_rate_bodies(opts.device_write_bps),
         "Tmpfs": dict(t.partition(":")[::2] for t in opts.tmpfs),
         "Ulimits": [_ulimit_body(u) for u in opts.ulimit],
         "PortBindings": _port_bindings(opts.publish), "PublishAllPorts": opts.publish_all,

@@ -68,6 +68,10 @@ def limits(opts):
         pids=opts.pids_limit,
         cpuset_cpus=o.parse_cpuset(opts.cpuset_cpus) if opts.cpuset_cpus else None,
         allow_all_devices=opts.privileged,
+        blkio_weight=o.parse_blkio_weight(opts.blkio_weight) if opts.blkio_weight else None,
+        device_read_bps=[o.parse_device_rate(d, "--device-read-bps") for d in opts.device_read_bps],
+        device_write_bps=[o.parse_device_rate(d, "--device-write-bps")
+                          for d in opts.device_write_bps],
     )
 
 

@@ -307,11 +307,14 @@ class Client:
     def events(self):
         """(socket, {container id: pid} of the containers it runs): exits come on the socket."""
         sock = self.connect()
-        _send(sock, {"op": HELLO})
-        reply, _ = _recv(sock)
-        if reply is None:
+        try:
+            _send(sock, {"op": HELLO})
+            reply, _ = _recv(sock)
+            if reply is None:
+                raise ForkServerGone("the fork server closed the connection")
+        except BaseException:
             sock.close()
-            raise ForkServerGone("the fork server closed the connection")
+            raise
         return sock, reply["running"]
 
 

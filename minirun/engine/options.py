@@ -21,7 +21,8 @@ class RunOptions(Record):
         "workdir": None, "user": None, "entrypoint": None, "hostname": None,
         "interactive": False, "tty": False, "volumes": [], "tmpfs": [], "read_only": False,
         "memory": None, "cpus": None, "cpu_shares": None, "pids_limit": None,
-        "cpuset_cpus": None, "cap_add": [], "cap_drop": [], "privileged": False,
+        "cpuset_cpus": None, "blkio_weight": None, "device_read_bps": [],
+        "device_write_bps": [], "cap_add": [], "cap_drop": [], "privileged": False,
         "security_opt": [], "ulimit": [], "network": "bridge", "init": False, "trace": False,
         "detach": False, "labels": {}, "restart": "no", "publish": [], "publish_all": False,
         "expose": [], "network_alias": [], "log_driver": "", "log_opt": [], "userns": "",
@@ -67,6 +68,26 @@ def parse_cpuset(text):
     if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
         raise OptionError(f"invalid --cpuset-cpus value {text!r}: use a list such as 0-1,3")
     return text
+
+
+def parse_blkio_weight(weight):
+    if not 10 <= weight <= 1000:
+        raise OptionError(f"invalid --blkio-weight {weight}: it is 10 to 1000")
+    return weight
+
+
+def parse_device_rate(text, flag):
+    """--device-read-bps /dev/sda:10mb → [major, minor, bytes per second]."""
+    import stat
+    path, _, rate = text.rpartition(":")
+    try:
+        st = os.stat(path) if path else None
+    except OSError as e:
+        raise OptionError(f"invalid {flag} {text!r}: {path}: {e.strerror}") from None
+    if st is None or not stat.S_ISBLK(st.st_mode):
+        raise OptionError(f"invalid {flag} {text!r}: use a block device and a rate, "
+                          f"e.g. /dev/sda:10mb")
+    return [os.major(st.st_rdev), os.minor(st.st_rdev), parse_bytes(rate, flag)]
 
 
 def parse_ulimit(text):

@@ -139,7 +139,10 @@ class Supervisor:
     # -- the loop -----------------------------------------------------------
     def _loop(self):
         while not self.stopping:
-            for key, _ in self.sel.select():
+            if self.events is None:
+                self._reconnect()
+            # without an events connection, try again each second until there is one
+            for key, _ in self.sel.select(None if self.events else 1.0):
                 if self.sel.get_map().get(key.fd) is not key:
                     continue    # closed by an earlier event of this round; its number may be reused
                 kind, w = key.data
@@ -200,10 +203,16 @@ class Supervisor:
             for w in self.pending:
                 w.owned = False
         self.on_exec_exit(None, UNKNOWN_EXIT)
+        self._reconnect()
+
+    def _reconnect(self):
+        """Events from a new fork server (started if none runs). The one that died may still
+        be closing its sockets: a connection it accepted is then reset, and the loop tries
+        again a second later — exits meanwhile wait in the new server (its ``unsent``)."""
         try:
             self._connect()
-        except Exception:
-            self.log.exception("starting a new fork server")
+        except Exception as e:
+            self.log.warning("no events connection to a fork server yet: %s", e)
 
     def _read(self, fd, w, limit=TURN):
         """Read what is there, up to *limit* bytes: one container printing without pause must

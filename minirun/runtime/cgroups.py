@@ -30,8 +30,8 @@ from .devices import DEFAULT_RULES
 
 PARENT = "minirun"
 OWNERS = os.path.join(RUN_DIR, "cgroups")
-CONTROLLERS = ("memory", "cpu", "pids", "cpuset")
-V1_EXTRA = ("cpuacct", "devices", "freezer")   # accounting, device list, pause
+CONTROLLERS = ("memory", "cpu", "pids", "cpuset", "io")     # v2's names
+V1_EXTRA = ("cpuacct", "devices", "freezer", "blkio")   # accounting, devices, pause, block I/O
 CFS_PERIOD = 100_000
 
 class CgroupError(MinirunError):
@@ -46,12 +46,28 @@ class Limits(Record):
         "pids": None,              # -1 or None: unlimited
         "cpuset_cpus": None,
         "allow_all_devices": False,
+        "blkio_weight": None,      # 10..1000, v1's scale (Docker's --blkio-weight)
+        "device_read_bps": [],     # [[major, minor, bytes per second]]
+        "device_write_bps": [],
     }
 
 
 def shares_to_weight(shares):
     """runc's conversion of v1 cpu.shares (2..262144) to v2 cpu.weight (1..10000)."""
     return 1 + ((shares - 2) * 9999) // 262142
+
+
+def weight_to_io_weight(weight):
+    """runc's conversion of v1 blkio.weight (10..1000) to v2 io.weight (1..10000)."""
+    return 1 + ((weight - 10) * 9999) // 990
+
+
+def _first_present(path, names, what):
+    """The first of *names* that the kernel offers under *path*, else a one-line error."""
+    for name in names:
+        if os.path.exists(os.path.join(path, name)):
+            return os.path.join(path, name)
+    raise CgroupError(f"this kernel offers no {what} ({' or '.join(names)})")
 
 
 def _mounts():
@@ -241,6 +257,19 @@ class CgroupV1:
             _write(f"{d['pids']}/pids.max", limits.pids, t, "fork() fails past this many tasks")
         if limits.cpuset_cpus and "cpuset" in d:
             _write(f"{d['cpuset']}/cpuset.cpus", limits.cpuset_cpus, t, "run only on these CPUs")
+        if limits.blkio_weight or limits.device_read_bps or limits.device_write_bps:
+            if "blkio" not in d:
+                raise CgroupError("block I/O limits need the blkio cgroup controller")
+            if limits.blkio_weight:        # CFQ's blkio.weight went with CFQ (5.0); BFQ's stays
+                _write(_first_present(d["blkio"], ("blkio.bfq.weight", "blkio.weight"),
+                                      "block I/O weight (the BFQ scheduler's)"),
+                       limits.blkio_weight, t, "relative share of disk time when contended")
+            for name, rates in (("read", limits.device_read_bps),
+                                ("write", limits.device_write_bps)):
+                for major, minor, rate in rates:
+                    _write(f"{d['blkio']}/blkio.throttle.{name}_bps_device",
+                           f"{major}:{minor} {rate}", t, f"at most this many bytes/s {name} "
+                           "on this device (direct I/O; v1 cannot throttle the page cache)")
         if "devices" in d:
             if limits.allow_all_devices:
                 _write(f"{d['devices']}/devices.allow", "a", t, "privileged: every device")
@@ -261,7 +290,9 @@ class CgroupV1:
 
     def procs_files(self, cid):
         """cgroup.procs of every hierarchy: a process joins the container by writing them."""
-        return [f"{p}/cgroup.procs" for p in dict.fromkeys(self.dirs(cid).values())]
+        # (a container made by an older minirun has no directory in a hierarchy added since)
+        return [f"{p}/cgroup.procs" for p in dict.fromkeys(self.dirs(cid).values())
+                if os.path.isdir(p)]
 
     def kill_all(self, cid):
         self.freeze(cid, False)          # a frozen task cannot die
@@ -358,6 +389,19 @@ class CgroupV2:
             _write(f"{path}/pids.max", limits.pids, t, "fork() fails past this many tasks")
         if limits.cpuset_cpus:
             _write(f"{path}/cpuset.cpus", limits.cpuset_cpus, t, "run only on these CPUs")
+        if limits.blkio_weight:            # iocost's io.weight, else BFQ's (v1's scale)
+            weight = _first_present(path, ("io.weight", "io.bfq.weight"), "block I/O weight")
+            _write(weight, f"default {weight_to_io_weight(limits.blkio_weight)}"
+                   if weight.endswith("/io.weight") else limits.blkio_weight, t,
+                   "relative share of disk time when contended")
+        rates = {}
+        for key, entries in (("rbps", limits.device_read_bps), ("wbps", limits.device_write_bps)):
+            for major, minor, rate in entries:
+                rates.setdefault(f"{major}:{minor}", []).append(f"{key}={rate}")
+        for device, limit in rates.items():
+            _write(_first_present(path, ("io.max",), "block I/O throttling (io.max)"),
+                   f"{device} {' '.join(limit)}", t,
+                   "at most this many bytes/s on this device, page cache writeback included")
 
     def add(self, cid, pid):
         _write(f"{self.path(cid)}/cgroup.procs", pid, self.trace,

@@ -10,7 +10,7 @@
 
 VM_DIR=${VM_DIR:-/var/tmp/minirun-vm}
 VM_IMG=$VM_DIR/image
-VM_RUN=$VM_DIR/run
+VM_RUN=${VM_RUN:-$VM_DIR/run}
 VM_PORT=${VM_PORT:-2222}
 
 vm_ssh() {   # vm_ssh CMD...: run CMD in the guest as root (through the master connection if up)
