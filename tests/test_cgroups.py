@@ -32,7 +32,8 @@ def test_v2_writes_the_right_interface_files(tmp_path):
     drv.create("c1", limits)
     drv.add("c1", 4242)
     read = lambda *p: root.joinpath(*p).read_text()
-    assert read("cgroup.subtree_control") == "+cpu +cpuset +memory +pids"
+    assert read("cgroup.subtree_control") == "+cpu +cpuset +io +memory +pids"
+    # (what the parent does not offer, here io, is not asked of it)
     assert read("minirun", "cgroup.subtree_control") == "+cpu +cpuset +memory +pids"
     c = ("minirun", "c1")
     assert read(*c, "memory.max") == str(64 << 20)

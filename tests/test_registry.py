@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conftest import SLACK
 from test_network import free_port
 
 pytestmark = pytest.mark.root
