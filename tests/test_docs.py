@@ -1,7 +1,7 @@
 """The commands in docs/ are run, so a page that drifts from the code fails here.
 
 A fenced block marked ``runnable`` holds commands, one a line, each of which must succeed
-against a fresh state root with busybox loaded; a ``# →`` line after a command names
+against a fresh state root with busybox loaded, run from the checkout's top directory; a ``# →`` line after a command names
 text its output must contain.
 """
 import glob
@@ -38,7 +38,7 @@ def test_a_pages_commands_do_what_it_says(loaded, page):
     env = dict(loaded.env(), PATH=os.path.join(REPO, ".venv", "bin") + ":" + os.environ["PATH"])
     for command, expected in runnable(page):
         p = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True,
-                           timeout=120 * SLACK)
+                           timeout=120 * SLACK, cwd=REPO)      # the pages say: from the checkout
         assert p.returncode == 0, f"{command}\n{p.stdout}{p.stderr}"
         for text in expected:
             assert text in p.stdout, f"{command}: {text!r} not in\n{p.stdout}"
