@@ -147,3 +147,11 @@ def test_silent_and_vanished_clients_do_not_keep_threads(daemon):
     for s in held[-5:]:
         assert s.recv(1) == b""              # closed by the daemon
         s.close()
+
+
+def test_answers_name_the_server_once_without_the_python_version(daemon):
+    c = Conn(daemon.sock)
+    c.request("GET", "/_ping")
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200 and r.headers.get_all("Server") == ["minirund"]

@@ -126,6 +126,9 @@ class Request:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "minirund"
+
+    def version_string(self):             # the one Server header: not "minirund Python/3.x"
+        return self.server_version
     # A client that connects and says nothing (or stops half way through a request) holds
     # a thread: after this many idle seconds it is let go. Streams clear it (_send_stream).
     timeout = IDLE_TIMEOUT
@@ -188,7 +191,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Api-Version", API_VERSION)
         self.send_header("Docker-Experimental", "false")
         self.send_header("Ostype", "linux")
-        self.send_header("Server", "minirund")
         if content_type:
             self.send_header("Content-Type", content_type)
         if length is not None:

@@ -5,11 +5,13 @@
 #            rebuilt when scripts/vm/build-image, scripts/lib/install.sh or pyproject.toml change
 #   run/     one booted guest: qemu.pid, a throw-away qcow2 overlay, console.log, ssh.sock;
 #            emptied by scripts/vm/stop
+#   image-bench/, run-bench/   the same for scripts/bench/vm-vs-container's bare Debian guest
+#            (VM_IMG, VM_RUN, VM_PORT and VM_IMAGE_KIND=bench set by that script)
 # The guest's only network is qemu's user-mode NIC with restrict=on (no way out) and one port
 # forward from 127.0.0.1:$VM_PORT to its ssh: no bridge, no tap, no NAT on the host.
 
 VM_DIR=${VM_DIR:-/var/tmp/minirun-vm}
-VM_IMG=$VM_DIR/image
+VM_IMG=${VM_IMG:-$VM_DIR/image}
 VM_RUN=${VM_RUN:-$VM_DIR/run}
 VM_PORT=${VM_PORT:-2222}
 
@@ -20,10 +22,14 @@ vm_ssh() {   # vm_ssh CMD...: run CMD in the guest as root (through the master c
         -o "ControlPath=$VM_RUN/ssh.sock" root@127.0.0.1 "$@"
 }
 
-# The key the cached image is built for: the scripts that decide what is in it.
-vm_image_key() {
+# The key the cached image is built for: the files that decide what is in it (the bench's
+# bare Debian takes nothing from the project's package lists).
+vm_image_key() {   # vm_image_key KIND
     local top
     top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-    cat "$top/scripts/vm/build-image" "$top/scripts/lib/install.sh" "$top/pyproject.toml" \
-        | sha256sum | cut -c1-16
+    if [ "$1" = bench ]; then
+        cat "$top/scripts/vm/build-image"
+    else
+        cat "$top/scripts/vm/build-image" "$top/scripts/lib/install.sh" "$top/pyproject.toml"
+    fi | sha256sum | cut -c1-16
 }
