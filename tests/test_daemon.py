@@ -418,3 +418,28 @@ def test_a_running_daemon_serves_its_roots_commands(daemon):
     finally:
         os.rename(daemon.sock + ".moved", daemon.sock)
     assert "busybox" in daemon.minirun("images", env=env).stdout
+
+
+def test_exec_output_is_not_lost_by_a_client_slow_to_read_the_headers(daemon):
+    """docker-py reads a hijacked stream's headers through a buffered reader, then the raw
+    socket: output that arrived with the headers was lost in that buffer (exec_run gave its
+    exit code and no output, on a loaded machine). This client is slow on purpose."""
+    cid = daemon.cli("run", "-d", "busybox", "sleep", "60").stdout.strip()
+    api = daemon.client().api
+    eid = api.exec_create(cid, ["echo", "hello"])["Id"]
+    body = json.dumps({"Detach": False, "Tty": False}).encode()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(daemon.sock)
+        sock.sendall(b"POST /v1.44/exec/%s/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: %d"
+                     b"\r\n\r\n%s" % (eid.encode(), len(body), body))
+        time.sleep(1)                        # the process would have run and written by now
+        headers = sock.makefile("rb")        # buffered, as http.client reads them
+        assert headers.readline().startswith(b"HTTP/1.1 101")
+        while headers.readline() not in (b"\r\n", b""):
+            pass
+        data = b""
+        while chunk := sock.recv(65536):     # then the raw socket, as docker-py does
+            data += chunk
+    assert data == b"\x01\x00\x00\x00\x00\x00\x00\x06hello\n"
+    assert wait_for(lambda: api.exec_inspect(eid)["ExitCode"] == 0)

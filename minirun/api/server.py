@@ -5,12 +5,16 @@ and out. Handlers return a value (sent as JSON), a Stream (sent as it is
 produced, the connection closed at its end) or raise ApiError. Paths may
 carry a version prefix (``/v1.44/containers/json``); it is stripped.
 """
+import fcntl
 import json
 import os
 import re
 import select
 import socket
 import socketserver
+import struct
+import termios
+import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -221,6 +225,8 @@ class Handler(BaseHTTPRequestHandler):
                 extra.append(("Transfer-Encoding", "chunked"))
             self._headers(stream.status, stream.content_type, extra=extra)
         self.wfile.flush()                 # headers at once: /wait and followers depend on it
+        if stream.upgrade:
+            _wait_until_read(self.connection)
         self.close_connection = True
         try:
             for chunk in stream.chunks:
@@ -236,6 +242,27 @@ class Handler(BaseHTTPRequestHandler):
             close = getattr(stream.chunks, "close", None)
             if close:
                 close()
+
+
+HEADERS_READ_WAIT = 5.0     # seconds a hijacked stream waits for its headers to be read
+
+
+def _wait_until_read(conn):
+    """Wait (a while) until the client has read everything sent so far: the headers.
+
+    A client that takes over the raw socket of a hijacked connection (docker-py does, for exec
+    and attach) reads the headers through a buffered reader first; output that arrived with
+    them lands in that buffer and is lost (exec_run got its exit code and no output, on a
+    loaded machine). On a unix socket the bytes a peer has not read yet still count against
+    the sender, and SIOCOUTQ says how many: the stream starts when they are none."""
+    if conn.family != socket.AF_UNIX:
+        return
+    end = time.monotonic() + HEADERS_READ_WAIT
+    left = struct.pack("i", 0)
+    while time.monotonic() < end:
+        if struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ, left))[0] == 0:
+            return
+        time.sleep(0.001)
 
 
 def status_of(error):
