@@ -8,6 +8,7 @@ import time
 
 import pytest
 from conftest import SLACK
+from test_cgroups import running_id
 
 pytestmark = pytest.mark.root
 
@@ -181,6 +182,7 @@ def test_cpu_quota_holds_a_busy_loop(loaded):
                                         "busybox", "sh", "-c", "while :; do :; done"),
                             env=loaded.env())
     try:
+        running_id(loaded, "spin")            # (a fixed second was too short in a TCG guest)
         time.sleep(1.0)
         start, t0 = cpu_usage_seconds(loaded, "spin"), time.monotonic()
         time.sleep(2.0)
@@ -377,7 +379,7 @@ def test_a_killed_minirun_is_cleaned_up_by_the_next_command(loaded):
     """SIGKILL to minirun: its container dies with it; the next run removes the rest."""
     proc = subprocess.Popen(loaded.argv("run", "--rm", "--name", "orphan", "busybox",
                                         "sleep", "600"), env=loaded.env())
-    from test_cgroups import running_id
+
     from minirun.runtime import cgroups
     cid = running_id(loaded, "orphan")
     proc.kill()

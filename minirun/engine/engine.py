@@ -327,7 +327,11 @@ class Engine:
             with self.policy_lock:
                 self.stopped_by_user.add(cid)
             self.cgroups.kill_all(cid)
-            self._wait_state(cid, "running", 10)
+            if not self._wait_state(cid, "running", 10):
+                # Its exit not heard yet (a supervisor busy with a flood of output, on a slow
+                # machine): its processes are dead, so its cgroups go now, not when — or
+                # whether — that exit is heard before the daemon stops.
+                self.cgroups.remove(cid)
         self.networking.disconnect(cid)
         self.containers.remove(cid)
         self.exits.pop(cid, None)
