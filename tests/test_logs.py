@@ -92,3 +92,27 @@ def test_a_tail_of_a_huge_log_costs_what_it_shows(daemon):
     before = rss_kb(daemon.proc.pid)
     assert daemon.cli("logs", "--tail", "1", "old").stdout == "the end\n"
     assert rss_kb(daemon.proc.pid) - before < 50_000
+
+
+def test_following_a_log_sends_each_line_once(tmp_path):
+    """logs -f reads what is there, then follows: lines written between the two steps came
+    twice (docker-py's run() follows a container's log from its start, and got its one line
+    twice in a loaded CI run)."""
+    from minirun.engine import logs
+    path = str(tmp_path / "json.log")
+    log = logs.LogFile(path, 1 << 20, 2)
+    out = logs.LineWriter(log, "stdout")
+    texts = lambda entries: [text for _, text, _ in entries]
+    for before in (0, 1):                              # the file absent, then with a line
+        for _ in range(before):
+            out.feed(b"first\n")
+        follower = logs.Follower(path)
+        out.feed(b"meanwhile\n")                       # after the follower, before the read
+        for tail in (None, 5):
+            got = texts(logs.read(path, tail=tail, follower=follower))
+            assert got == ["first\n"] * before, (before, tail)
+        assert texts(follower.poll()) == ["meanwhile\n"]
+        log.close()
+        os.unlink(path)
+        log = logs.LogFile(path, 1 << 20, 2)
+        out = logs.LineWriter(log, "stdout")

@@ -353,7 +353,8 @@ def container_logs(engine, req, ref):
 
     def body():
         follower = logs.Follower(path)
-        yield from encode(logs.read(path, stdout, stderr, since, until, tail, max_file))
+        yield from encode(logs.read(path, stdout, stderr, since, until, tail, max_file,
+                                    follower if req.flag("follow") else None))
         if not req.flag("follow"):
             return
         while not req.peer_gone():                 # an abandoned logs -f ends its thread

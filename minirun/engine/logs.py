@@ -188,14 +188,15 @@ def _entry(line, stdout, stderr, since, until):
     return entry["stream"], entry["log"], entry["time"]
 
 
-def _lines_backwards(path):
-    """The complete lines of a file, last first, reading blocks from its end."""
+def _lines_backwards(path, limit=None):
+    """The complete lines of a file (of its first *limit* bytes), last first, reading blocks
+    from its end."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         return
     with f:
-        end = f.seek(0, os.SEEK_END)
+        end = f.seek(0, os.SEEK_END) if limit is None else limit
         rest = b""
         while end > 0:
             start = max(0, end - BLOCK)
@@ -211,32 +212,52 @@ def _lines_backwards(path):
             yield rest
 
 
-def read(path, stdout=True, stderr=True, since=0, until=0, tail=None, max_file=None):
+def read(path, stdout=True, stderr=True, since=0, until=0, tail=None, max_file=None,
+         follower=None):
     """Entries (stream, text, time) of a log and its rotated files, oldest first, filtered;
-    with *tail* only the last *tail*, read from the end."""
+    with *tail* only the last *tail*, read from the end. With a *follower* (made before), what
+    it will deliver is left to it: ``logs -f`` sent lines written meanwhile twice."""
     max_file = max_file or int(DEFAULTS["max-file"])
     names = files(path, max_file)
+    limit = _limit(path, follower)
     if tail is not None and tail >= 0:
         picked = []
         for name in reversed(names):
-            for line in _lines_backwards(name):
+            for line in _lines_backwards(name, limit if name == path else None):
                 if len(picked) >= tail:
                     break
                 e = _entry(line, stdout, stderr, since, until)
                 if e:
                     picked.append(e)
         return picked[::-1]
-    return _forwards(names, stdout, stderr, since, until)
+    return _forwards(names, stdout, stderr, since, until, {path: limit})
 
 
-def _forwards(names, stdout, stderr, since, until):
+def _limit(path, follower):
+    """How much of the current file to read when *follower* delivers the rest: up to where it
+    starts (nothing, if the file did not exist when it was made)."""
+    if follower is None:
+        return None
+    if follower.inode is None:
+        return 0
+    try:
+        return follower.offset if os.stat(path).st_ino == follower.inode else None
+    except FileNotFoundError:
+        return 0
+
+
+def _forwards(names, stdout, stderr, since, until, limits):
     for name in names:
         try:
             f = open(name, "rb")
         except FileNotFoundError:
             continue
+        limit, done = limits.get(name), 0
         with f:
             for line in f:
+                done += len(line)
+                if limit is not None and done > limit:
+                    break
                 e = _entry(line, stdout, stderr, since, until)
                 if e:
                     yield e
