@@ -411,7 +411,10 @@ def test_ulimit_init_and_host_network(loaded):
     with open("/proc/net/dev") as f:
         host_links = sorted(l.split(":")[0].strip() for l in f.readlines()[2:])
     inside = out(loaded, "ls /sys/class/net", "--network", "host").split()
-    assert sorted(inside) == host_links
+    # (without the host ends of containers' veths: the kernel deletes the last run's a moment
+    # after its namespace, so it may be there in one list and gone from the other)
+    veth = lambda name: name.startswith("mrv")
+    assert sorted(n for n in inside if not veth(n)) == [n for n in host_links if not veth(n)]
     assert out(loaded, "hostname", "--network", "host").strip() == socket.gethostname()
 
 
