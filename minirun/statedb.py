@@ -111,7 +111,7 @@ def _set_up(db, root):
     Under an flock on the root directory: two processes on a fresh root that switch the journal
     mode to WAL at once get "database is locked" at once — sqlite's busy handler is not called
     for that switch (six concurrent `minirun load`s on a fresh root hit it). Not a lock on
-    state.db itself: closing any descriptor of that file would drop sqlite's own POSIX locks."""
+    state.db itself: see _private_files."""
     import fcntl
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

@@ -117,6 +117,10 @@ def test_minirun_names_every_link_so_that_networkd_leaves_it_alone(tmp_path):
     networkd.keep_off_our_links(str(config), str(booted))
     assert "[Link]\nUnmanaged=yes" in config.read_text()
     assert f"Name={' '.join(networkd.LINK_GLOBS)}\n" in config.read_text()
+    networkd.release(str(config), present=lambda: ["lo", "eth0", "mrv0123456780"])
+    assert config.exists()                                 # a container's veth is still there
+    networkd.release(str(config), present=lambda: ["lo", "eth0", "veth12ab", "docker0"])
+    assert not config.exists()                             # network reset's undo
 
 
 @pytest.mark.skipif(subprocess.run(["systemctl", "is-active", "-q", "systemd-networkd"],

@@ -144,9 +144,8 @@ def _device_rates(host, name):
 
 
 def _device_rate_bodies(values):
-    from ..engine.options import parse_bytes
-    return [{"Path": v.rpartition(":")[0], "Rate": parse_bytes(v.rpartition(":")[2], "rate")}
-            for v in values]
+    from ..engine.options import split_device_rate     # lazy: `run -d` imports this module
+    return [dict(zip(("Path", "Rate"), split_device_rate(v, "--device-*-bps"))) for v in values]
 
 
 def _ulimit(u):

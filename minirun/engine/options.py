@@ -76,10 +76,16 @@ def parse_blkio_weight(weight):
     return weight
 
 
+def split_device_rate(text, flag):
+    """/dev/sda:10mb → ("/dev/sda", bytes per second)."""
+    path, _, rate = text.rpartition(":")
+    return path, parse_bytes(rate, flag)
+
+
 def parse_device_rate(text, flag):
     """--device-read-bps /dev/sda:10mb → [major, minor, bytes per second]."""
     import stat
-    path, _, rate = text.rpartition(":")
+    path, rate = split_device_rate(text, flag)
     try:
         st = os.stat(path) if path else None
     except OSError as e:
@@ -87,7 +93,7 @@ def parse_device_rate(text, flag):
     if st is None or not stat.S_ISBLK(st.st_mode):
         raise OptionError(f"invalid {flag} {text!r}: use a block device and a rate, "
                           f"e.g. /dev/sda:10mb")
-    return [os.major(st.st_rdev), os.minor(st.st_rdev), parse_bytes(rate, flag)]
+    return [os.major(st.st_rdev), os.minor(st.st_rdev), rate]
 
 
 def parse_ulimit(text):

@@ -203,6 +203,7 @@ def reset(store):
         fw.remove_all()
         restore_forwarding(_state_dir(store))
     orphans.sweep()
+    networkd.release()
 
 
 def prune_networks(store):

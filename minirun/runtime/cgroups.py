@@ -398,9 +398,9 @@ class CgroupV2:
         for key, entries in (("rbps", limits.device_read_bps), ("wbps", limits.device_write_bps)):
             for major, minor, rate in entries:
                 rates.setdefault(f"{major}:{minor}", []).append(f"{key}={rate}")
+        io_max = rates and _first_present(path, ("io.max",), "block I/O throttling (io.max)")
         for device, limit in rates.items():
-            _write(_first_present(path, ("io.max",), "block I/O throttling (io.max)"),
-                   f"{device} {' '.join(limit)}", t,
+            _write(io_max, f"{device} {' '.join(limit)}", t,
                    "at most this many bytes/s on this device, page cache writeback included")
 
     def add(self, cid, pid):
