@@ -75,6 +75,8 @@ def run_options(body, name=None):
         hostname=field(body, "Hostname", str) or None,
         tty=field(body, "Tty", bool, False),
         interactive=field(body, "OpenStdin", bool, False),
+        stdin_once=field(body, "StdinOnce", bool, False),
+        console_size=_console_size(host),
         labels=labels,
         memory=str(memory) if memory else None,
         cpus=str(nano / 1e9) if nano else None,
@@ -104,6 +106,17 @@ def run_options(body, name=None):
         log_opt=[f"{k}={v}" for k, v in log_config.items()],
         detach=True,
     )
+
+
+def _console_size(host):
+    """HostConfig.ConsoleSize [height, width]: a -t container's first terminal size (the
+    docker CLI sends it, so that the first program sees its size before any resize)."""
+    size = field(host, "ConsoleSize", list, None, "HostConfig.")
+    if not size or size == [0, 0]:
+        return None
+    if len(size) != 2 or not all(isinstance(n, int) and 0 <= n < 65536 for n in size):
+        raise ApiError(400, "HostConfig.ConsoleSize: [height, width] in 0…65535")
+    return size
 
 
 def _publish(bindings):
@@ -273,6 +286,7 @@ def inspect(engine, row):
         "Config": {
             "Hostname": spec.get("hostname", ""), "User": spec.get("user", ""),
             "Tty": spec.get("tty", False), "OpenStdin": spec.get("stdin", False),
+            "StdinOnce": bool(options.get("stdin_once")), "AttachStdin": False,
             "AttachStdout": not options.get("detach"), "AttachStderr": not options.get("detach"),
             "Env": spec.get("env", []), "Cmd": options.get("command") or None,
             "Image": row["image"], "WorkingDir": spec.get("cwd", "/"),

@@ -19,11 +19,11 @@ import time
 
 from .. import __version__
 from ..config import API_VERSION, MIN_API_VERSION
-from ..engine import logs
+from ..engine import attach, logs
 from ..engine.containers import ContainerStore
 from ..engine.logs import LOG_NAME
 from ..engine.stats import stats, top
-from ..errors import MinirunError
+from ..errors import Conflict, MinirunError
 from ..image import reference
 from ..image.inspect import inspect_image
 from ..network.inspect import find_pseudo
@@ -398,6 +398,36 @@ def container_stats(engine, req, ref):
             prev = doc
             time.sleep(1)
     return Stream(body(), "application/json")
+
+
+# -- attach -------------------------------------------------------------------------------
+@route("POST", "/containers/(?P<ref>[^/]+)/attach")
+def container_attach(engine, req, ref):
+    row = engine.get(ref)
+    try:
+        keys = attach.parse_detach_keys(req.arg("detachKeys"))
+    except attach.DetachKeysError as e:
+        raise ApiError(400, str(e)) from None
+    if row["paused"]:
+        raise Conflict("You cannot attach to a paused container, unpause it first")
+    tty = engine.containers.spec(row).tty
+    output = attach.attach(engine, row, stdout=req.flag("stdout"), stderr=req.flag("stderr"),
+                           logs=req.flag("logs"), stream=req.flag("stream"),
+                           stdin=req.take_input() if req.flag("stdin") else None, keys=keys,
+                           peer_gone=req.peer_gone)
+    upgrade = (req.headers.get("Upgrade") or "").lower() == "tcp"
+    content = "application/vnd.docker.raw-stream" if tty else \
+        "application/vnd.docker.multiplexed-stream"
+    return Stream(_encoded(output, tty), content, upgrade=upgrade)
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/resize")
+def container_resize(engine, req, ref):
+    row = engine.get(ref)
+    if row["state"] != "running":
+        raise Conflict(f"Container {row['id']} is not running")
+    engine.hub(row["id"]).resize(req.int("h", 24), req.int("w", 80))
+    return 200, {}
 
 
 # -- exec ---------------------------------------------------------------------------------

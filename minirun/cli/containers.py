@@ -114,20 +114,69 @@ def _copy_output(resp, tty, fp=None):
 
 
 @cli.command("start")
-@click.option("-a", "--attach", is_flag=True, help="Follow the output and exit with its code.")
+@click.option("-a", "--attach", is_flag=True, help="Attach its output and exit with its code.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach its stdin too.")
+@click.option("--detach-keys", default=None, help="Keys that detach (default ctrl-p,ctrl-q).")
 @click.argument("refs", nargs=-1, required=True)
 @click.pass_obj
-def start_cmd(ctx, attach, refs):
+def start_cmd(ctx, attach, interactive, detach_keys, refs):
     """Start stopped containers."""
-    c = ctx.client
-    if attach:
-        ref = refs[0]
-        c.call("POST", f"/containers/{ref}/start")
-        tty = c.call("GET", f"/containers/{ref}/json")["Config"]["Tty"]
-        _copy_output(c.request("GET", f"/containers/{ref}/logs", stdout=1, stderr=1, follow=1),
-                     tty)
-        raise SystemExit(c.call("POST", f"/containers/{ref}/wait")["StatusCode"])
+    if attach or interactive:
+        if len(refs) > 1:
+            raise click.UsageError("you cannot start and attach multiple containers at once")
+        _attach(ctx.client, refs[0], stdin=interactive, keys=detach_keys, start=True)
     _each(ctx, refs, "POST", "/start")
+
+
+@cli.command("attach")
+@click.option("--no-stdin", is_flag=True, help="Do not attach stdin.")
+@click.option("--detach-keys", default=None, help="Keys that detach (default ctrl-p,ctrl-q).")
+@click.argument("ref")
+@click.pass_obj
+def attach_cmd(ctx, no_stdin, detach_keys, ref):
+    """Attach to a running container's stdin, stdout and stderr."""
+    _attach(ctx.client, ref, stdin=not no_stdin, keys=detach_keys)
+
+
+def _attach(c, ref, stdin, keys, start=False):
+    """Attach (then start, for ``start -a``), copy both ways, exit with the container's
+    code — or 1 after "read escape sequence" when the detach keys were typed, as Docker."""
+    from ..engine.attach import DetachKeysError, parse_detach_keys   # on use only
+    try:
+        key_bytes = parse_detach_keys(keys)
+    except DetachKeysError as e:
+        raise click.UsageError(str(e)) from None
+    info = c.call("GET", f"/containers/{ref}/json")
+    cid, tty = info["Id"], info["Config"]["Tty"]
+    stdin = stdin and info["Config"]["OpenStdin"]
+    if not start:
+        if not info["State"]["Running"]:
+            raise DaemonError(409, "You cannot attach to a stopped container, start it first")
+        if info["State"]["Paused"]:
+            raise DaemonError(409, "You cannot attach to a paused container, unpause it first")
+    resp = c.request("POST", f"/containers/{cid}/attach", stream=1, stdout=1, stderr=1,
+                     stdin=int(stdin), detachKeys=keys)
+    if start:
+        c.call("POST", f"/containers/{cid}/start")
+    if tty and os.isatty(1):
+        size = os.get_terminal_size(1)
+        c.call("POST", f"/containers/{cid}/resize", h=size.lines, w=size.columns)
+    detached = threading.Event()
+    if stdin:
+        threading.Thread(target=_send_stdin, args=(resp.sock, key_bytes, detached),
+                         daemon=True).start()
+    import contextlib                                         # on use: not on every start
+    from ..runtime.attach import raw_terminal
+    with raw_terminal(0) if tty and stdin else contextlib.nullcontext():
+        try:
+            _copy_output(resp, tty)
+        except OSError:
+            pass                      # the connection ended under us: we detached
+    resp.conn.close()
+    if detached.is_set():
+        sys.stderr.write("read escape sequence\n")
+        raise SystemExit(1)
+    raise SystemExit(c.call("POST", f"/containers/{cid}/wait")["StatusCode"])
 
 
 @cli.command("stop")
@@ -293,14 +342,23 @@ def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, trace, ref, comm
         time.sleep(0.02)
 
 
-def _send_stdin(sock):
+def _send_stdin(sock, keys=b"", detached=None):
+    """Copy our stdin to a hijacked connection; with *keys* (attach), typing them detaches:
+    the connection is shut down and *detached* set."""
     import socket as _socket                                  # on use: not on every start
+    from ..engine.attach import DetachScanner
+    scanner = DetachScanner(keys)
     try:
         while True:
             data = os.read(0, 65536)
             if not data:
                 break
-            sock.sendall(data)
+            out, typed = scanner.scan(data)
+            sock.sendall(out)
+            if typed:
+                detached.set()
+                sock.shutdown(_socket.SHUT_RDWR)
+                return
         sock.shutdown(_socket.SHUT_WR)
     except OSError:
         pass

@@ -3,7 +3,7 @@ import click
 
 from .app import cli
 from .runflags import RUN_FLAGS
-from .runner import run_any
+from .runner import create_any, run_any
 
 
 def _with_run_flags(fn):
@@ -23,3 +23,15 @@ def run_cmd(ctx, image, command, **kw):
     """Run a command in a new container."""
     kw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if v is not None}
     raise SystemExit(run_any(ctx.root, ctx.host, dict(kw, image=image, command=list(command))))
+
+
+@cli.command("create", context_settings={"allow_interspersed_args": False})
+@_with_run_flags
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def create_cmd(ctx, image, command, **kw):
+    """Create a container through minirund without starting it (start it with start)."""
+    kw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if v is not None}
+    raise SystemExit(create_any(ctx.host, dict(kw, image=image, command=list(command),
+                                               detach=True)))

@@ -12,9 +12,7 @@ from ..errors import MinirunError, UsageError
 
 def run_any(root, host, options):
     """Foreground in this process, or ``-d`` through minirund; returns the exit code."""
-    labels = options.pop("label", None) or []
-    options["labels"] = dict(l.partition("=")[::2] for l in labels)
-    opts = RunOptions(**options)
+    opts = _options(options)
     if not opts.detach:
         if host:
             raise UsageError("minirun run without -d runs the container in this process and "
@@ -22,6 +20,27 @@ def run_any(root, host, options):
                              f"drop -H")
         from ..engine.run import run_foreground     # -d never loads the runtime
         return run_foreground(root, opts)
+    client, cid = _create(host, opts)
+    client.call("POST", f"/containers/{cid}/start")
+    print(cid)
+    return 0
+
+
+def create_any(host, options):
+    """``minirun create``: the container made through minirund (pulled first if missing),
+    not started; its ID printed."""
+    _, cid = _create(host, _options(options))
+    print(cid)
+    return 0
+
+
+def _options(options):
+    labels = options.pop("label", None) or []
+    options["labels"] = dict(l.partition("=")[::2] for l in labels)
+    return RunOptions(**options)
+
+
+def _create(host, opts):
     from ..api.convert import create_body           # a foreground run never loads the
     from .client import Client, DaemonError         # HTTP client
     client = Client(host)
@@ -33,9 +52,7 @@ def run_any(root, host, options):
         print(f"Unable to find image '{opts.image}' locally", file=sys.stderr, flush=True)
         daemon_pull(client, opts.image)
         cid = client.call("POST", "/containers/create", create_body(opts), name=opts.name)["Id"]
-    client.call("POST", f"/containers/{cid}/start")
-    print(cid)
-    return 0
+    return client, cid
 
 
 def daemon_pull(client, image, out=sys.stderr):

@@ -19,6 +19,7 @@ from ..image.store import ImageStore
 from ..runtime import cgroups as cg
 from ..runtime.trace import quiet
 from . import create as creating
+from .attach import Hub
 from . import logs
 from . import options as o
 from .cleanup import reap_orphans
@@ -49,6 +50,8 @@ class Engine:
         self.stopped_by_user = set()    # no restart policy after an explicit stop or kill
         self.policy_lock = threading.Lock()
         self.execs = {}
+        self.hubs = {}                  # cid -> attach.Hub: its attached clients and stdin
+        self.hubs_lock = threading.Lock()
 
     # -- daemon start and stop --------------------------------------------------
     def startup(self):
@@ -80,9 +83,12 @@ class Engine:
                 pidfd = None                          # says how (the fork server wrote it)
             if pidfd is not None:
                 self.containers.update(cid, owner=process_identity())
+                fifo = self.containers.path(cid, STDIN_FIFO)
+                if _reads_stdin_fifo(config) and os.path.exists(fifo):
+                    self.hub(cid).started(_open_stdin_fifo(fifo), False, None, True)
                 self.supervisor.watch(cid, row["pid"], self.containers.path(cid), exit_file,
-                                      self._on_exit, self.log_file(row), owned=owned,
-                                      pidfd=pidfd)
+                                      self._on_exit, self.log_file(row), self.hub(cid),
+                                      owned=owned, pidfd=pidfd)
                 self.log.info("re-adopted container %s (pid %s)", cid[:12], row["pid"])
                 return
         self.cgroups.kill_all(cid)
@@ -110,6 +116,11 @@ class Engine:
     # -- lookups ------------------------------------------------------------------
     def get(self, ref):
         return self.containers.get(ref)
+
+    def hub(self, cid):
+        """The container's attach.Hub (made on first use; it outlives each run)."""
+        with self.hubs_lock:
+            return self.hubs.setdefault(cid, Hub())
 
     def _notify(self):
         with self.changed:
@@ -142,26 +153,42 @@ class Engine:
             pass
         fifos = make_fifos(directory)
         ours = daemon_ends(fifos)
-        devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        options = self.containers.options(row)
+        stdin, stdin_w = _stdin(spec, options, directory)
         theirs = container_ends(fifos)
 
         def spawn(spec, _trace, stdio):           # forked by the fork server, not by us
             return self.forkserver.start(spec, stdio, exit_file)
+        hub = self.hub(cid)
+        if options.get("console_size") and not hub.size:
+            hub.size = tuple(options["console_size"])
+
+        def size_terminal(proc):                  # before its command runs
+            if proc.pty is not None:
+                hub.size_terminal(proc.pty)
         try:
-            _, proc = start_container(spec, quiet, self.networking, stdio=(devnull, *theirs),
-                                      spawn=spawn)
+            _, proc = start_container(spec, quiet, self.networking, stdio=(stdin, *theirs),
+                                      spawn=spawn, outside=size_terminal)
         except BaseException:
-            for fd in ours:
-                os.close(fd)
+            for fd in (*ours, stdin_w):
+                if fd is not None:
+                    os.close(fd)
             raise
         finally:
-            for fd in (devnull, *theirs):
+            for fd in (stdin, *theirs):
                 os.close(fd)            # the container holds its own copies
         try:
             self.containers.mark_running(cid, proc.pid)
+            hub.started(stdin_w, bool(options.get("stdin_once")),
+                        os.dup(proc.pty) if proc.pty is not None else None, spec.stdin)
+            stdin_w = None
             self.supervisor.watch(cid, proc.pid, directory, exit_file, self._on_exit,
-                                  self.log_file(row), pty=proc.pty, ends=ours, pidfd=proc.pidfd)
+                                  self.log_file(row), hub, pty=proc.pty, ends=ours,
+                                  pidfd=proc.pidfd)
         except BaseException:          # never a container that nobody watches
+            hub.ended()
+            if stdin_w is not None:
+                os.close(stdin_w)
             self.cgroups.kill_all(cid)
             self.cgroups.remove(cid)
             self.networking.disconnect(cid)
@@ -335,6 +362,8 @@ class Engine:
         self.networking.disconnect(cid)
         self.containers.remove(cid)
         self.exits.pop(cid, None)
+        with self.hubs_lock:
+            self.hubs.pop(cid, None)
         self._notify()
 
     def rename(self, ref, name):
@@ -366,6 +395,38 @@ class Engine:
                 deleted.append(row["id"])
         self._notify()
         return deleted, space
+
+
+STDIN_FIFO = "stdin.fifo"
+
+
+def _reads_stdin_fifo(config):
+    """Does a container (its record's config) read stdin from its FIFO?"""
+    spec, options = config["spec"], config.get("options") or {}
+    return spec.get("stdin") and not spec.get("tty") and not options.get("stdin_once")
+
+
+def _stdin(spec, options, directory):
+    """(the container's stdin, minirund's write end or None) for a run.
+
+    With -i the daemon keeps a write end (attach.py). Without StdinOnce stdin never ends, so
+    it is a FIFO the container holds read-write: no restart of minirund can close it under
+    the container (``docker run -di busybox cat`` lives on), and the next minirund opens it
+    again. With StdinOnce the first attached client's input ending must end it: a pipe whose
+    only write end is minirund's. With -t the terminal is stdin."""
+    if not spec.stdin or spec.tty:
+        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), None
+    if options.get("stdin_once"):
+        return os.pipe2(os.O_CLOEXEC)
+    path = os.path.join(directory, STDIN_FIFO)
+    if not os.path.exists(path):
+        os.mkfifo(path, 0o600)
+    return _open_stdin_fifo(path), _open_stdin_fifo(path)
+
+
+def _open_stdin_fifo(path):
+    """Read-write: opening never blocks, and the container's end never sees the end."""
+    return os.open(path, os.O_RDWR | os.O_CLOEXEC)
 
 
 def _du(path):

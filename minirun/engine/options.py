@@ -19,7 +19,7 @@ class RunOptions(Record):
     FIELDS = {
         "image": "", "command": [], "name": None, "rm": False, "env": [], "env_file": [],
         "workdir": None, "user": None, "entrypoint": None, "hostname": None,
-        "interactive": False, "tty": False, "volumes": [], "tmpfs": [], "read_only": False,
+        "interactive": False, "stdin_once": False, "tty": False, "console_size": None, "volumes": [], "tmpfs": [], "read_only": False,
         "memory": None, "cpus": None, "cpu_shares": None, "pids_limit": None,
         "cpuset_cpus": None, "blkio_weight": None, "device_read_bps": [],
         "device_write_bps": [], "cap_add": [], "cap_drop": [], "privileged": False,

@@ -71,12 +71,14 @@ class Watched:
     """What the loop knows of one container. *owned*: a child of the live fork server, whose
     exit comes as an event; else its pidfd says when it ended."""
 
-    def __init__(self, cid, pid, pidfd, owned, exit_file, log, readers, on_exit):
+    def __init__(self, cid, pid, pidfd, owned, exit_file, log, readers, on_exit, hub):
         self.cid, self.pid, self.pidfd, self.owned = cid, pid, pidfd, owned
         self.exit_file = exit_file
         self.log = log                  # logs.LogFile (or NoLog)
         self.readers = readers          # fd -> LineWriter
         self.on_exit = on_exit
+        self.hub = hub                  # attach.Hub: the clients attached to it
+        self.paused = False             # not read until a lagging attached client catches up
 
 
 class Supervisor:
@@ -95,6 +97,7 @@ class Supervisor:
         self.stopping = False
         self.events = None
         self.running = {}               # what the fork server ran when we connected
+        self.resuming = []              # paused containers whose clients may have caught up
 
     def start(self):
         self._connect()
@@ -109,11 +112,12 @@ class Supervisor:
         os.write(self.wake_w, b"x")
         self.thread.join(5)
 
-    def watch(self, cid, pid, container_dir, exit_file, on_exit, log, owned=True, pty=None,
+    def watch(self, cid, pid, container_dir, exit_file, on_exit, log, hub, owned=True, pty=None,
               ends=None, pidfd=None):
         """Follow a running container: log its output, call ``on_exit(cid, code)`` when done.
 
-        *log*: where its output goes (logs.LogFile); *owned*: the fork server started it
+        *log*: where its output goes (logs.LogFile); *hub*: to the clients attached to
+        it too (engine/attach.py); *owned*: the fork server started it
         (or runs it still, after our restart); *ends*: minirund's read ends of its FIFOs
         (opened anew when None: re-adoption); *pty*: the master of a -t container's
         terminal (its one output stream); *pidfd*: the process's, taken over (a container
@@ -131,9 +135,15 @@ class Supervisor:
                 os.close(fd)               # -t: everything comes through the terminal
             else:
                 readers[fd] = LineWriter(log, stream)
-        w = Watched(cid, pid, pidfd, owned, exit_file, log, readers, on_exit)
+        w = Watched(cid, pid, pidfd, owned, exit_file, log, readers, on_exit, hub)
         with self.lock:
             self.pending.append(w)
+        os.write(self.wake_w, b"x")
+
+    def _resume_later(self, w):
+        """(A client's thread:) *w*'s attached clients may have room again."""
+        with self.lock:
+            self.resuming.append(w)
         os.write(self.wake_w, b"x")
 
     # -- the loop -----------------------------------------------------------
@@ -166,7 +176,14 @@ class Supervisor:
             pass
         with self.lock:
             pending, self.pending = self.pending, []
+            resuming, self.resuming = self.resuming, []
+        for w in resuming:
+            if w.paused and self.watched.get(w.pid) is w and not w.hub.lagging():
+                w.paused = False
+                for fd in w.readers:
+                    self.sel.register(fd, selectors.EVENT_READ, ("out", w))
         for w in pending:
+            w.hub.resume = lambda w=w: self._resume_later(w)
             for fd in w.readers:
                 self.sel.register(fd, selectors.EVENT_READ, ("out", w))
             self.watched[w.pid] = w
@@ -214,7 +231,7 @@ class Supervisor:
         except Exception as e:
             self.log.warning("no events connection to a fork server yet: %s", e)
 
-    def _read(self, fd, w, limit=TURN):
+    def _read(self, fd, w, limit=TURN, throttle=True):
         """Read what is there, up to *limit* bytes: one container printing without pause must
         not keep the loop from the others' output and exits. True if more may come."""
         taken = 0
@@ -230,15 +247,22 @@ class Supervisor:
             if not data:
                 return False
             taken += len(data)
-            w.readers[fd].feed(data)
+            writer = w.readers[fd]
+            if w.hub.publish(writer.stream, data, lambda: writer.feed(data)) and throttle:
+                w.paused = True            # its pipe fills; it waits for the slow client
+                for each in w.readers:
+                    self.sel.unregister(each)
+                return True
         return True
 
     def _exited(self, w, code):
         for fd, writer in w.readers.items():      # what it wrote just before it exited
-            self._read(fd, w, PIPE_SIZE)
+            self._read(fd, w, PIPE_SIZE, throttle=False)
             writer.flush()
-            self.sel.unregister(fd)
+            if not w.paused:
+                self.sel.unregister(fd)
             os.close(fd)
+        w.hub.ended()
         if not w.owned:
             self.sel.unregister(w.pidfd)
         os.close(w.pidfd)

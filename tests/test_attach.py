@@ -1,0 +1,232 @@
+"""Attach: docker run in the foreground, -i, -it, start -a, docker attach and its detach keys,
+through the real docker CLI, docker-py and minirun's own CLI against minirund."""
+import json
+import os
+import shlex
+import shutil
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+from conftest import SLACK, wait_for
+
+pytestmark = pytest.mark.root
+
+DOCKER = shutil.which("docker")
+needs_docker = pytest.mark.skipif(not DOCKER, reason="the docker CLI (docker.io) is not installed")
+SCRIPT = shutil.which("script")
+
+
+def docker(daemon, *args, input=None, check=False, timeout=30):
+    return subprocess.run([DOCKER, *args], input=input, capture_output=True,
+                          timeout=timeout * SLACK, check=check,
+                          env={**os.environ, "DOCKER_HOST": "unix://" + daemon.sock})
+
+
+def in_terminal(daemon, command, feed=b"", rows=33, cols=91, timeout=30, steps=()):
+    """Run *command* on a terminal of its own (script(1)), typing *feed* into it, or each
+    of *steps* (seconds to wait, bytes to type) in turn before the input ends."""
+    env = {**os.environ, "DOCKER_HOST": "unix://" + daemon.sock,
+           "MINIRUN_HOST": "unix://" + daemon.sock}
+    p = subprocess.Popen([SCRIPT, "-qec", f"stty rows {rows} cols {cols}; {command}",
+                          "/dev/null"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    for delay, data in steps:
+        time.sleep(delay * SLACK)
+        p.stdin.write(data)
+        p.stdin.flush()
+    out, err = p.communicate(feed, timeout=timeout * SLACK)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def state(daemon, name):
+    return json.loads(daemon.cli("inspect", name).stdout)[0]["State"]
+
+
+@needs_docker
+def test_docker_run_in_the_foreground_separates_streams_and_exits_with_the_code(daemon):
+    p = docker(daemon, "run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (p.returncode, p.stdout, p.stderr) == (3, b"out\n", b"err\n")
+    assert daemon.cli("ps", "-aq").stdout == ""                 # --rm
+    p = docker(daemon, "run", "busybox", "echo", "hi")
+    assert (p.returncode, p.stdout) == (0, b"hi\n")
+
+
+@needs_docker
+def test_docker_run_i_pipes_stdin_to_the_end(daemon):
+    assert docker(daemon, "run", "-i", "--rm", "busybox", "cat", input=b"hello\n").stdout \
+        == b"hello\n"
+    lines = b"".join(b"%d\n" % i for i in range(100000))       # more than any pipe holds
+    p = docker(daemon, "run", "-i", "--rm", "busybox", "sh", "-c", "wc -l; exit 4",
+               input=lines)
+    assert (p.returncode, p.stdout.strip()) == (4, b"100000")
+
+
+@needs_docker
+@pytest.mark.skipif(not SCRIPT, reason="script(1) is not installed")
+def test_docker_run_it_gets_a_terminal_of_the_callers_size(daemon):
+    p = in_terminal(daemon, "docker run -it --rm busybox sh -c 'tty; stty size; exit 4'")
+    assert p.returncode == 4
+    out = p.stdout.replace(b"\r", b"")
+    assert b"/dev/pts/0\n" in out and b"33 91\n" in out          # before any resize came
+    p = in_terminal(daemon, "docker run -it --rm busybox sh",
+                    feed=b"echo in-shell $((6*7))\nexit 5\n")
+    assert p.returncode == 5 and b"in-shell 42" in p.stdout
+
+
+@needs_docker
+def test_docker_start_a_attaches_before_the_start_and_returns_the_code(daemon):
+    daemon.cli("create", "--name", "once", "busybox", "sh", "-c", "echo started; exit 7")
+    for _ in range(2):                                           # a stopped one starts again
+        p = docker(daemon, "start", "-a", "once")
+        assert (p.returncode, p.stdout) == (7, b"started\n")
+    p = daemon.cli("start", "-a", "once", check=False)           # minirun's own CLI
+    assert (p.returncode, p.stdout) == (7, "started\n")
+
+
+@needs_docker
+def test_stdin_stays_open_without_a_client_even_across_a_daemon_restart(daemon):
+    assert docker(daemon, "run", "-di", "--name", "cat", "busybox", "cat").returncode == 0
+    assert daemon.cli("exec", "cat", "echo", "alive").stdout == "alive\n"
+    assert state(daemon, "cat")["Running"]
+    daemon.stop()
+    daemon.start()
+    assert daemon.cli("exec", "cat", "echo", "alive").stdout == "alive\n"
+    time.sleep(0.5)
+    assert state(daemon, "cat")["Running"]                        # its stdin did not end
+    api = daemon.client().api
+    sock = api.attach_socket("cat", params={"stdin": 1, "stdout": 1, "stream": 1})
+    raw = sock._sock
+    raw.sendall(b"through the restart\n")
+    header = _recv_exactly(raw, 8)
+    assert header[0] == 1
+    assert _recv_exactly(raw, struct.unpack(">I", header[4:])[0]) == b"through the restart\n"
+    raw.close()
+    assert wait_for(lambda: "through the restart" in daemon.cli("logs", "cat").stdout)
+    assert state(daemon, "cat")["Running"]                        # no StdinOnce: still open
+
+
+def _recv_exactly(sock, n):
+    data = b""
+    sock.settimeout(10 * SLACK)
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "the stream ended early"
+        data += chunk
+    return data
+
+
+@needs_docker
+@pytest.mark.skipif(not SCRIPT, reason="script(1) is not installed")
+@pytest.mark.parametrize("client", ["docker", "minirun"])
+def test_detach_keys_leave_the_container_running(daemon, client):
+    daemon.cli("run", "-dit", "--name", "sh", "busybox", "sh")
+    command = "docker attach sh" if client == "docker" else \
+        shlex.join(daemon.minirun.argv("attach", "sh"))
+    p = in_terminal(daemon, command, steps=[(1, b"echo typed-$((2*21))\n"), (1, b"\x10\x11"),
+                                            (3, b"")])
+    assert p.returncode == 1 and b"read escape sequence" in p.stdout + p.stderr
+    assert b"typed-42" in p.stdout
+    assert state(daemon, "sh")["Running"]
+    assert "typed-42" in daemon.cli("logs", "sh").stdout
+
+
+def test_the_daemon_detaches_an_api_client_on_its_keys(daemon):
+    """docker-py has no key handling of its own: minirund watches the input for them."""
+    daemon.cli("run", "-di", "--name", "cat", "busybox", "cat")
+    api = daemon.client().api
+    sock = api.attach_socket("cat", params={"stdin": 1, "stdout": 1, "stream": 1,
+                                            "detachKeys": "ctrl-a,x"})._sock
+    sock.sendall(b"before\n\x01")                               # half the keys: held
+    assert _recv_exactly(sock, 8 + 7)[8:] == b"before\n"
+    sock.sendall(b"y\n")                                        # not the keys: both pass
+    assert _recv_exactly(sock, 8 + 3)[8:] == b"\x01y\n"
+    sock.sendall(b"\x01x")
+    sock.settimeout(10 * SLACK)
+    assert sock.recv(100) == b""                                 # the daemon ended the stream
+    sock.close()
+    assert state(daemon, "cat")["Running"]
+    with pytest.raises(Exception) as e:
+        api.attach_socket("cat", params={"stdin": 1, "stream": 1, "detachKeys": "ctrl-1"})
+    assert "Invalid detach keys" in str(e.value)
+
+
+def test_docker_py_attach_with_logs_gets_the_past_then_the_rest(daemon):
+    client = daemon.client()
+    c = client.containers.run("busybox", ["sh", "-c", "echo first; read x; echo second $x"],
+                              detach=True, stdin_open=True, name="talk")
+    assert wait_for(lambda: b"first" in c.logs())
+    sock = client.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "logs": 1,
+                                                  "stream": 1})._sock
+    sock.sendall(b"now\n")
+    data = b""
+    sock.settimeout(10 * SLACK)
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    frames = []
+    while data:
+        size = struct.unpack(">I", data[4:8])[0]
+        frames.append(data[8:8 + size])
+        data = data[8 + size:]
+    assert b"".join(frames) == b"first\nsecond now\n"            # once each, in order
+    assert c.wait()["StatusCode"] == 0
+
+
+def test_a_client_that_does_not_read_holds_its_container_not_the_daemon(daemon):
+    """An attached client that stops reading makes its container wait (as a slow terminal
+    would), not minirund buffer without bound; and it loses nothing."""
+    size = 256 << 20
+    cid = daemon.cli("create", "busybox", "sh", "-c",
+                     f"head -c {size} /dev/zero; echo END").stdout.strip()
+    other = daemon.cli("run", "-d", "busybox", "sh", "-c",
+                       "i=0; while :; do i=$((i+1)); echo $i; sleep 0.01; done").stdout.strip()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(daemon.sock)
+        sock.sendall(b"POST /v1.44/containers/%s/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                     b"Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n" % cid.encode())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        daemon.cli("start", cid)
+        time.sleep(3 * SLACK)
+        rss = _rss_kib(daemon.proc.pid)
+        assert rss < 150 * 1024, f"minirund holds {rss} KiB for a client that does not read"
+        assert state(daemon, cid)["Running"]                       # waiting for the client
+        last = daemon.cli("logs", "--tail", "1", other).stdout      # the others go on
+        time.sleep(0.5)
+        assert daemon.cli("logs", "--tail", "1", other).stdout != last
+        got, end = 0, b""
+        f = sock.makefile("rb")
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        while True:
+            header = f.read(8)
+            if len(header) < 8:
+                break
+            chunk = f.read(struct.unpack(">I", header[4:])[0])
+            got += len(chunk)
+            end = (end + chunk)[-4:]
+    assert (got, end) == (size + 4, b"END\n")
+    assert wait_for(lambda: not state(daemon, cid)["Running"])
+
+
+def _rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
+def test_attach_and_resize_refusals(daemon):
+    daemon.cli("create", "--name", "idle", "busybox", "true")
+    p = daemon.cli("attach", "idle", check=False)
+    assert p.returncode != 0 and p.stderr.strip().endswith(
+        "You cannot attach to a stopped container, start it first")
+    api = daemon.client().api
+    with pytest.raises(Exception) as e:
+        api.resize("idle", 10, 10)
+    assert "is not running" in str(e.value)
+    daemon.cli("run", "-d", "--name", "paused", "busybox", "sleep", "60")
+    daemon.cli("pause", "paused")
+    p = daemon.cli("attach", "paused", check=False)
+    assert "unpause it first" in p.stderr
+    daemon.cli("unpause", "paused")
