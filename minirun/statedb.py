@@ -73,6 +73,17 @@ CREATE TABLE IF NOT EXISTS ports (
     container_port INTEGER NOT NULL,
     UNIQUE (proto, host_port, host_ip)
 );
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,          -- its directory: volumes/<name>/_data
+    created REAL NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    anonymous INTEGER NOT NULL DEFAULT 0   -- made for one container (-v /path, image VOLUME)
+);
+CREATE TABLE IF NOT EXISTS volume_users (
+    volume TEXT NOT NULL REFERENCES volumes(name),
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    PRIMARY KEY (volume, container_id)
+);
 """
 
 

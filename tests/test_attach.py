@@ -230,3 +230,15 @@ def test_attach_and_resize_refusals(daemon):
     p = daemon.cli("attach", "paused", check=False)
     assert "unpause it first" in p.stderr
     daemon.cli("unpause", "paused")
+
+
+def test_minirun_run_in_the_foreground_through_minirund(daemon):
+    """With -H (MINIRUN_HOST) a foreground run goes through the daemon, as docker run does."""
+    p = daemon.cli("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3",
+                   check=False)
+    assert (p.returncode, p.stdout, p.stderr) == (3, "out\n", "err\n")
+    p = daemon.cli("run", "--rm", "-i", "busybox", "sh", "-c", "wc -l", input="a\nb\n")
+    assert p.stdout.strip() == "2"
+    assert daemon.cli("ps", "-aq").stdout == ""                   # --rm, through the daemon
+    p = daemon.cli("run", "--rm", "--trace", "busybox", "true", check=False)
+    assert p.returncode == 2 and "drop -H" in p.stderr

@@ -4,6 +4,7 @@ A request body is untrusted: every field is type-checked, and a wrong type
 or an absurd value is a 400 with the field's name, never a crash.
 """
 import json
+import os
 import signal as _signal
 import time
 
@@ -65,6 +66,8 @@ def run_options(body, name=None):
     ulimits = field(host, "Ulimits", list, [], h)
     tmpfs = field(host, "Tmpfs", dict, {}, h)
     entrypoint = str_list(body, "Entrypoint")
+    binds = str_list(host, "Binds", h) or []
+    mounts = field(host, "Mounts", list, [], h) or []
     return RunOptions(
         image=image, name=name,
         command=str_list(body, "Cmd") or [],
@@ -86,7 +89,9 @@ def run_options(body, name=None):
         blkio_weight=field(host, "BlkioWeight", int, 0, h) or None,
         device_read_bps=_device_rates(host, "BlkioDeviceReadBps"),
         device_write_bps=_device_rates(host, "BlkioDeviceWriteBps"),
-        volumes=str_list(host, "Binds", h) or [],
+        volumes=binds + _anonymous(field(body, "Volumes", dict, {}) or {}, binds, mounts),
+        mounts=mounts,
+        volumes_from=str_list(host, "VolumesFrom", h) or [],
         tmpfs=[f"{k}:{v}" if v else k for k, v in tmpfs.items()],
         rm=field(host, "AutoRemove", bool, False, h),
         network="bridge" if network in ("default", "") else network,
@@ -106,6 +111,15 @@ def run_options(body, name=None):
         log_opt=[f"{k}={v}" for k, v in log_config.items()],
         detach=True,
     )
+
+
+def _anonymous(declared, binds, mounts):
+    """Config.Volumes: mount points (-v /path: an anonymous volume each), unless a bind or
+    mount has the path (docker-py declares its binds' targets here too). A bind "/path" alone
+    is an anonymous volume too, as dockerd reads it."""
+    taken = {os.path.normpath((b.split(":") + [b])[1]) for b in binds} | \
+        {os.path.normpath(m.get("Target") or "") for m in mounts if isinstance(m, dict)}
+    return [path for path in declared if os.path.normpath(path) not in taken]
 
 
 def _console_size(host):
@@ -238,9 +252,17 @@ def summary(engine, row):
 
 
 def _mounts(spec):
-    return [{"Type": m["kind"], "Source": m["source"], "Destination": m["target"],
-             "Mode": "ro" if m["readonly"] else "rw", "RW": not m["readonly"],
-             "Propagation": "rprivate"} for m in spec.get("mounts", [])]
+    """Docker's MountPoint list: binds, volumes (with Name and Driver) and tmpfs mounts."""
+    out = []
+    for m in spec.get("mounts", []):
+        point = {"Type": "volume" if m.get("volume") else m["kind"], "Source": m["source"],
+                 "Destination": m["target"], "Mode": "ro" if m["readonly"] else "rw",
+                 "RW": not m["readonly"], "Propagation": "" if m.get("volume") else "rprivate"}
+        if m.get("volume"):
+            point.update(Name=m["volume"], Driver="local",
+                         Mode="" if not m["readonly"] else "ro")
+        out.append(point)
+    return out
 
 
 def inspect(engine, row):
@@ -330,13 +352,31 @@ def _exposed(options):
     return keys + [key(p[0], p[3]) for p in map(parse_publish, options.get("publish") or [])]
 
 
+def _mount_body(text):
+    """--mount CSV → one of HostConfig.Mounts, as the docker CLI sends it."""
+    from ..engine.options import parse_mount     # lazy: as create_body's
+    m = parse_mount(text)
+    body = {"Type": m["type"], "Source": m["source"], "Target": m["target"],
+            "ReadOnly": m["readonly"]}
+    if m["type"] == "volume":
+        body["VolumeOptions"] = {"NoCopy": m["nocopy"], "Labels": m["labels"]}
+    if m["type"] == "tmpfs" and m["data"]:
+        opts = dict(o.split("=", 1) for o in m["data"].split(","))
+        body["TmpfsOptions"] = {"SizeBytes": int(opts.get("size", 0)),
+                                "Mode": int(opts.get("mode", "0"), 8)}
+    return body
+
+
 def create_body(opts):
     """RunOptions → a /containers/create body (what ``minirun run -d`` sends)."""
     from ..engine.options import parse_bytes, parse_restart   # lazy: `run -d` imports this module
     policy, retries = parse_restart(opts.restart)
     entry = opts.entrypoint
     host = {
-        "Binds": opts.volumes, "AutoRemove": opts.rm, "NetworkMode": opts.network,
+        "Binds": [v for v in opts.volumes if ":" in v], "AutoRemove": opts.rm,
+        "ConsoleSize": opts.console_size,
+        "NetworkMode": opts.network, "VolumesFrom": opts.volumes_from,
+        "Mounts": [_mount_body(m) for m in opts.mounts],
         "RestartPolicy": {"Name": "" if policy == "no" else policy, "MaximumRetryCount": retries},
         "CapAdd": opts.cap_add, "CapDrop": opts.cap_drop, "Privileged": opts.privileged,
         "ReadonlyRootfs": opts.read_only, "SecurityOpt": _security_opts(opts.security_opt),
@@ -356,7 +396,9 @@ def create_body(opts):
             "Entrypoint": ([entry] if entry else []) if isinstance(entry, str) else entry,
             "Env": _resolved_env(opts), "WorkingDir": opts.workdir or "", "User": opts.user or "",
             "Hostname": opts.hostname or "", "Tty": opts.tty, "OpenStdin": opts.interactive,
+            "StdinOnce": opts.stdin_once, "AttachStdin": opts.interactive and not opts.detach,
             "Labels": opts.labels, "HostConfig": host,
+            "Volumes": {v: {} for v in opts.volumes if ":" not in v},
             "ExposedPorts": {k: {} for k in _exposed(opts.as_dict())},
             "NetworkingConfig": {"EndpointsConfig": {opts.network: {
                 "Aliases": opts.network_alias}}} if opts.network_alias else {}}

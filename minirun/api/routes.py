@@ -316,7 +316,7 @@ def container_wait(engine, req, ref):
 
 @route("DELETE", "/containers/(?P<ref>[^/]+)")
 def container_delete(engine, req, ref):
-    engine.remove(ref, force=req.flag("force"))
+    engine.remove(ref, force=req.flag("force"), volumes=req.flag("v"))
 
 
 @route("POST", "/containers/prune")
@@ -481,6 +481,96 @@ def exec_resize(engine, req, eid):
 def exec_inspect(engine, req, eid):
     from ..engine.exec import inspect_exec   # lazy: see the module's note
     return inspect_exec(engine, eid)
+
+
+# -- volumes ----------------------------------------------------------------------------
+def _volume(engine, row, usage=False):
+    """Docker's Volume object."""
+    doc = {"Name": row["name"], "Driver": "local",
+           "Mountpoint": engine.volumes.path(row["name"]),
+           "CreatedAt": c.rfc3339(row["created"]), "Labels": json.loads(row["labels"]) or None,
+           "Scope": "local", "Options": None}
+    if usage:
+        doc["UsageData"] = {"Size": engine.volumes.size(row["name"]),
+                            "RefCount": len(engine.volumes.users(row["name"]))}
+    return doc
+
+
+def _volume_matches(engine, row, filters):
+    labels = json.loads(row["labels"])
+    for key, wanted in filters.items():
+        if key == "name" and not any(w in row["name"] for w in wanted):
+            return False
+        if key == "driver" and "local" not in wanted:
+            return False
+        if key == "label" and not all(_label_matches(labels, w) for w in wanted):
+            return False
+        if key == "dangling":
+            unused = not engine.volumes.users(row["name"])
+            if not any(unused == (w.lower() in ("1", "true")) for w in wanted):
+                return False
+        if key not in ("name", "driver", "label", "dangling", "all"):
+            raise ApiError(400, f"invalid filter '{key}'")
+    return True
+
+
+def _label_matches(labels, wanted):
+    key, eq, value = wanted.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+@route("GET", "/volumes")
+def volume_list(engine, req):
+    filters = _filters(req.arg("filters"))
+    return {"Volumes": [_volume(engine, r) for r in engine.volumes.list()
+                        if _volume_matches(engine, r, filters)], "Warnings": None}
+
+
+@route("POST", "/volumes/create")
+def volume_create(engine, req):
+    body = req.json()
+    name = c.field(body, "Name", str, "") or None
+    driver = c.field(body, "Driver", str, "") or "local"
+    labels = c.field(body, "Labels", dict, {}) or {}
+    if driver != "local":
+        raise ApiError(400, f"error looking up volume plugin {driver}: plugin \"{driver}\" "
+                            f"not found (minirun has the local driver only)")
+    if c.field(body, "DriverOpts", dict, {}):
+        raise ApiError(400, "minirun's local driver takes no options (type, o, device)")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise ApiError(400, "invalid type for Labels: expected strings")
+    row, _ = engine.volumes.create(name, labels)
+    return 201, _volume(engine, row)
+
+
+@route("GET", "/volumes/(?P<name>[^/]+)")
+def volume_inspect(engine, req, name):
+    return _volume(engine, engine.volumes.get(name))
+
+
+@route("DELETE", "/volumes/(?P<name>[^/]+)")
+def volume_delete(engine, req, name):
+    engine.volumes.remove(name, force=req.flag("force"))
+    return 204, None
+
+
+@route("POST", "/volumes/prune")
+def volume_prune(engine, req):
+    """Unused volumes; since API 1.42 only anonymous ones unless the filter all=true."""
+    filters = _filters(req.arg("filters"))
+    everything = any(w.lower() in ("1", "true") for w in filters.get("all", []))
+    deleted, space = [], 0
+    for row in engine.volumes.list():
+        if (row["anonymous"] or everything) and not engine.volumes.users(row["name"]) \
+                and _volume_matches(engine, row, filters):
+            size = engine.volumes.size(row["name"])
+            try:
+                engine.volumes.remove(row["name"])
+            except (Conflict, MinirunError):
+                continue                            # taken meanwhile
+            deleted.append(row["name"])
+            space += size
+    return {"VolumesDeleted": deleted, "SpaceReclaimed": space}
 
 
 # -- networks ---------------------------------------------------------------------------

@@ -85,7 +85,8 @@ def logs_cmd(ctx, follow, tail, timestamps, since, ref):
     tty = c.call("GET", f"/containers/{ref}/json")["Config"]["Tty"]
     resp = c.request("GET", f"/containers/{ref}/logs", stdout=1, stderr=1, follow=int(follow),
                      tail=tail, timestamps=int(timestamps), since=_since(since))
-    _copy_output(resp, tty)
+    from .attaching import copy_output                        # on use: not on every start
+    copy_output(resp, tty)
 
 
 def _since(text):
@@ -95,22 +96,6 @@ def _since(text):
     if m:
         return str(time.time() - int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)])
     return text
-
-
-def _copy_output(resp, tty, fp=None):
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-    if tty:
-        while True:
-            data = (fp or resp).read1(65536) if hasattr(fp or resp, "read1") else resp.read(65536)
-            if not data:
-                break
-            out.write(data)
-            out.flush()
-        return
-    for stream, data in frames(fp or resp):
-        target = err if stream == 2 else out
-        target.write(data)
-        target.flush()
 
 
 @cli.command("start")
@@ -139,44 +124,16 @@ def attach_cmd(ctx, no_stdin, detach_keys, ref):
 
 
 def _attach(c, ref, stdin, keys, start=False):
-    """Attach (then start, for ``start -a``), copy both ways, exit with the container's
-    code — or 1 after "read escape sequence" when the detach keys were typed, as Docker."""
-    from ..engine.attach import DetachKeysError, parse_detach_keys   # on use only
-    try:
-        key_bytes = parse_detach_keys(keys)
-    except DetachKeysError as e:
-        raise click.UsageError(str(e)) from None
+    """``attach`` and ``start -a``: refused where Docker refuses, then cli/attaching.py."""
+    from .attaching import attach                 # on use: not on every command
     info = c.call("GET", f"/containers/{ref}/json")
-    cid, tty = info["Id"], info["Config"]["Tty"]
-    stdin = stdin and info["Config"]["OpenStdin"]
     if not start:
         if not info["State"]["Running"]:
             raise DaemonError(409, "You cannot attach to a stopped container, start it first")
         if info["State"]["Paused"]:
             raise DaemonError(409, "You cannot attach to a paused container, unpause it first")
-    resp = c.request("POST", f"/containers/{cid}/attach", stream=1, stdout=1, stderr=1,
-                     stdin=int(stdin), detachKeys=keys)
-    if start:
-        c.call("POST", f"/containers/{cid}/start")
-    if tty and os.isatty(1):
-        size = os.get_terminal_size(1)
-        c.call("POST", f"/containers/{cid}/resize", h=size.lines, w=size.columns)
-    detached = threading.Event()
-    if stdin:
-        threading.Thread(target=_send_stdin, args=(resp.sock, key_bytes, detached),
-                         daemon=True).start()
-    import contextlib                                         # on use: not on every start
-    from ..runtime.attach import raw_terminal
-    with raw_terminal(0) if tty and stdin else contextlib.nullcontext():
-        try:
-            _copy_output(resp, tty)
-        except OSError:
-            pass                      # the connection ended under us: we detached
-    resp.conn.close()
-    if detached.is_set():
-        sys.stderr.write("read escape sequence\n")
-        raise SystemExit(1)
-    raise SystemExit(c.call("POST", f"/containers/{cid}/wait")["StatusCode"])
+    raise SystemExit(attach(c, info["Id"], info["Config"]["Tty"],
+                            stdin and info["Config"]["OpenStdin"], keys, start))
 
 
 @cli.command("stop")
@@ -209,7 +166,7 @@ def kill_cmd(ctx, sig, refs):
 
 @cli.command("rm")
 @click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
-@click.option("-v", "--volumes", is_flag=True, help="(accepted; minirun has no named volumes)")
+@click.option("-v", "--volumes", is_flag=True, help="Remove its anonymous volumes too.")
 @click.argument("refs", nargs=-1, required=True)
 @click.pass_obj
 def rm_cmd(ctx, force, volumes, refs):
@@ -328,40 +285,19 @@ def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, trace, ref, comm
     if tty and os.isatty(1):
         size = os.get_terminal_size(1)
         c.call("POST", f"/exec/{eid}/resize", h=size.lines, w=size.columns)
-    if interactive:
-        threading.Thread(target=_send_stdin, args=(resp.sock,), daemon=True).start()
     import contextlib                                         # on use: not on every start
     from ..runtime.attach import raw_terminal
+    from .attaching import copy_output, send_stdin
+    if interactive:
+        threading.Thread(target=send_stdin, args=(resp.sock,), daemon=True).start()
     with raw_terminal(0) if tty and interactive else contextlib.nullcontext():
-        _copy_output(resp, tty)
+        copy_output(resp, tty)
     resp.conn.close()
     for _ in range(100):
         doc = c.call("GET", f"/exec/{eid}/json")
         if not doc["Running"]:
             raise SystemExit(doc["ExitCode"] or 0)
         time.sleep(0.02)
-
-
-def _send_stdin(sock, keys=b"", detached=None):
-    """Copy our stdin to a hijacked connection; with *keys* (attach), typing them detaches:
-    the connection is shut down and *detached* set."""
-    import socket as _socket                                  # on use: not on every start
-    from ..engine.attach import DetachScanner
-    scanner = DetachScanner(keys)
-    try:
-        while True:
-            data = os.read(0, 65536)
-            if not data:
-                break
-            out, typed = scanner.scan(data)
-            sock.sendall(out)
-            if typed:
-                detached.set()
-                sock.shutdown(_socket.SHUT_RDWR)
-                return
-        sock.shutdown(_socket.SHUT_WR)
-    except OSError:
-        pass
 
 
 @cli.group("container")

@@ -2,7 +2,7 @@
 
 As with docker, when a daemon is named (-H, MINIRUN_HOST) or serves the state
 root, every command asks it; without one, the commands that need no running
-process (images, tag, rmi, image inspect/prune, network …) still work: they call
+process (images, tag, rmi, image inspect/prune, network …, volume …) still work: they call
 the same API handlers here, on the state root directly. One code path, two
 doors: the answer is the same JSON either way.
 """
@@ -13,6 +13,7 @@ from ..api.routes import ROUTES
 from ..api.server import Request, Stream, find_route
 from ..engine.containers import ContainerStore
 from ..engine.networking import Networking
+from ..engine.volumes import VolumeStore
 from ..image.store import ImageStore
 
 
@@ -24,6 +25,7 @@ class LocalEngine:
         self.images = ImageStore(root)
         self.containers = ContainerStore(root, db=self.images.db)
         self.networking = Networking(root, self.containers)
+        self.volumes = VolumeStore(root, db=self.images.db)
 
     def get(self, ref):
         return self.containers.get(ref)

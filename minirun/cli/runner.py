@@ -3,6 +3,7 @@
 No click here: the fast path imports this module.
 """
 import json
+import os
 import sys
 
 from .. import config
@@ -13,13 +14,20 @@ from ..errors import MinirunError, UsageError
 def run_any(root, host, options):
     """Foreground in this process, or ``-d`` through minirund; returns the exit code."""
     opts = _options(options)
-    if not opts.detach:
-        if host:
-            raise UsageError("minirun run without -d runs the container in this process and "
-                             f"cannot go through minirund (-H/{config.HOST_ENV}): add -d, or "
-                             f"drop -H")
+    if not opts.detach and not host:
         from ..engine.run import run_foreground     # -d never loads the runtime
         return run_foreground(root, opts)
+    if not opts.detach:                              # through minirund, as the docker CLI
+        if opts.trace:
+            raise UsageError("--trace shows a run in this process: drop -H "
+                             f"({config.HOST_ENV}) to trace it")
+        opts.stdin_once = opts.interactive           # stdin ends with ours, as docker run -i
+        if opts.tty and os.isatty(1):
+            size = os.get_terminal_size(1)
+            opts.console_size = [size.lines, size.columns]
+        client, cid = _create(host, opts)
+        from .attaching import attach               # on use: the fast path needs none of it
+        return attach(client, cid, opts.tty, opts.interactive, opts.detach_keys, start=True)
     client, cid = _create(host, opts)
     client.call("POST", f"/containers/{cid}/start")
     print(cid)

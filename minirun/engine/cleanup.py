@@ -11,6 +11,7 @@ Containers of any state root that was deleted while they ran (a killed
 daemon's, say) are ended here too, found by their cgroups' owner records.
 """
 from ..runtime import cgroups as cg
+from .volumes import remove_container
 
 KILLED = 137
 
@@ -28,7 +29,7 @@ def reap_orphans(containers, networking, trace=lambda *a: None):
         driver.remove(row["id"])
         networking.disconnect(row["id"])
         if containers.options(row).get("rm") or row["state"] == "created":
-            containers.remove(row["id"])
+            remove_container(containers, row["id"], volumes=True)
         else:
             containers.mark_exited(row["id"], KILLED)
         trace(f"cleaned up after container {row['id'][:12]}", "its minirun was killed")

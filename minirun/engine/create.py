@@ -22,12 +22,14 @@ def create(store, containers, opts, networking, die_with_parent=True, userns_def
     --userns-remap ("remap"), for containers that do not choose."""
     image_id = store.resolve(opts.image)
     cid, name = containers.create(image_id, opts.image, {"options": recorded(opts)}, opts.name)
+    made = []
     try:
         image_config = store.config(image_id).get("config") or {}
         spec = build_spec(opts, store, image_id, image_config, cid, containers)
         spec.die_with_parent = die_with_parent
         ports, ip = networking.plan(opts, cid, (image_config.get("ExposedPorts") or {}).keys())
         write_etc_files(spec, containers, opts.network, ip)
+        attach_volumes(spec, containers, made, volume_labels(opts))
         create_volume_dirs(spec)
         mode = user_namespace(opts.userns, userns_default)
         if mode:
@@ -35,7 +37,12 @@ def create(store, containers, opts, networking, die_with_parent=True, userns_def
             give_to_container_root(spec)
         containers.save_spec(cid, spec, ports=ports)
     except BaseException:
-        containers.remove(cid)          # its addresses go with the record
+        containers.remove(cid)          # its addresses and volume uses go with the record
+        if made:
+            from .volumes import VolumeStore
+            volumes = VolumeStore(containers.root, db=containers.db)
+            for name in made:
+                volumes.remove(name, force=True)
         raise
     return cid, name, spec
 
@@ -75,15 +82,71 @@ def limits(opts):
     )
 
 
-def mounts(opts):
-    out = []
-    for v in opts.volumes:
-        host, ctr, ro = o.parse_volume(v)
-        out.append(Mount(target=ctr, kind="bind", source=host, readonly=ro))
-    for t in opts.tmpfs:
-        path, data = o.parse_tmpfs(t)
-        out.append(Mount(target=path, kind="tmpfs", data=data))
+def mounts(opts, image_config, containers):
+    """Every mount of the container, checked, in Docker's order of precedence: -v and --mount
+    first, then --volumes-from, then the image's VOLUMEs (each target once). A volume's
+    *source* is filled in by attach_volumes once every option is known to be valid."""
+    wanted = [o.parse_volume(v) for v in opts.volumes]
+    wanted += [o.parse_mount(m) if isinstance(m, str) else o.api_mount(m) for m in opts.mounts]
+    wanted += [o.parse_tmpfs_mount(t) for t in opts.tmpfs]
+    out, targets = [], set()
+    for m in wanted:
+        if m["target"] in targets:
+            raise o.OptionError(f"Duplicate mount point: {m['target']}")
+        targets.add(m["target"])
+        out.append(Mount(target=m["target"], kind="tmpfs" if m["type"] == "tmpfs" else "bind",
+                         source=m["source"] if m["type"] == "bind" else "",
+                         readonly=m["readonly"], data=m["data"],
+                         volume=(m["source"] or ANONYMOUS) if m["type"] == "volume" else "",
+                         copy_up=m["type"] == "volume" and not m["nocopy"]))
+    for ref, mode in map(o.parse_volumes_from, opts.volumes_from):
+        source = containers.config(containers.get(ref)).get("spec", {})
+        for m in source.get("mounts", []):
+            if m["target"] not in targets and m["kind"] == "bind":
+                targets.add(m["target"])
+                out.append(Mount(target=m["target"], kind="bind", source=m["source"],
+                                 volume=m.get("volume", ""),
+                                 readonly=m["readonly"] if not mode else mode == "ro"))
+    for target in image_config.get("Volumes") or {}:
+        target = os.path.normpath(target)
+        if target not in targets and target.startswith("/") and target != "/":
+            targets.add(target)
+            out.append(Mount(target=target, kind="bind", volume=ANONYMOUS, copy_up=True))
     return out
+
+
+ANONYMOUS = "<anonymous>"       # a volume to be made for this container alone
+
+
+def volume_labels(opts):
+    """--mount volume-label=… (VolumeOptions.Labels): labels of volumes made for them."""
+    out = {}
+    for m in opts.mounts:
+        m = o.parse_mount(m) if isinstance(m, str) else o.api_mount(m)
+        if m["type"] == "volume" and m["labels"]:
+            out[m["target"]] = m["labels"]
+    return out
+
+
+def attach_volumes(spec, containers, made, labels=None):
+    """Give each volume mount its directory: named volumes are made on first use (with
+    *labels*, {target: labels}), anonymous ones for this container; each use is recorded.
+    *made* gets the volumes made here (a create that fails later removes them)."""
+    if not any(m.volume for m in spec.mounts):
+        return
+    from .volumes import VolumeStore     # only containers with volumes need the store
+    volumes = VolumeStore(containers.root, db=containers.db)
+    for m in spec.mounts:
+        if not m.volume:
+            continue
+        if m.volume == ANONYMOUS:
+            row, new = volumes.create(anonymous=True)
+        else:
+            row, new = volumes.create(m.volume, (labels or {}).get(m.target))
+        if new:
+            made.append(row["name"])
+        m.volume, m.source = row["name"], volumes.path(row["name"])
+        volumes.use(m.volume, spec.id)
 
 
 def init_binary():
@@ -123,7 +186,7 @@ def build_spec(opts, store, image_id, image_config, cid, containers):
         work=containers.path(cid, "work"),
         rootfs=containers.path(cid, "rootfs"),
         readonly_rootfs=opts.read_only,
-        mounts=mounts(opts),
+        mounts=mounts(opts, image_config, containers),
         network=opts.network,
         tty=opts.tty,
         stdin=opts.interactive,
@@ -186,7 +249,7 @@ def give_to_container_root(spec):
 def create_volume_dirs(spec):
     """Docker creates a missing host directory of a -v; done once every option is valid."""
     for m in spec.mounts:
-        if m.kind == "bind" and not os.path.exists(m.source):
+        if m.kind == "bind" and not m.volume and not os.path.exists(m.source):
             os.makedirs(m.source)
 
 

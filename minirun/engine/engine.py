@@ -27,9 +27,11 @@ from .containers import NAME_RE, ContainerStore, process_alive, process_identity
 from .forkserver import Client as ForkServer
 from .networking import Networking
 from .start import start as start_container
+from .volumes import VolumeStore, remove_container
 from .supervisor import (UNKNOWN_EXIT, Supervisor, container_ends, daemon_ends, make_fifos,
                          read_exit_file)
 
+LAST_CODES = 4096      # exit codes kept for waiters that find their container removed
 KILL_SETTLES = 10      # seconds a SIGKILLed PID 1 gets to be gone before kill answers
 
 
@@ -42,11 +44,13 @@ class Engine:
         self.images = ImageStore(root, db=db)
         self.containers = ContainerStore(root, db=db)
         self.networking = Networking(root, self.containers, db=db)
+        self.volumes = VolumeStore(root, db=db)
         self.forkserver = ForkServer(root, log_file)
         self.supervisor = Supervisor(log, self.forkserver, self._on_exec_exit)
         self.cgroups = cg.detect()      # the host's cgroup layout does not change under us
         self.changed = threading.Condition()
         self.exits = {}                 # cid -> number of exits seen (for wait next-exit)
+        self.last_codes = {}            # cid -> its last exit code
         self.stopped_by_user = set()    # no restart policy after an explicit stop or kill
         self.policy_lock = threading.Lock()
         self.execs = {}
@@ -57,6 +61,7 @@ class Engine:
     def startup(self):
         self.supervisor.start()
         self.images.layers.clean_tmp()
+        self.volumes.clean()
         reap_orphans(self.containers, self.networking)   # foreground runs whose minirun was killed
         for row in self.containers.list():
             try:
@@ -228,6 +233,10 @@ class Engine:
     def _after_exit(self, cid, code):
         with self.changed:
             self.exits[cid] = self.exits.get(cid, 0) + 1
+            self.last_codes.pop(cid, None)
+            self.last_codes[cid] = code       # for a wait that finds it removed (--rm)
+            if len(self.last_codes) > LAST_CODES:
+                del self.last_codes[next(iter(self.last_codes))]     # the oldest
             self.changed.notify_all()
         try:
             row = self.get(cid)
@@ -245,7 +254,7 @@ class Engine:
             self.containers.update(cid, restart_count=row["restart_count"] + 1)
             threading.Timer(delay, self._restart_after_exit, (cid,)).start()
         elif options.get("rm"):
-            self.containers.remove(cid)
+            remove_container(self.containers, cid, volumes=True)
             self._notify()
 
     def _restart_after_exit(self, cid):
@@ -334,8 +343,8 @@ class Engine:
             while True:
                 try:
                     row = self.get(cid)
-                except MinirunError:
-                    return row["exit_code"] or 0        # removed
+                except MinirunError:                    # removed (--rm): how it ended
+                    return self.last_codes.get(cid, row["exit_code"] or 0)
                 if condition == "not-running" and row["state"] != "running":
                     return row["exit_code"] or 0
                 if condition == "next-exit" and self.exits.get(cid, 0) > seen:
@@ -344,7 +353,7 @@ class Engine:
                     return None
                 self.changed.wait(0.5)
 
-    def remove(self, ref, force=False):
+    def remove(self, ref, force=False, volumes=False):
         row = self.get(ref)
         cid = row["id"]
         if row["state"] == "running":
@@ -360,7 +369,7 @@ class Engine:
                 # whether — that exit is heard before the daemon stops.
                 self.cgroups.remove(cid)
         self.networking.disconnect(cid)
-        self.containers.remove(cid)
+        remove_container(self.containers, cid, volumes)
         self.exits.pop(cid, None)
         with self.hubs_lock:
             self.hubs.pop(cid, None)

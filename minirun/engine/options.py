@@ -1,4 +1,5 @@
 """``minirun run`` options, parsed and checked the way Docker reads them."""
+import json
 import os
 import re
 
@@ -19,7 +20,9 @@ class RunOptions(Record):
     FIELDS = {
         "image": "", "command": [], "name": None, "rm": False, "env": [], "env_file": [],
         "workdir": None, "user": None, "entrypoint": None, "hostname": None,
-        "interactive": False, "stdin_once": False, "tty": False, "console_size": None, "volumes": [], "tmpfs": [], "read_only": False,
+        "interactive": False, "stdin_once": False, "tty": False, "console_size": None,
+        "detach_keys": None, "volumes": [], "mounts": [], "volumes_from": [], "tmpfs": [],
+        "read_only": False,
         "memory": None, "cpus": None, "cpu_shares": None, "pids_limit": None,
         "cpuset_cpus": None, "blkio_weight": None, "device_read_bps": [],
         "device_write_bps": [], "cap_add": [], "cap_drop": [], "privileged": False,
@@ -150,25 +153,123 @@ def parse_env(opts, image_env):
     return [f"{k}={v}" for k, v in env.items()]
 
 
+def _container_path(path, text):
+    if not path.startswith("/") or os.path.normpath(path) == "/":
+        raise OptionError(f"invalid mount {text!r}: the container path must be absolute, not /")
+    return os.path.normpath(path)
+
+
+def mount_of(kind, source, target, readonly=False, nocopy=False, labels=None, data=""):
+    """One mount as the engine keeps it (from -v, --mount, --tmpfs or HostConfig.Mounts).
+    *kind*: bind (a host path), volume (a name; "" for a new anonymous one) or tmpfs."""
+    return {"type": kind, "source": source, "target": target, "readonly": readonly,
+            "nocopy": nocopy, "labels": labels or {}, "data": data}
+
+
 def parse_volume(text):
-    """-v /host:/ctr[:ro|rw] → (host, ctr, readonly)."""
+    """-v /host:/ctr[:opts] (a bind), -v NAME:/ctr[:opts] (a named volume), -v /ctr (an
+    anonymous one); opts: ro, rw, nocopy (z and Z are accepted: minirun has no SELinux)."""
     parts = text.split(":")
-    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
-        raise OptionError(f"invalid volume specification: {text!r} (use /host:/container[:ro])")
-    host, ctr = parts[0], parts[1]
-    if not host.startswith("/"):
-        raise OptionError(f"invalid volume {text!r}: named volumes are not supported; "
-                          f"give an absolute host path")
-    if not ctr.startswith("/") or ctr == "/":
-        raise OptionError(f"invalid volume {text!r}: the container path must be absolute, not /")
-    return os.path.normpath(host), os.path.normpath(ctr), len(parts) == 3 and parts[2] == "ro"
+    if len(parts) == 1:
+        return mount_of("volume", "", _container_path(parts[0], text))
+    if len(parts) > 3:
+        raise OptionError(f"invalid volume specification: {text!r}")
+    source, target = parts[0], _container_path(parts[1], text)
+    modes = set(parts[2].split(",")) if len(parts) == 3 else set()
+    if not modes <= {"ro", "rw", "nocopy", "z", "Z"} or {"ro", "rw"} <= modes:
+        raise OptionError(f"invalid mode: {parts[2]} (ro, rw, nocopy)")
+    if not source:
+        raise OptionError(f"invalid volume specification: {text!r}")
+    if source.startswith("/"):
+        return mount_of("bind", os.path.normpath(source), target, "ro" in modes)
+    return mount_of("volume", source, target, "ro" in modes, "nocopy" in modes)
 
 
-def parse_tmpfs(text):
+_TRUE = ("", "1", "true")
+
+
+def parse_mount(text):
+    """--mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,volume-nocopy]
+    [,volume-label=K=V][,tmpfs-size=…][,tmpfs-mode=…] (Docker's CSV fields)."""
+    fields = {}
+    labels = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        key = key.strip().lower()
+        if key == "volume-label":
+            labels.update([value.partition("=")[::2]])
+        elif key in ("type", "source", "src", "target", "destination", "dst", "readonly", "ro",
+                     "volume-nocopy", "tmpfs-size", "tmpfs-mode", "bind-propagation",
+                     "volume-driver", "consistency"):
+            fields[{"src": "source", "destination": "target", "dst": "target",
+                    "ro": "readonly"}.get(key, key)] = value
+        else:
+            raise OptionError(f"invalid field '{key}' in --mount {text!r}")
+    return api_mount({
+        "Type": fields.get("type", "volume"), "Source": fields.get("source", ""),
+        "Target": fields.get("target", ""),
+        "ReadOnly": fields.get("readonly", "false").lower() in _TRUE,
+        "BindOptions": {"Propagation": fields.get("bind-propagation", "")},
+        "VolumeOptions": {"NoCopy": fields.get("volume-nocopy", "false").lower() in _TRUE,
+                          "Labels": labels,
+                          "DriverConfig": {"Name": fields.get("volume-driver", "")}},
+        "TmpfsOptions": {"SizeBytes": parse_bytes(fields["tmpfs-size"], "tmpfs-size")
+                         if fields.get("tmpfs-size") else 0,
+                         "Mode": int(fields["tmpfs-mode"], 8) if fields.get("tmpfs-mode")
+                         else 0},
+    }, text)
+
+
+def api_mount(m, text=None):
+    """One of HostConfig.Mounts (Docker's API shape) → a mount; what minirun cannot do (a
+    propagation other than private, a volume driver other than local) is refused."""
+    text = text or json.dumps(m)
+    if not isinstance(m, dict):
+        raise OptionError(f"invalid mount {text}")
+    kind, source = m.get("Type"), m.get("Source") or ""
+    target = _container_path(m.get("Target") or "", text)
+    if not isinstance(source, str) or kind not in ("bind", "volume", "tmpfs"):
+        raise OptionError(f"invalid mount {text}: type must be bind, volume or tmpfs")
+    propagation = ((m.get("BindOptions") or {}).get("Propagation") or "")
+    if propagation not in ("", "private", "rprivate"):
+        raise OptionError(f"invalid mount {text}: bind propagation {propagation!r} is not "
+                          f"supported (mounts are private)")
+    vol = m.get("VolumeOptions") or {}
+    driver = ((vol.get("DriverConfig") or {}).get("Name") or "local")
+    if driver != "local":
+        raise OptionError(f"invalid mount {text}: volume driver {driver!r} (only local)")
+    readonly = bool(m.get("ReadOnly"))
+    if kind == "bind":
+        if not source.startswith("/"):
+            raise OptionError(f"invalid mount {text}: a bind needs an absolute source path")
+        return mount_of("bind", os.path.normpath(source), target, readonly)
+    if kind == "tmpfs":
+        if source:
+            raise OptionError(f"invalid mount {text}: a tmpfs has no source")
+        t = m.get("TmpfsOptions") or {}
+        data = ",".join(x for x in (f"size={int(t['SizeBytes'])}" if t.get("SizeBytes") else "",
+                                    f"mode={int(t['Mode']):o}" if t.get("Mode") else "") if x)
+        return mount_of("tmpfs", "", target, readonly, data=data)
+    labels = vol.get("Labels") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise OptionError(f"invalid mount {text}: labels are strings")
+    return mount_of("volume", source, target, readonly, bool(vol.get("NoCopy")), labels)
+
+
+def parse_volumes_from(text):
+    """--volumes-from CONTAINER[:ro|rw] → (container, "ro", "rw" or "" for as it is)."""
+    ref, _, mode = text.partition(":")
+    if not ref or mode not in ("", "ro", "rw"):
+        raise OptionError(f"invalid --volumes-from {text!r}: CONTAINER[:ro|rw]")
+    return ref, mode
+
+
+def parse_tmpfs_mount(text):
+    """--tmpfs /path[:options] → a mount."""
     path, _, data = text.partition(":")
-    if not path.startswith("/") or path == "/":
+    if not path.startswith("/") or os.path.normpath(path) == "/":
         raise OptionError(f"invalid --tmpfs {text!r}: the path must be absolute, not /")
-    return os.path.normpath(path), data
+    return mount_of("tmpfs", "", os.path.normpath(path), data=data)
 
 
 def parse_security_opts(opts):

@@ -17,6 +17,7 @@ from ..runtime.trace import Tracer
 from .cleanup import reap_orphans
 from .containers import ContainerStore
 from .create import create
+from .volumes import remove_container
 from .networking import Networking, wired
 from .start import start
 
@@ -51,7 +52,8 @@ def run(root, opts, stderr=sys.stderr):
     started = False
     with contextlib.ExitStack() as undo:
         # A run that fails to start leaves nothing; one that started stays unless --rm.
-        undo.callback(lambda: (opts.rm or not started) and containers.remove(cid))
+        undo.callback(lambda: (opts.rm or not started) and
+                      remove_container(containers, cid, volumes=True))
         with forwarding_signals() as forward_to:
             cgroups, proc = start(spec, trace, networking, outside=_size_terminal)
             undo.callback(cgroups.remove, cid)

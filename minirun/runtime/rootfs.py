@@ -16,6 +16,7 @@ import os
 import stat
 
 from ..errors import MinirunError
+from ..fsutil import copy_tree_at
 from ..linux import mount as m
 from .spec import MASKED_PATHS, READONLY_PATHS
 
@@ -49,7 +50,7 @@ def open_bind_sources(spec):
     for mnt in spec.mounts:
         if mnt.kind == "bind":
             fds[mnt.target] = _open_path(mnt.source)
-    for target, source in spec.etc_files.items():
+    for target, source in _etc_files(spec).items():
         fds[target] = _open_path(source)
     if spec.init:
         fds["/dev/init"] = _open_path(spec.init)
@@ -153,30 +154,63 @@ def mount_sys(spec, fds, trace):
           "devices and kernel objects, read-only")
 
 
+def _etc_files(spec):
+    """/etc/hosts & co., but not where the user mounted something of their own."""
+    taken = {mnt.target for mnt in spec.mounts}
+    return {t: s for t, s in spec.etc_files.items() if t not in taken}
+
+
 def bind_mounts(spec, fds, trace):
-    """Volumes, tmpfs mounts, /etc/hosts & co., the init binary."""
-    for target in spec.etc_files:
-        mkfile(target)
-        _bind(fds.pop(target), target, readonly=False)
-    if spec.init:
-        mkfile("/dev/init")
-        _bind(fds.pop("/dev/init"), "/dev/init", readonly=True)
-    for mnt in spec.mounts:
+    """Volumes and tmpfs mounts (a parent before what is mounted inside it), then /etc/hosts
+    & co. (so a volume at /etc does not hide them), then the init binary."""
+    for mnt in sorted(spec.mounts, key=lambda mnt: mnt.target.count("/")):
         if mnt.kind == "tmpfs":
             mkdirs(mnt.target)
-            m.mount("tmpfs", mnt.target, "tmpfs", m.MS_NOSUID | m.MS_NODEV, mnt.data or None)
+            m.mount("tmpfs", mnt.target, "tmpfs", m.MS_NOSUID | m.MS_NODEV
+                    | (m.MS_RDONLY if mnt.readonly else 0), mnt.data or None)
             trace(f"mount(tmpfs, {mnt.target})", "a private in-memory directory")
             continue
         fd = fds.pop(mnt.target)
+        if mnt.copy_up:
+            copy_up(mnt.target, fd, trace)
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             mkdirs(mnt.target)
         else:
             mkfile(mnt.target)
         _bind(fd, mnt.target, mnt.readonly)
         trace(f"mount({mnt.source}, {mnt.target}, MS_BIND{'|MS_RDONLY' if mnt.readonly else ''})",
-              "a host path shared into the container")
-    if spec.etc_files:
-        trace(f"mount(MS_BIND {', '.join(spec.etc_files)})", "hostname and name resolution files")
+              "a volume" if mnt.volume else "a host path shared into the container")
+    etc = _etc_files(spec)
+    for target in etc:
+        mkfile(target)
+        _bind(fds.pop(target), target, readonly=False)
+    if etc:
+        trace(f"mount(MS_BIND {', '.join(etc)})", "hostname and name resolution files")
+    if spec.init:
+        mkfile("/dev/init")
+        _bind(fds.pop("/dev/init"), "/dev/init", readonly=True)
+
+
+def copy_up(target, fd, trace):
+    """An empty volume first gets what the image has at *target* (Docker's copy on first
+    mount; ``nocopy`` turns it off). Runs after pivot_root: a symlink on the way to *target*
+    resolves inside the container, and the copy follows none below it."""
+    try:
+        src = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return                                    # nothing there (or not a directory)
+    dst = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    try:
+        if os.listdir(dst):
+            return                                # not empty: used before, keep it as it is
+        copy_tree_at(src, dst)
+        st = os.fstat(src)
+        os.fchown(dst, st.st_uid, st.st_gid)
+        os.fchmod(dst, st.st_mode & 0o7777)
+        trace(f"copy {target} → volume", "an empty volume starts with the image's files")
+    finally:
+        os.close(src)
+        os.close(dst)
 
 
 def _attach(fd, target):

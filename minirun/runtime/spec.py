@@ -29,6 +29,8 @@ class Mount(Record):
         "source": "",
         "readonly": False,
         "data": "",               # tmpfs options
+        "volume": "",             # the named volume whose directory *source* is (for inspect)
+        "copy_up": False,         # an empty source gets what the image has at *target* first
     }
 
 
