@@ -353,7 +353,8 @@ def test_rm_leaves_nothing_and_without_rm_the_container_is_recorded(loaded):
     ([], "nosuchcommand"), (["-u", "nosuch"], "true"), (["-w", "relative"], "true"),
     (["--memory", "lots"], "true"), (["--network", "bridge9"], "true"),
     (["--cpus", "99"], "true"), (["--ulimit", "bogus=1"], "true"), (["--cap-add", "NOPE"], "true"),
-    (["-v", "relative:/x"], "true"), (["--cpuset-cpus", "0-999"], "true"),
+    (["-v", "./relative:/x"], "true"), (["--cpuset-cpus", "0-999"], "true"),
+    (["-v", "/anonymous", "-v", "named:/n", "-u", "nosuch"], "true"),
 ])
 def test_failed_start_leaves_nothing(loaded, flags, cmd):
     p = loaded.run("--rm", *flags, "busybox", cmd)
@@ -362,6 +363,8 @@ def test_failed_start_leaves_nothing(loaded, flags, cmd):
     assert "Traceback" not in p.stderr
     assert loaded.containers().list() == []
     assert os.listdir(os.path.join(loaded.root, "containers")) == []
+    volumes = os.path.join(loaded.root, "volumes")
+    assert not os.path.exists(volumes) or os.listdir(volumes) == []    # none made for it
 
 
 def test_an_image_that_cannot_be_pulled_ends_in_one_clear_error_line(minirun):

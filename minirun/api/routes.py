@@ -34,8 +34,11 @@ from .server import ApiError, Stream
 ROUTES = []
 
 
-def route(method, pattern):
+def route(method, pattern, streams_body=False):
+    """Register a handler. *streams_body*: it reads the request body itself, as it goes
+    (``req.stream``: a tar can be larger than any body kept in memory)."""
     def register(fn):
+        fn.streams_body = streams_body
         ROUTES.append((method, re.compile(pattern), fn))
         return fn
     return register
@@ -398,6 +401,45 @@ def container_stats(engine, req, ref):
             prev = doc
             time.sleep(1)
     return Stream(body(), "application/json")
+
+
+# -- copy (docker cp) ---------------------------------------------------------------------
+@route("HEAD", "/containers/(?P<ref>[^/]+)/archive")
+@route("GET", "/containers/(?P<ref>[^/]+)/archive")
+def container_archive(engine, req, ref):
+    from ..engine import copy     # lazy: only docker cp needs it
+    row = engine.get(ref)
+    path = req.arg("path")
+    if not path:
+        raise ApiError(400, "path is required")
+    with copy.container_root(engine.containers, row) as root:
+        header = copy.stat_header(*copy.path_stat(root, path))
+    headers = [("X-Docker-Container-Path-Stat", header)]
+    if req.method == "HEAD":
+        return Stream(iter(()), "application/x-tar", headers=headers)
+
+    def body():                   # the root is opened again: a stream outlives this call
+        with copy.container_root(engine.containers, engine.get(row["id"])) as root:
+            yield from copy.tar_path(root, path)
+    return Stream(body(), "application/x-tar", headers=headers)
+
+
+@route("PUT", "/containers/(?P<ref>[^/]+)/archive", streams_body=True)
+def container_extract(engine, req, ref):
+    from ..engine import copy     # lazy: only docker cp needs it
+    row = engine.get(ref)
+    path = req.arg("path")
+    if not path:
+        raise ApiError(400, "path is required")
+    spec = engine.containers.spec(row)
+    owner = None if req.flag("copyUIDGID") else \
+        ((spec.userns[0],) * 2 if spec.userns else (0, 0))    # the container's root
+    if spec.readonly_rootfs:
+        raise ApiError(403, "container rootfs is marked read-only")
+    with copy.container_root(engine.containers, row) as root:
+        copy.extract_into(root, path, req.stream, owner,
+                          no_dir_overwrite=req.flag("noOverwriteDirNonDir"))
+    return Stream(iter(()), "text/plain")      # 200 and nothing, as dockerd answers
 
 
 # -- attach -------------------------------------------------------------------------------

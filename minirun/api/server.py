@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..config import API_VERSION, api_idle_timeout
 from ..errors import Conflict, MinirunError, NotFound, NotModified
+from ..httpbody import body_reader
 
 MAX_BODY = 16 << 20
 IDLE_TIMEOUT = api_idle_timeout(os.environ)
@@ -50,10 +51,10 @@ class Stream:
     ``chunked``: HTTP/1.1 chunked encoding (docker-py reads JSON progress streams so)."""
 
     def __init__(self, chunks, content_type="application/octet-stream", upgrade=False,
-                 status=200, chunked=False):
+                 status=200, chunked=False, headers=()):
         self.chunks, self.content_type, self.upgrade, self.status = \
             chunks, content_type, upgrade, status
-        self.chunked = chunked
+        self.chunked, self.headers = chunked, list(headers)
 
 
 class Request:
@@ -154,18 +155,33 @@ class Handler(BaseHTTPRequestHandler):
                                              f"Maximum supported API version is {API_VERSION}")
             path = m.group(2)
         try:
+            fn, params = find_route(self.routes, self.command, path)
+        except ApiError as e:
+            self.close_connection = True          # its body, if any, is left unread
+            return self._send_error(e.status, str(e))
+        if getattr(fn, "streams_body", False):    # a tar to unpack: read as it is used
+            reader = body_reader(self.headers, self.rfile)
+            if reader is None:
+                return self._send_error(400, "invalid Content-Length")
+            req = Request(self.command, path, parse_qs(url.query), b"", self.headers, self)
+            req.stream = reader
+            try:
+                return self._respond(fn, req, params)
+            finally:
+                if not reader.done:
+                    self.close_connection = True  # what is left of it is not a request
+        try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             length = -1
-        if length < 0:
-            return self._send_error(400, "invalid Content-Length")
+        if length < 0 or "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True
+            return self._send_error(400, "invalid Content-Length (or a chunked body where "
+                                         "none is streamed)")
         if length > MAX_BODY:
+            self.close_connection = True
             return self._send_error(413, "request body too large")
         body = self.rfile.read(length) if length else b""
-        try:
-            fn, params = find_route(self.routes, self.command, path)
-        except ApiError as e:
-            return self._send_error(e.status, str(e))
         req = Request(self.command, path, parse_qs(url.query), body, self.headers, self)
         return self._respond(fn, req, params)
 
@@ -220,7 +236,7 @@ class Handler(BaseHTTPRequestHandler):
             self._headers(101, stream.content_type, extra=[("Connection", "Upgrade"),
                                                              ("Upgrade", "tcp")])
         else:
-            extra = [("Connection", "close")]
+            extra = [("Connection", "close"), *stream.headers]
             if stream.chunked:
                 extra.append(("Transfer-Encoding", "chunked"))
             self._headers(stream.status, stream.content_type, extra=extra)

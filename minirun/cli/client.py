@@ -34,14 +34,18 @@ class Client:
     def __init__(self, host):
         self.path = socket_path(host or DEFAULT_HOST)
 
-    def request(self, method, path, body=None, headers=None, **query):
+    def request(self, method, endpoint, body=None, headers=None, chunks=None, **query):
+        """*body*: JSON; *chunks*: bytes sent as they come (Transfer-Encoding: chunked)."""
         query = {k: v for k, v in query.items() if v is not None}
-        url = f"/v{API_VERSION}" + quote(path) + ("?" + urlencode(query) if query else "")
+        url = f"/v{API_VERSION}" + quote(endpoint) + ("?" + urlencode(query) if query else "")
         conn = _UnixConnection(self.path)
         data = json.dumps(body).encode() if body is not None else None
         hdrs = {"Content-Type": "application/json"} if data is not None else {}
         hdrs.update(headers or {})
-        conn.request(method, url, body=data, headers=hdrs)
+        if chunks is not None:
+            conn.request(method, url, body=chunks, headers=hdrs, encode_chunked=True)
+        else:
+            conn.request(method, url, body=data, headers=hdrs)
         sock = conn.sock                 # http.client lets go of it on "Connection: close"
         resp = conn.getresponse()
         if resp.status >= 400:
@@ -54,9 +58,9 @@ class Client:
         resp.conn, resp.sock = conn, sock
         return resp
 
-    def call(self, method, path, body=None, **query):
+    def call(self, method, endpoint, body=None, **query):
         """A request whose answer is JSON (or nothing)."""
-        resp = self.request(method, path, body, **query)
+        resp = self.request(method, endpoint, body, **query)
         raw = resp.read()
         resp.conn.close()
         return json.loads(raw) if raw else None

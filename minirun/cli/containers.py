@@ -136,6 +136,17 @@ def _attach(c, ref, stdin, keys, start=False):
                             stdin and info["Config"]["OpenStdin"], keys, start))
 
 
+@cli.command("cp")
+@click.option("-a", "--archive", is_flag=True, help="Keep owners (uid:gid) as they are.")
+@click.argument("src")
+@click.argument("dest")
+@click.pass_obj
+def cp_cmd(ctx, archive, src, dest):
+    """Copy between a container and the host: CONTAINER:SRC DEST or SRC CONTAINER:DEST."""
+    from .copying import copy                      # on use only
+    copy(ctx.client, src, dest, archive)
+
+
 @cli.command("stop")
 @click.option("-t", "--time", "timeout", type=int, default=10, help="Seconds before SIGKILL.")
 @click.option("-s", "--signal", "sig", default=None)

@@ -37,13 +37,13 @@ class LocalClient:
     def __init__(self, root):
         self.engine = LocalEngine(root)
 
-    def call(self, method, path, body=None, **query):
-        fn, params = find_route(ROUTES, method, path)
+    def call(self, method, endpoint, body=None, **query):
+        fn, params = find_route(ROUTES, method, endpoint)
         query = parse_qs(urlencode({k: v for k, v in query.items() if v is not None}))
         data = json.dumps(body).encode() if body is not None else b""
-        result = fn(self.engine, Request(method, path, query, data, {}, None), **params)
+        result = fn(self.engine, Request(method, endpoint, query, data, {}, None), **params)
         if isinstance(result, Stream):
-            raise TypeError(f"{method} {path} streams: it needs minirund")
+            raise TypeError(f"{method} {endpoint} streams: it needs minirund")
         if isinstance(result, tuple):
             result = result[1]
         return json.loads(json.dumps(result)) if result is not None else None

@@ -18,8 +18,9 @@ INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
 
 
 def create(store, containers, opts, networking, die_with_parent=True, userns_default=""):
-    """Record a container for *opts*; return (id, name, spec). *userns_default*: the daemon's
-    --userns-remap ("remap"), for containers that do not choose."""
+    """Record a container for *opts*; return (id, name, spec, the volumes made for it).
+    *userns_default*: the daemon's --userns-remap ("remap"), for containers that do not
+    choose."""
     image_id = store.resolve(opts.image)
     cid, name = containers.create(image_id, opts.image, {"options": recorded(opts)}, opts.name)
     made = []
@@ -44,7 +45,7 @@ def create(store, containers, opts, networking, die_with_parent=True, userns_def
             for name in made:
                 volumes.remove(name, force=True)
         raise
-    return cid, name, spec
+    return cid, name, spec, made
 
 
 def recorded(opts):

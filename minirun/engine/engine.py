@@ -133,7 +133,7 @@ class Engine:
 
     # -- create / start -----------------------------------------------------------
     def create(self, opts):
-        cid, name, _ = creating.create(self.images, self.containers, opts, self.networking,
+        cid, name, _, _ = creating.create(self.images, self.containers, opts, self.networking,
                                        die_with_parent=False,
                                        userns_default=self.userns_default)
         return cid, name

@@ -48,12 +48,14 @@ def run(root, opts, stderr=sys.stderr):
     reap_orphans(containers, networking, trace)
     images = ImageStore(root)
     pull_if_missing(images, opts.image, stderr)
-    cid, _, spec = create(images, containers, opts, networking)
+    cid, _, spec, made = create(images, containers, opts, networking)
     started = False
     with contextlib.ExitStack() as undo:
-        # A run that fails to start leaves nothing; one that started stays unless --rm.
+        # A run that fails to start leaves nothing (not the volumes made for it either); one
+        # that started stays unless --rm (which takes its anonymous volumes with it).
         undo.callback(lambda: (opts.rm or not started) and
-                      remove_container(containers, cid, volumes=True))
+                      remove_container(containers, cid, volumes=True,
+                                       made=() if started else made))
         with forwarding_signals() as forward_to:
             cgroups, proc = start(spec, trace, networking, outside=_size_terminal)
             undo.callback(cgroups.remove, cid)

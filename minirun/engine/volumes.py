@@ -124,13 +124,14 @@ class VolumeStore:
         return total
 
 
-def remove_container(containers, cid, volumes=False):
+def remove_container(containers, cid, volumes=False, made=()):
     """Forget a container (its record, directory, volume uses); with *volumes* (``rm -v``,
-    ``--rm``) its anonymous volumes go too — except one another container still uses."""
+    ``--rm``) its anonymous volumes go too, and the named ones in *made* (made for a run that
+    failed to start) — except one another container still uses."""
     store = VolumeStore(containers.root, db=containers.db) if volumes else None
     anonymous = store.anonymous_of(cid) if store else []
     containers.remove(cid)
-    for name in anonymous:
+    for name in dict.fromkeys([*anonymous, *made]):
         try:
             store.remove(name, force=True)
         except Conflict:

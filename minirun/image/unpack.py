@@ -44,8 +44,13 @@ def clean_parts(name, what="entry"):
 class LayerWriter:
     """Creates tar entries below one directory descriptor."""
 
-    def __init__(self, root):
-        self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    def __init__(self, root=None, root_fd=None, whiteouts=True, xattrs=True):
+        """Below the directory *root*, or a duplicate of the descriptor *root_fd*. Without
+        *whiteouts* a ``.wh.`` name is a plain file (``docker cp``); without *xattrs* the
+        tar's extended attributes are not set (a client's tar must not set trusted.*)."""
+        self.root_fd = os.dup(root_fd) if root_fd is not None else \
+            os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.whiteouts, self.xattrs = whiteouts, xattrs
         self.size = 0
         self._dir_times = []          # applied last: creating children changes them
         self._cached = (None, None)   # (parent path, fd): entries come grouped by directory
@@ -125,7 +130,7 @@ class LayerWriter:
         if not parts:                       # "./": the layer root itself
             return
         base = parts[-1]
-        if base.startswith(WHITEOUT_PREFIX):
+        if base.startswith(WHITEOUT_PREFIX) and self.whiteouts:
             return self._whiteout(parts, member.name)
         pfd = self.parent(parts, member.name)
         if member.isdir():
@@ -168,7 +173,7 @@ class LayerWriter:
         chunks = _chunks(tar.extractfile(member), member)
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=pfd)
-        _fill_file(fd, chunks, member)
+        _fill_file(fd, chunks, member, self.xattrs)
         self.size += member.size
 
     def _hardlink(self, pfd, base, member):
@@ -202,7 +207,8 @@ class LayerWriter:
         try:
             path = f"/proc/self/fd/{fd}"   # O_PATH fds take chmod/xattrs through /proc
             os.chmod(path, member.mode & 0o7777)
-            _set_xattrs(path, member)
+            if self.xattrs:
+                _set_xattrs(path, member)
             if is_dir:
                 self._dir_times.append((member.name, member.mtime))
                 return
@@ -242,14 +248,15 @@ def _chunks(src, member):
         yield buf
 
 
-def _fill_file(fd, chunks, member):
+def _fill_file(fd, chunks, member, xattrs=True):
     """Write a new file's content and metadata, then close it."""
     try:
         for buf in chunks:
             _write_all(fd, buf)
         os.fchown(fd, member.uid, member.gid)
         os.fchmod(fd, member.mode & 0o7777)    # after chown, which clears setuid
-        _set_xattrs(fd, member)
+        if xattrs:
+            _set_xattrs(fd, member)
         os.utime(fd, ns=(_ns(member.mtime),) * 2)
     finally:
         os.close(fd)

@@ -16,6 +16,7 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from ..httpbody import ChunkedReader
 from ..image.manifest import OCI_INDEX
 from .errors import RegistryError
 from .storage import MAX_MANIFEST, Storage, check_digest
@@ -32,30 +33,6 @@ ROUTES = [                                   # (pattern, handler-method prefix)
 ]
 ROUTES = [(re.compile(p), h) for p, h in ROUTES]
 REALM = "minirun registry"
-
-
-class ChunkedReader:
-    """The body of a request sent with Transfer-Encoding: chunked (docker push streams so)."""
-
-    def __init__(self, raw):
-        self.raw, self.left, self.done = raw, 0, False
-
-    def read(self, n):
-        if self.done:
-            return b""
-        if self.left == 0:
-            size = int(self.raw.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.raw.readline() not in (b"\r\n", b"\n", b""):
-                    pass                           # trailers
-                self.done = True
-                return b""
-            self.left = size
-        data = self.raw.read(min(n, self.left))
-        self.left -= len(data)
-        if self.left == 0:
-            self.raw.readline()                    # the CRLF after each chunk
-        return data
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -147,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
         """The request body as a stream, and its length (None when chunked)."""
         self._body_read = True
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return ChunkedReader(self.rfile), None
+            return ChunkedReader(self.rfile), None   # docker push streams so
         length = self.headers.get("Content-Length") or "0"
         if not length.isdigit():
             raise RegistryError("SIZE_INVALID", f"bad Content-Length: {length!r}")

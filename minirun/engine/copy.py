@@ -1,0 +1,346 @@
+"""``docker cp``: copying between a container's file system and a tar stream.
+
+Every path a user names is a path *inside the container*, and the container
+decides what its files are: a symlink there pointing at ``/etc`` or at
+``../../..`` means the container's /etc, never the host's. Docker got this
+wrong twice (CVE-2018-15664, a symlink swapped in during the copy;
+CVE-2019-14271, code of the container run by the copy). Here:
+
+- the container's root is a directory descriptor: ``/proc/PID/root`` of a
+  running container (its own mount namespace, volumes included), or, for a
+  stopped one, its overlay mounted in a mount namespace of a short-lived
+  thread of its own, so nothing appears on the host's mount table;
+- the path is opened with openat2(RESOLVE_IN_ROOT): ``..`` and symlinks,
+  absolute or not, resolve as they would for a process chrooted there, and
+  the kernel does it in one step, so nothing swapped in meanwhile escapes;
+- below that descriptor, reading never follows a symlink (a link is copied as
+  a link) and writing goes through the layer unpacker (image/unpack.py):
+  every entry's parent opened beneath the target with no symlinks at all;
+- nothing of the container is ever run.
+"""
+import base64
+import contextlib
+import json
+import os
+import select
+import stat
+import tarfile
+import threading
+import time
+
+from ..errors import Conflict, MinirunError, NotFound
+from ..image.unpack import LayerError, LayerWriter, clean_parts
+from ..linux import mount as m
+from ..linux import namespaces as ns
+from ..linux.fs import RESOLVE_IN_ROOT, openat2
+from ..runtime.rootfs import mount_overlay
+from ..runtime.trace import quiet
+
+O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+CHUNK = 1 << 20
+
+
+class PathNotFound(NotFound):
+    pass
+
+
+# -- the container's root ---------------------------------------------------------------
+@contextlib.contextmanager
+def container_root(containers, row):
+    """A descriptor of the container's root directory, as its processes see it."""
+    if row["state"] == "running" and row["pid"]:
+        fd = _running_root(row["pid"])
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+    else:
+        with _stopped_root(containers.spec(row)) as fd:
+            yield fd
+
+
+def _running_root(pid):
+    pidfd = os.pidfd_open(pid)
+    try:
+        fd = os.open(f"/proc/{pid}/root", O_PATH_DIR)
+        if select.select([pidfd], [], [], 0)[0]:   # it ended: the number may be another's now
+            os.close(fd)
+            raise Conflict("the container stopped during the copy; try again")
+        return fd
+    finally:
+        os.close(pidfd)
+
+
+@contextlib.contextmanager
+def _stopped_root(spec):
+    """A stopped container's overlay and volumes, mounted in the mount namespace of a
+    thread of their own, and a descriptor of its root. The thread holds the namespace (and
+    so the volumes mounted inside the overlay) until the copy is done; when it ends, the
+    namespace and every mount in it go: nothing ever appears in the host's mount table."""
+    ready, done, result = threading.Event(), threading.Event(), {}
+
+    def hold():
+        try:
+            ns.unshare(ns.CLONE_NEWNS)               # this thread only (it implies CLONE_FS)
+            m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)   # nothing leaks to the host
+            mount_overlay(spec, quiet)
+            root = os.open(spec.rootfs, O_PATH_DIR)
+            for mnt in spec.mounts:
+                if mnt.kind == "bind":
+                    _bind_inside(root, mnt)
+            result["fd"] = root
+        except BaseException as e:
+            result["error"] = e
+        ready.set()
+        done.wait()
+    t = threading.Thread(target=hold, name="cp-root", daemon=True)
+    t.start()
+    ready.wait()
+    try:
+        if "error" in result:
+            raise MinirunError(f"cannot mount the container's file system: "
+                               f"{result['error']}") from None
+        try:
+            yield result["fd"]
+        finally:
+            os.close(result["fd"])
+    finally:
+        done.set()
+        t.join()
+
+
+def _bind_inside(root, mnt):
+    """A volume or bind of the container, where the container has it. Its mount point is
+    made first if missing (as the container's start would make it), each step resolved in
+    the container's root; one of the wrong kind (a file where a volume goes) is skipped."""
+    is_dir = os.path.isdir(mnt.source)
+    try:
+        _make_in_root(root, mnt.target, is_dir)
+        target = openat2(root, mnt.target, os.O_PATH, RESOLVE_IN_ROOT)
+    except OSError:
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(target).st_mode) != is_dir:
+            return
+        where = f"/proc/self/fd/{target}"
+        m.mount(mnt.source, where, None, m.MS_BIND | m.MS_REC)
+        if mnt.readonly:
+            m.mount(None, where, None, m.MS_BIND | m.MS_REMOUNT | m.MS_RDONLY | m.MS_REC)
+    finally:
+        os.close(target)
+
+
+def _make_in_root(root, path, is_dir):
+    """mkdir -p (and, for a file, touch) *path* inside the root: each missing component
+    made relative to its parent's descriptor, itself resolved in the root."""
+    parts = [p for p in path.split("/") if p]
+    for i, name in enumerate(parts):
+        here = "/" + "/".join(parts[:i + 1])
+        try:
+            os.close(openat2(root, here, os.O_PATH, RESOLVE_IN_ROOT))
+            continue
+        except FileNotFoundError:
+            pass
+        parent = openat2(root, "/" + "/".join(parts[:i]), os.O_RDONLY | os.O_DIRECTORY,
+                         RESOLVE_IN_ROOT)
+        try:
+            if i < len(parts) - 1 or is_dir:
+                os.mkdir(name, 0o755, dir_fd=parent)
+            else:
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o644, dir_fd=parent))
+        finally:
+            os.close(parent)
+
+
+# -- stat ---------------------------------------------------------------------------------
+_GO_MODE = ((stat.S_IFDIR, 1 << 31), (stat.S_IFLNK, 1 << 27), (stat.S_IFIFO, 1 << 25),
+            (stat.S_IFSOCK, 1 << 24), (stat.S_IFBLK, 1 << 26),
+            (stat.S_IFCHR, (1 << 26) | (1 << 21)))
+
+
+def go_mode(mode):
+    """A stat mode as Go's os.FileMode bits (what the docker CLI reads)."""
+    bits = mode & 0o777
+    for kind, flag in _GO_MODE:
+        if stat.S_IFMT(mode) == kind:
+            bits |= flag
+    for special, flag in ((stat.S_ISUID, 1 << 23), (stat.S_ISGID, 1 << 22),
+                          (stat.S_ISVTX, 1 << 20)):
+        if mode & special:
+            bits |= flag
+    return bits
+
+
+def _split(path):
+    path = path or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    parent, _, base = path.rstrip("/").rpartition("/")
+    return parent or "/", base
+
+
+def _open_parent(root, path):
+    parent, base = _split(path)
+    try:
+        return openat2(root, parent, os.O_RDONLY | os.O_DIRECTORY, RESOLVE_IN_ROOT), base
+    except OSError as e:
+        raise PathNotFound(f"Could not find the file {path} in container: "
+                           f"{e.strerror}") from None
+
+
+def path_stat(root, path):
+    """(stat result, name, link target) of *path* in the container; the last component is
+    not followed (a symlink is itself)."""
+    pfd, base = _open_parent(root, path)
+    try:
+        if not base:
+            st = os.stat(pfd)
+            return st, "/", ""
+        try:
+            st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+        except OSError:
+            raise PathNotFound(f"Could not find the file {path} in container") from None
+        link = os.readlink(base, dir_fd=pfd) if stat.S_ISLNK(st.st_mode) else ""
+        return st, base, link
+    finally:
+        os.close(pfd)
+
+
+def stat_header(st, name, link):
+    """X-Docker-Container-Path-Stat: base64 of Docker's ContainerPathStat."""
+    doc = {"name": name, "size": st.st_size, "mode": go_mode(st.st_mode),
+           "mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime)),
+           "linkTarget": link}
+    return base64.b64encode(json.dumps(doc).encode()).decode()
+
+
+# -- out: a tar of a path -----------------------------------------------------------------
+BLOCK = 512
+
+
+def tar_path(root, path, name=None):
+    """A tar of *path* (named by its last component, or *name*), streamed as chunks of
+    bytes: a big file goes out a chunk at a time, never whole in memory."""
+    pfd, base = _open_parent(root, path)
+    try:
+        if not base:                                     # "/": everything, named "."
+            yield _header(name or ".", os.stat(pfd))
+            yield from _tree(pfd, name or ".")
+        else:
+            yield from _entry(pfd, base, name or base)
+        yield b"\0" * (2 * BLOCK)                        # the end of the archive
+    finally:
+        os.close(pfd)
+
+
+def _header(name, st, link=""):
+    info = tarfile.TarInfo(name)
+    info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
+    info.mtime = int(st.st_mtime)
+    if stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, link
+    elif stat.S_ISREG(st.st_mode):
+        info.size = st.st_size
+    elif stat.S_ISFIFO(st.st_mode):
+        info.type = tarfile.FIFOTYPE
+    else:
+        return None                                      # devices, sockets: not copied
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _entry(pfd, base, name):
+    try:
+        st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return                                           # gone meanwhile
+    if stat.S_ISREG(st.st_mode):
+        yield from _file(pfd, base, name)
+        return
+    header = _header(name, st, os.readlink(base, dir_fd=pfd) if stat.S_ISLNK(st.st_mode)
+                     else "")
+    if header is None:
+        return
+    yield header
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=pfd)
+        try:
+            yield from _tree(fd, name)
+        finally:
+            os.close(fd)
+
+
+def _file(pfd, base, name):
+    """A regular file: its header, then exactly as many bytes as the header says (a file
+    that grows or shrinks while it is read, in a running container, cannot break the tar)."""
+    try:
+        fd = os.open(base, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=pfd)
+    except OSError:
+        return                                           # gone, or swapped for a link
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return
+        yield _header(name, st)
+        left = st.st_size
+        while left:
+            data = os.read(fd, min(CHUNK, left)) or b"\0" * min(CHUNK, left)
+            left -= len(data)
+            yield data
+        yield b"\0" * (-st.st_size % BLOCK)
+    finally:
+        os.close(fd)
+
+
+def _tree(dfd, name):
+    """The entries below the directory open at *dfd*, named *name*/…"""
+    for entry in sorted(os.listdir(dfd)):
+        yield from _entry(dfd, entry, entry if name == "." else f"{name}/{entry}")
+
+
+# -- in: a tar into a directory ----------------------------------------------------------
+def extract_into(root, path, stream, owner=None, no_dir_overwrite=False):
+    """Unpack the tar *stream* into the directory *path* of the container. *owner*: (uid,
+    gid) every entry gets (the container's root, unless the client asked to keep the tar's,
+    copyUIDGID)."""
+    try:
+        dfd = openat2(root, path or "/", os.O_RDONLY | os.O_DIRECTORY, RESOLVE_IN_ROOT)
+    except OSError as e:
+        if e.errno == 20:                                 # ENOTDIR
+            raise MinirunError(f"extraction point is not a directory: {path}") from None
+        raise PathNotFound(f"Could not find the file {path} in container") from None
+    writer = LayerWriter(root_fd=dfd, whiteouts=False, xattrs=False)
+    try:
+        tar = tarfile.open(fileobj=stream, mode="r|", errorlevel=2)
+        for member in tar:
+            if member.ischr() or member.isblk():
+                raise LayerError(f"{member.name!r}: device files cannot be copied into a "
+                                 f"container")
+            if no_dir_overwrite and _would_replace_dir(dfd, member):
+                raise Conflict(f"cannot overwrite directory {member.name!r} with "
+                               f"non-directory")
+            if owner is not None:
+                member.uid, member.gid = owner
+            writer.add(member, tar)
+        writer.finish()
+    except tarfile.TarError as e:
+        raise MinirunError(f"not a valid tar archive: {e}") from None
+    finally:
+        writer.close()
+
+
+def _would_replace_dir(dfd, member):
+    if member.isdir():
+        return False
+    try:
+        fd = openat2(dfd, "/".join(clean_parts(member.name)), os.O_PATH, RESOLVE_IN_ROOT)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISDIR(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
