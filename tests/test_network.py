@@ -18,6 +18,8 @@ import pytest
 from conftest import SLACK
 from test_cgroups import running_id
 
+from minirun.network.store import user_bridge
+
 pytestmark = pytest.mark.root
 
 FIREWALLS = ["nftables", "iptables"]
@@ -144,7 +146,7 @@ def test_systemd_networkd_leaves_the_containers_links_alone(loaded):
 
 def test_network_rm_removes_its_bridge(loaded):
     loaded("network", "create", "gone")
-    bridge = inspect_network(loaded, "gone")["Options"]["com.docker.network.bridge.name"]
+    bridge = user_bridge(inspect_network(loaded, "gone")["Id"])
     assert run_sh(loaded, "true", "--network", "gone").returncode == 0
     assert os.path.exists(f"/sys/class/net/{bridge}")
     loaded("network", "rm", "gone")
@@ -482,8 +484,7 @@ def test_a_deleted_state_root_leaves_no_bridge_or_table_for_ever(minirun, busybo
 def test_network_prune_takes_the_bridges_with_the_networks(loaded):
     loaded("network", "create", "short")
     loaded("run", "--rm", "--network", "short", "busybox", "true")   # its bridge is made
-    bridge = json.loads(loaded("network", "inspect", "short").stdout)[0]["Options"][
-        "com.docker.network.bridge.name"]
+    bridge = user_bridge(json.loads(loaded("network", "inspect", "short").stdout)[0]["Id"])
     assert os.path.exists(f"/sys/class/net/{bridge}")
     assert loaded("network", "prune").stdout.split() == ["short"]
     assert not os.path.exists(f"/sys/class/net/{bridge}")

@@ -80,6 +80,7 @@ def run_options(body, name=None):
         interactive=field(body, "OpenStdin", bool, False),
         stdin_once=field(body, "StdinOnce", bool, False),
         console_size=_console_size(host),
+        healthcheck=_healthcheck(body),
         labels=labels,
         memory=str(memory) if memory else None,
         cpus=str(nano / 1e9) if nano else None,
@@ -120,6 +121,22 @@ def _anonymous(declared, binds, mounts):
     taken = {os.path.normpath((b.split(":") + [b])[1]) for b in binds} | \
         {os.path.normpath(m.get("Target") or "") for m in mounts if isinstance(m, dict)}
     return [path for path in declared if os.path.normpath(path) not in taken]
+
+
+def _healthcheck(body):
+    """Config.Healthcheck, checked: {Test, Interval, Timeout, Retries, StartPeriod}."""
+    check = field(body, "Healthcheck", dict, None)
+    if check is None:
+        return None
+    test = str_list(check, "Test", "Healthcheck.") or []
+    out = {"Test": test} if test else {}
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+        value = field(check, key, int, 0, "Healthcheck.")
+        if value < 0 or (key != "Retries" and 0 < value < 1_000_000):
+            raise ApiError(400, f"Healthcheck.{key}: a duration of at least 1ms, in ns")
+        if value:
+            out[key] = value
+    return out
 
 
 def _console_size(host):
@@ -204,12 +221,30 @@ def rfc3339(t):
     return timestamp(t)
 
 
-def human_status(row):
-    """``Up 5 seconds``, ``Exited (0) 3 minutes ago``, like ``docker ps``."""
+def _health(engine, row, config):
+    """State.Health of a container with a healthcheck (its last, once it stopped)."""
+    if not config.get("health"):
+        return {}
+    state = engine.health.state(row["id"]) if hasattr(engine, "health") else None
+    return {"Health": state or {"Status": "starting" if row["state"] == "running"
+                                else "unhealthy", "FailingStreak": 0, "Log": []}}
+
+
+def health_status(engine, row):
+    """healthy, unhealthy, starting, or none."""
+    config = engine.containers.config(row)
+    return _health(engine, row, config).get("Health", {}).get("Status", "none")
+
+
+def human_status(row, health="none"):
+    """``Up 5 seconds (healthy)``, ``Exited (0) 3 minutes ago``, like ``docker ps``."""
     from ..humanize import human_duration   # lazy: `run -d` imports this module
     if row["state"] == "running":
         s = "Up " + human_duration(time.time() - (row["started"] or time.time()))
-        return s + " (Paused)" if row["paused"] else s
+        if row["paused"]:
+            return s + " (Paused)"
+        return s + {"healthy": " (healthy)", "unhealthy": " (unhealthy)",
+                    "starting": " (health: starting)"}.get(health, "")
     if row["state"] == "exited":
         return f"Exited ({row['exit_code']}) {human_duration(time.time() - row['finished'])} ago"
     return "Created"
@@ -243,7 +278,7 @@ def summary(engine, row):
     return {"Id": row["id"], "Names": ["/" + row["name"]], "Image": row["image"],
             "ImageID": row["image_id"], "Command": _command(spec) if spec else "",
             "Created": int(row["created"]), "State": state_name(row),
-            "Status": human_status(row), "Ports": [
+            "Status": human_status(row, health_status(engine, row)), "Ports": [
                 {"IP": p["host_ip"], "PrivatePort": p["container_port"],
                  "PublicPort": p["host_port"], "Type": p["proto"]} for p in published],
             "Labels": options.get("labels") or {},
@@ -279,7 +314,8 @@ def inspect(engine, row):
         "State": {"Status": state_name(row), "Running": running, "Paused": bool(row["paused"]),
                   "Restarting": False, "OOMKilled": bool(row["oom_killed"]), "Dead": False,
                   "Pid": row["pid"] or 0, "ExitCode": row["exit_code"] or 0, "Error": "",
-                  "StartedAt": rfc3339(row["started"]), "FinishedAt": rfc3339(row["finished"])},
+                  "StartedAt": rfc3339(row["started"]), "FinishedAt": rfc3339(row["finished"]),
+                  **_health(engine, row, config)},
         "Image": row["image_id"], "Name": "/" + row["name"],
         "RestartCount": row["restart_count"], "Driver": "overlay", "Platform": "linux",
         "ResolvConfPath": path(row["id"], "resolv.conf"),
@@ -309,6 +345,7 @@ def inspect(engine, row):
             "Hostname": spec.get("hostname", ""), "User": spec.get("user", ""),
             "Tty": spec.get("tty", False), "OpenStdin": spec.get("stdin", False),
             "StdinOnce": bool(options.get("stdin_once")), "AttachStdin": False,
+            "Healthcheck": config.get("health"),
             "AttachStdout": not options.get("detach"), "AttachStderr": not options.get("detach"),
             "Env": spec.get("env", []), "Cmd": options.get("command") or None,
             "Image": row["image"], "WorkingDir": spec.get("cwd", "/"),
@@ -369,7 +406,8 @@ def _mount_body(text):
 
 def create_body(opts):
     """RunOptions → a /containers/create body (what ``minirun run -d`` sends)."""
-    from ..engine.options import parse_bytes, parse_restart   # lazy: `run -d` imports this module
+    from ..engine.options import (healthcheck_of, parse_bytes,   # lazy: `run -d` imports
+                                  parse_restart)                  # this module
     policy, retries = parse_restart(opts.restart)
     entry = opts.entrypoint
     host = {
@@ -399,6 +437,7 @@ def create_body(opts):
             "StdinOnce": opts.stdin_once, "AttachStdin": opts.interactive and not opts.detach,
             "Labels": opts.labels, "HostConfig": host,
             "Volumes": {v: {} for v in opts.volumes if ":" not in v},
+            "Healthcheck": healthcheck_of(opts),
             "ExposedPorts": {k: {} for k in _exposed(opts.as_dict())},
             "NetworkingConfig": {"EndpointsConfig": {opts.network: {
                 "Aliases": opts.network_alias}}} if opts.network_alias else {}}

@@ -106,8 +106,11 @@ def image_create(engine, req):
     ref = reference.parse(text)
     pull = Pull(engine.images, ref, Client(ref.domain, credentials=_registry_auth(req)))
     pull.resolve()                        # "manifest unknown" is a 404, not a stream
-    return Stream(_streamed(lambda progress: pull_image(pull, progress)), "application/json",
-                  chunked=True)
+
+    def work(progress):
+        pull_image(pull, progress)
+        engine.emit("image", "pull", str(ref), {"name": str(ref)})
+    return Stream(_streamed(work), "application/json", chunked=True)
 
 
 def _registry_auth(req):
@@ -162,6 +165,7 @@ def image_tag(engine, req, name):
     repo, tag = req.arg("repo") or "", req.arg("tag") or "latest"
     image_id = engine.images.resolve(name)
     engine.images.tag(reference.parse(f"{repo}:{tag}"), image_id)
+    engine.emit("image", "tag", image_id, {"name": f"{repo}:{tag}"})
     return 201, None
 
 
@@ -174,6 +178,9 @@ def image_inspect(engine, req, name):
 def image_delete(engine, req, name):
     done = engine.images.remove(name, force=req.flag("force"),
                                 in_use=engine.containers.uses_image)
+    for kind, value in done:
+        engine.emit("image", "untag" if kind == "Untagged" else "delete", value,
+                    {"name": value})
     return [{k: v} for k, v in done]
 
 
@@ -206,7 +213,7 @@ def container_list(engine, req):
     for row in engine.containers.list():
         if not show_all and row["state"] != "running":
             continue
-        if _matches(row, filters):
+        if _matches(engine, row, filters):
             out.append(c.summary(engine, row))
     limit = req.int("limit", -1)
     return out[:limit] if limit > 0 else out
@@ -225,7 +232,7 @@ def _filters(text):
     return {k: list(v) if isinstance(v, (list, dict)) else [v] for k, v in doc.items()}
 
 
-def _matches(row, filters):
+def _matches(engine, row, filters):
     labels = ContainerStore.options(row).get("labels") or {}
     for key, values in filters.items():
         if key == "status" and c.state_name(row) not in values:
@@ -240,6 +247,8 @@ def _matches(row, filters):
                 if k not in labels or (eq and labels[k] != want):
                     return False
         if key == "exited" and str(row["exit_code"]) not in values:
+            return False
+        if key == "health" and c.health_status(engine, row) not in values:
             return False
     return True
 
@@ -457,6 +466,7 @@ def container_attach(engine, req, ref):
                            logs=req.flag("logs"), stream=req.flag("stream"),
                            stdin=req.take_input() if req.flag("stdin") else None, keys=keys,
                            peer_gone=req.peer_gone)
+    engine.emit_container("attach", row["id"])
     upgrade = (req.headers.get("Upgrade") or "").lower() == "tcp"
     content = "application/vnd.docker.raw-stream" if tty else \
         "application/vnd.docker.multiplexed-stream"
@@ -484,6 +494,8 @@ def exec_create(engine, req, ref):
                       stdin=c.field(body, "AttachStdin", bool, False),
                       # minirun's own: the joining process's steps on its stderr (exec --trace)
                       trace=c.field(body, "Trace", bool, False))
+    engine.emit_container("exec_create: " + " ".join(c.str_list(body, "Cmd")), ref,
+                          execID=eid)
     return 201, {"Id": eid}
 
 
@@ -494,6 +506,9 @@ def exec_start(engine, req, eid):
     detach = c.field(body, "Detach", bool, False)
     tty = c.field(body, "Tty", bool, False)
     output = start_exec(engine, eid, detach, req.take_input())
+    pc = engine.execs[eid]["ProcessConfig"]
+    engine.emit_container("exec_start: " + " ".join([pc["entrypoint"], *pc["arguments"]]),
+                          engine.execs[eid]["ContainerID"], execID=eid)
     if detach:
         return None
     chunks = _encoded(output, tty)
@@ -523,6 +538,54 @@ def exec_resize(engine, req, eid):
 def exec_inspect(engine, req, eid):
     from ..engine.exec import inspect_exec   # lazy: see the module's note
     return inspect_exec(engine, eid)
+
+
+# -- events -----------------------------------------------------------------------------
+@route("GET", "/events")
+def events(engine, req):
+    """What happened, as JSON objects one after another: those recorded since *since*, then
+    (unless *until* is past) what happens, as it happens."""
+    from ..engine.events import matches   # lazy: only event readers need it
+    filters = _filters(req.arg("filters"))
+    since, until = _event_time(req.arg("since")), _event_time(req.arg("until"))
+    try:
+        matches({"Type": "", "Action": "", "Actor": {"ID": "", "Attributes": {}}}, filters)
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+    mark = engine.events.mark()
+
+    def body():
+        yield b""                                   # the headers leave at once
+        if since is not None:
+            for event in engine.events.past(since, until):
+                if matches(event, filters):
+                    yield json.dumps(event).encode() + b"\n"
+        last = mark
+        while not req.peer_gone():
+            if until is not None and time.time() > until:
+                return
+            last, new = engine.events.follow(last, 1.0)
+            for event in new:
+                if until is not None and event["timeNano"] / 1e9 > until:
+                    return
+                if matches(event, filters):
+                    yield json.dumps(event).encode() + b"\n"
+    return Stream(body(), "application/json", chunked=True)
+
+
+def _event_time(text):
+    """since/until: Unix seconds (with a fraction), or a duration back from now (10m)."""
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from ..engine.options import OptionError, parse_duration
+    try:
+        return time.time() - parse_duration(text, "since") / 1e9
+    except OptionError:
+        raise ApiError(400, f"invalid time {text!r}") from None
 
 
 # -- volumes ----------------------------------------------------------------------------
@@ -581,7 +644,9 @@ def volume_create(engine, req):
         raise ApiError(400, "minirun's local driver takes no options (type, o, device)")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise ApiError(400, "invalid type for Labels: expected strings")
-    row, _ = engine.volumes.create(name, labels)
+    row, made = engine.volumes.create(name, labels)
+    if made:
+        engine.emit("volume", "create", row["name"], {"driver": "local"})
     return 201, _volume(engine, row)
 
 
@@ -592,7 +657,10 @@ def volume_inspect(engine, req, name):
 
 @route("DELETE", "/volumes/(?P<name>[^/]+)")
 def volume_delete(engine, req, name):
+    existed = name in {r["name"] for r in engine.volumes.list()}
     engine.volumes.remove(name, force=req.flag("force"))
+    if existed:
+        engine.emit("volume", "destroy", name, {"driver": "local"})
     return 204, None
 
 
@@ -610,6 +678,7 @@ def volume_prune(engine, req):
                 engine.volumes.remove(row["name"])
             except (Conflict, MinirunError):
                 continue                            # taken meanwhile
+            engine.emit("volume", "destroy", row["name"], {"driver": "local"})
             deleted.append(row["name"])
             space += size
     return {"VolumesDeleted": deleted, "SpaceReclaimed": space}
@@ -644,6 +713,7 @@ def network_create(engine, req):
     row = engine.networking.create_network(name, ipam[0].get("Subnet") or None,
                                          ipam[0].get("Gateway") or None,
                                          c.field(body, "Labels", dict, {}) or {})
+    engine.emit("network", "create", row["id"], {"name": row["name"], "type": "bridge"})
     return 201, {"Id": row["id"], "Warning": ""}
 
 
@@ -651,7 +721,9 @@ def network_create(engine, req):
 def network_delete(engine, req, ref):
     if find_pseudo(ref):
         raise ApiError(403, f"{find_pseudo(ref)} is a pre-defined network and cannot be removed")
+    net = engine.networking.network(ref)
     engine.networking.remove_network(ref)
+    engine.emit("network", "destroy", net["Id"], {"name": net["Name"], "type": "bridge"})
 
 
 @route("POST", "/networks/(?P<ref>[^/]+)/connect")
@@ -659,13 +731,23 @@ def network_connect(engine, req, ref):
     body = req.json()
     endpoint = c.field(body, "EndpointConfig", dict, {}) or {}
     aliases = endpoint.get("Aliases") or []
-    engine.networking.connect_network(ref, c.field(body, "Container", str, ""), aliases)
+    container = c.field(body, "Container", str, "")
+    engine.networking.connect_network(ref, container, aliases)
+    _network_event(engine, "connect", ref, container)
     return 200, None
+
+
+def _network_event(engine, action, ref, container):
+    net = engine.networking.network(ref)
+    engine.emit("network", action, net["Id"], {"name": net["Name"], "type": "bridge",
+                                               "container": engine.get(container)["id"]})
 
 
 @route("POST", "/networks/(?P<ref>[^/]+)/disconnect")
 def network_disconnect(engine, req, ref):
-    engine.networking.disconnect_network(ref, c.field(req.json(), "Container", str, ""))
+    container = c.field(req.json(), "Container", str, "")
+    engine.networking.disconnect_network(ref, container)
+    _network_event(engine, "disconnect", ref, container)
     return 200, None
 
 

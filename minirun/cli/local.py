@@ -13,6 +13,7 @@ from ..api.routes import ROUTES
 from ..api.server import Request, Stream, find_route
 from ..engine.containers import ContainerStore
 from ..engine.networking import Networking
+from ..engine.events import EventLog
 from ..engine.volumes import VolumeStore
 from ..image.store import ImageStore
 
@@ -26,6 +27,11 @@ class LocalEngine:
         self.containers = ContainerStore(root, db=self.images.db)
         self.networking = Networking(root, self.containers)
         self.volumes = VolumeStore(root, db=self.images.db)
+        self.events = EventLog(root)
+
+    def emit(self, kind, action, actor, attributes=None):
+        """Events of what this process did (minirund's readers see them in the file)."""
+        self.events.emit(kind, action, actor, attributes)
 
     def get(self, ref):
         return self.containers.get(ref)

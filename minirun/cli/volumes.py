@@ -8,7 +8,7 @@ import json
 
 import click
 
-from ..humanize import table
+from ..humanize import human_size, table
 from .app import cli
 from .report import each
 
@@ -49,7 +49,8 @@ def ls_cmd(ctx, quiet, filters):
     """List volumes."""
     vols = ctx.api.call("GET", "/volumes", filters=_filters(filters))["Volumes"]
     if quiet:
-        click.echo("\n".join(v["Name"] for v in vols))
+        if vols:
+            click.echo("\n".join(v["Name"] for v in vols))
         return
     click.echo(table(["DRIVER", "VOLUME NAME"], [(v["Driver"], v["Name"]) for v in vols]))
 
@@ -85,4 +86,4 @@ def prune_cmd(ctx, all_, force, filters):
     done = ctx.api.call("POST", "/volumes/prune", filters=_filters(items))
     if done["VolumesDeleted"]:
         click.echo("Deleted Volumes:\n" + "\n".join(done["VolumesDeleted"]) + "\n")
-    click.echo(f"Total reclaimed space: {done['SpaceReclaimed']} B")
+    click.echo(f"Total reclaimed space: {human_size(done['SpaceReclaimed'])}")

@@ -20,6 +20,8 @@ from ..runtime import cgroups as cg
 from ..runtime.trace import quiet
 from . import create as creating
 from .attach import Hub
+from .events import EventLog
+from .health import Monitor
 from . import logs
 from . import options as o
 from .cleanup import reap_orphans
@@ -45,6 +47,8 @@ class Engine:
         self.containers = ContainerStore(root, db=db)
         self.networking = Networking(root, self.containers, db=db)
         self.volumes = VolumeStore(root, db=db)
+        self.events = EventLog(root)
+        self.health = Monitor(self)
         self.forkserver = ForkServer(root, log_file)
         self.supervisor = Supervisor(log, self.forkserver, self._on_exec_exit)
         self.cgroups = cg.detect()      # the host's cgroup layout does not change under us
@@ -133,10 +137,27 @@ class Engine:
 
     # -- create / start -----------------------------------------------------------
     def create(self, opts):
-        cid, name, _, _ = creating.create(self.images, self.containers, opts, self.networking,
-                                       die_with_parent=False,
-                                       userns_default=self.userns_default)
+        cid, name, _, made = creating.create(self.images, self.containers, opts,
+                                             self.networking, die_with_parent=False,
+                                             userns_default=self.userns_default)
+        for volume in made:
+            self.emit("volume", "create", volume, {"driver": "local"})
+        self.emit_container("create", cid)
         return cid, name
+
+    # -- events -------------------------------------------------------------------------
+    def emit(self, kind, action, actor, attributes=None):
+        self.events.emit(kind, action, actor, attributes)
+
+    def emit_container(self, action, cid, **more):
+        """A container's event, with the attributes Docker gives it: name, image, labels."""
+        try:
+            row = self.get(cid)
+        except MinirunError:
+            return
+        labels = self.containers.options(row).get("labels") or {}
+        self.events.emit("container", action, row["id"],
+                         {**labels, "image": row["image"], "name": row["name"], **more})
 
     def start(self, ref):
         """The user's start: a restart policy applies again afterwards."""
@@ -190,6 +211,9 @@ class Engine:
             self.supervisor.watch(cid, proc.pid, directory, exit_file, self._on_exit,
                                   self.log_file(row), hub, pty=proc.pty, ends=ours,
                                   pidfd=proc.pidfd)
+            check = self.containers.config(row).get("health")
+            if check:
+                self.health.watch(cid, check)
         except BaseException:          # never a container that nobody watches
             hub.ended()
             if stdin_w is not None:
@@ -200,6 +224,11 @@ class Engine:
             self.containers.mark_exited(cid, UNKNOWN_EXIT)
             raise
         self._notify()
+        for m in spec.mounts:
+            if m.volume:
+                self.emit("volume", "mount", m.volume, {"container": cid,
+                                                        "destination": m.target})
+        self.emit_container("start", cid)
 
     def log_options(self, row):
         """(driver, max-size, max-file) of a container's log."""
@@ -223,7 +252,11 @@ class Engine:
             self.changed.notify_all()
 
     def _on_exit(self, cid, code):
+        self.health.forget(cid)
         oom = self.cgroups.oom_killed(cid)
+        if oom:
+            self.emit_container("oom", cid)
+        self.emit_container("die", cid, exitCode=str(code))
         self.cgroups.kill_all(cid)        # stray processes of an --init-less PID 1 are gone too
         self.cgroups.remove(cid)
         self.networking.disconnect(cid, exited=True)
@@ -254,6 +287,8 @@ class Engine:
             self.containers.update(cid, restart_count=row["restart_count"] + 1)
             threading.Timer(delay, self._restart_after_exit, (cid,)).start()
         elif options.get("rm"):
+            self.emit_container("destroy", cid)
+            self.health.forget(cid, keep_state=False)
             remove_container(self.containers, cid, volumes=True)
             self._notify()
 
@@ -292,6 +327,7 @@ class Engine:
             row = self.get(cid)
         if row["state"] != "running":
             raise Conflict(f"Container {cid} is not running")
+        self.emit_container("kill", cid, signal=str(int(sig)))
         if self._signal(row, sig, KILL_SETTLES if sig == signal.SIGKILL else 0):
             self._wait_state(cid, "running", KILL_SETTLES)
 
@@ -304,10 +340,13 @@ class Engine:
             raise NotModified("container already stopped")
         if row["paused"]:
             self.unpause(cid)
+        self.emit_container("kill", cid, signal=str(int(sig)))
         self._signal(row, sig)
         if not self._wait_state(cid, "running", timeout):
+            self.emit_container("kill", cid, signal=str(int(signal.SIGKILL)))
             self.cgroups.kill_all(cid)         # SIGKILL to every process in its cgroup
             self._wait_state(cid, "running", 10)
+        self.emit_container("stop", cid)
 
     def restart(self, ref, timeout=10):
         row = self.get(ref)
@@ -369,7 +408,13 @@ class Engine:
                 # whether — that exit is heard before the daemon stops.
                 self.cgroups.remove(cid)
         self.networking.disconnect(cid)
+        self.emit_container("destroy", cid)
+        self.health.forget(cid, keep_state=False)
+        gone = self.volumes.anonymous_of(cid) if volumes else []
         remove_container(self.containers, cid, volumes)
+        for name in gone:
+            if name not in {r["name"] for r in self.volumes.list()}:
+                self.emit("volume", "destroy", name, {"driver": "local"})
         self.exits.pop(cid, None)
         with self.hubs_lock:
             self.hubs.pop(cid, None)
@@ -384,6 +429,7 @@ class Engine:
         except sqlite3.IntegrityError:
             raise Conflict(f'Conflict. The container name "/{name.lstrip("/")}" is already in '
                            f'use') from None
+        self.emit_container("rename", row["id"], oldName="/" + row["name"])
 
     def pause(self, ref, frozen=True):
         row = self.get(ref)
@@ -391,6 +437,7 @@ class Engine:
             raise Conflict(f"Container {row['id']} is not running")
         self.cgroups.freeze(row["id"], frozen)
         self.containers.update(row["id"], paused=int(frozen))
+        self.emit_container("pause" if frozen else "unpause", row["id"])
 
     def unpause(self, ref):
         self.pause(ref, frozen=False)

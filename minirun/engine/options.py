@@ -29,10 +29,54 @@ class RunOptions(Record):
         "security_opt": [], "ulimit": [], "network": "bridge", "init": False, "trace": False,
         "detach": False, "labels": {}, "restart": "no", "publish": [], "publish_all": False,
         "expose": [], "network_alias": [], "log_driver": "", "log_opt": [], "userns": "",
+        "health_cmd": None, "health_interval": None, "health_timeout": None,
+        "health_retries": None, "health_start_period": None, "no_healthcheck": False,
+        "healthcheck": None,
     }
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+_DURATION = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+             "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def parse_duration(text, flag):
+    """Go's duration syntax (30s, 1m30s, 500ms; a bare number is seconds) → nanoseconds."""
+    text = str(text).strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text) * _DURATION["s"]
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise OptionError(f"invalid argument {text!r} for {flag}: a duration like 30s or 1m30s")
+    return int(sum(float(n) * _DURATION[u] for n, u in parts))
+
+
+def healthcheck_of(opts):
+    """--health-* and --no-healthcheck → Config.Healthcheck (Docker's shape), or what the
+    API sent; None: the image's."""
+    if opts.healthcheck is not None:
+        return opts.healthcheck
+    if opts.no_healthcheck:
+        if opts.health_cmd:
+            raise OptionError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    check = {}
+    if opts.health_cmd:
+        check["Test"] = ["CMD-SHELL", opts.health_cmd]
+    for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
+                      ("start_period", "StartPeriod")):
+        value = getattr(opts, "health_" + flag)
+        if value:
+            check[key] = parse_duration(value, "--health-" + flag.replace("_", "-"))
+            if check[key] < 1_000_000:
+                raise OptionError(f"--health-{flag.replace('_', '-')} cannot be less than 1ms")
+    if opts.health_retries is not None:
+        if opts.health_retries < 0:
+            raise OptionError("--health-retries cannot be negative")
+        check["Retries"] = opts.health_retries
+    return check or None
 
 
 def parse_restart(text):

@@ -32,9 +32,13 @@ def network_json(store, row):
         "Name": m["name"], "EndpointID": "", "MacAddress": m["mac"],
         "IPv4Address": f"{m['ip']}/{row['subnet'].split('/')[1]}", "IPv6Address": ""}
         for m in store.members(row["id"])}
-    options = {"com.docker.network.bridge.name": row["bridge"]}
+    # As dockerd: the default network shows its bridge; a user network shows only options it
+    # was created with (none: its bridge is mr-<id>, store.user_bridge). docker-compose
+    # recreates a network whose options differ from its file's.
+    options = {}
     if row["name"] == DEFAULT_NETWORK:
-        options["com.docker.network.bridge.default_bridge"] = "true"
+        options = {"com.docker.network.bridge.name": row["bridge"],
+                   "com.docker.network.bridge.default_bridge": "true"}
     return {"Name": row["name"], "Id": row["id"], "Created": created, "Scope": "local",
             "Driver": "bridge", "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": None,
