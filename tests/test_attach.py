@@ -242,3 +242,29 @@ def test_minirun_run_in_the_foreground_through_minirund(daemon):
     assert daemon.cli("ps", "-aq").stdout == ""                   # --rm, through the daemon
     p = daemon.cli("run", "--rm", "--trace", "busybox", "true", check=False)
     assert p.returncode == 2 and "drop -H" in p.stderr
+
+
+@needs_docker
+def test_the_docker_clis_lifecycle_commands(daemon):
+    """The rows of the README's table that the tests above do not cover, with the docker CLI."""
+    def ok(*args):
+        p = docker(daemon, *args)
+        assert p.returncode == 0, (args, p.stderr)
+        return p.stdout.decode()
+    cid = ok("run", "-d", "--name", "life", "-p", "127.0.0.1::80", "-l", "k=v", "busybox",
+             "sh", "-c", "echo started; exec sleep 600").strip()
+    assert ok("ps", "--filter", "label=k=v", "--format", "{{.Names}}") == "life\n"
+    assert ok("port", "life", "80").startswith("127.0.0.1:")
+    assert "sleep 600" in ok("top", "life")
+    assert "life" in ok("stats", "--no-stream", "life")
+    ok("pause", "life")
+    assert "(Paused)" in ok("ps", "--format", "{{.Status}}")
+    ok("unpause", "life")
+    ok("rename", "life", "life2")
+    assert ok("logs", "life2") == "started\n"
+    ok("restart", "-t", "1", "life2")
+    assert json.loads(ok("inspect", "life2"))[0]["State"]["Running"]
+    ok("kill", "life2")
+    assert ok("wait", "life2").strip() == "137"
+    ok("rm", "life2")
+    assert ok("ps", "-aq") == "" and cid

@@ -9,9 +9,8 @@ import signal as _signal
 import time
 
 from ..engine.options import RunOptions
+from ..image.inspect import ZERO_TIME       # Go's zero time: what "never" is in the API
 from .server import ApiError
-
-ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def field(doc, key, kind, default=None, where=""):

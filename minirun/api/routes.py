@@ -61,6 +61,48 @@ def version(engine, req):
             "Platform": {"Name": "minirun"}}
 
 
+@route("GET", "/swarm")
+@route("POST", "/swarm/(?P<action>init|join|leave|update|unlock)")
+@route("GET", "/swarm/unlockkey")
+@route("GET", "/(?P<kind>services|tasks|nodes|secrets|configs)")
+def swarm(engine, req, **_):
+    """No swarm here: dockerd's own answer where it runs without one."""
+    raise ApiError(503, "This node is not a swarm manager. Use \"docker swarm init\" or "
+                        "\"docker swarm join\" to connect this node to swarm and try again.")
+
+
+@route("GET", "/system/df")
+def system_df(engine, req):
+    from ..engine.commit import upper_size   # lazy: only df needs it
+    rows = engine.containers.list()
+    images = [_image_summary(r, refs, sum(ctr["image_id"] == r["id"] for ctr in rows))
+              for r, refs in engine.images.list()]
+    containers = [dict(c.summary(engine, r),
+                       SizeRw=upper_size(engine.containers.path(r["id"], "upper")))
+                  for r in rows]
+    volumes = [_volume(engine, r, usage=True) for r in engine.volumes.list()]
+    return {"LayersSize": sum(i["Size"] for i in images), "Images": images,
+            "Containers": containers, "Volumes": volumes, "BuildCache": []}
+
+
+@route("GET", "/distribution/(?P<name>.+)/json")
+def distribution(engine, req, name):
+    """The manifest digest and platforms of an image in its registry (docker manifest)."""
+    from ..registry.client import Client   # lazy: see image_create
+    from ..registry.pull import Pull
+    ref = reference.parse(name)
+    pull = Pull(engine.images, ref, Client(ref.domain, credentials=_registry_auth(req)))
+    pull.resolve()
+    desc = {"mediaType": mf_type(pull.manifest), "digest": pull.digest,
+            "size": len(pull.manifest)}
+    return {"Descriptor": desc, "Platforms": [{"architecture": c.arch(), "os": "linux"}]}
+
+
+def mf_type(data):
+    from ..image import manifest as mf   # lazy: as distribution's
+    return mf.media_type(mf.loads(data))
+
+
 @route("GET", "/info")
 def info(engine, req):
     rows = engine.containers.list()
@@ -75,32 +117,38 @@ def info(engine, req):
             "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
             "Name": os.uname().nodename, "ServerVersion": __version__, "KernelVersion":
             os.uname().release, "LoggingDriver": "json-file", "Runtimes": {"minirun": {}},
-            "DefaultRuntime": "minirun", "SecurityOptions": ["name=no-new-privileges"]}
+            "DefaultRuntime": "minirun", "SecurityOptions": ["name=no-new-privileges"],
+            "Debug": engine.log.isEnabledFor(10) if hasattr(engine, "log") else False,
+            "ExperimentalBuild": False, "Swarm": {"LocalNodeState": "inactive"}}
 
 
 # -- images ---------------------------------------------------------------------------
 @route("GET", "/images/json")
 def images_list(engine, req):
-    out = []
-    for record, refs in engine.images.list():
-        out.append({"Id": record["id"], "ParentId": "",
-                    "RepoTags": [f"{r.familiar_repository}:{r.tag}" for r in refs],
-                    "RepoDigests": [f"{r.familiar_repository}@{record['manifest_digest']}"
-                                    for r in refs],
-                    "Created": int(c.created_unix(record["created"])), "Size": record["size"],
-                    "SharedSize": -1, "VirtualSize": record["size"], "Labels": {},
-                    "Containers": -1})
-    return out
+    return [_image_summary(record, refs) for record, refs in engine.images.list()]
 
 
-@route("POST", "/images/create")
+def _image_summary(record, refs, containers=-1):
+    """Docker's ImageSummary (images, system df)."""
+    return {"Id": record["id"], "ParentId": "",
+            "RepoTags": [f"{r.familiar_repository}:{r.tag}" for r in refs],
+            "RepoDigests": [f"{r.familiar_repository}@{record['manifest_digest']}"
+                            for r in refs],
+            "Created": int(c.created_unix(record["created"])), "Size": record["size"],
+            "SharedSize": -1, "VirtualSize": record["size"], "Labels": {},
+            "Containers": containers}
+
+
+@route("POST", "/images/create", streams_body=True)
 def image_create(engine, req):
     """``docker pull``: Docker's JSON progress messages, streamed as the pull goes."""
     from ..registry.client import Client   # lazy: see the module's note
     from ..registry.pull import Pull, pull_image
     name, tag = req.arg("fromImage") or "", req.arg("tag")
+    if req.arg("fromSrc"):
+        return _image_import(engine, req)
     if not name:
-        raise ApiError(400, "fromImage is required (import is not supported)")
+        raise ApiError(400, "fromImage or fromSrc is required")
     text = name + (("@" if tag.startswith("sha256:") else ":") + tag
                    if tag and "@" not in name and ":" not in name.rsplit("/", 1)[-1] else "")
     ref = reference.parse(text)
@@ -111,6 +159,24 @@ def image_create(engine, req):
         pull_image(pull, progress)
         engine.emit("image", "pull", str(ref), {"name": str(ref)})
     return Stream(_streamed(work), "application/json", chunked=True)
+
+
+def _image_import(engine, req):
+    """``docker import``: the body (a tar, plain or compressed) becomes a one-layer image."""
+    from ..engine.commit import import_tar   # lazy: only import needs it
+    if req.arg("fromSrc") != "-":
+        raise ApiError(400, "import from a URL is not supported: send the tar as the body "
+                            "(fromSrc=-)")
+    path = _body_to_file(engine, req, "import")
+    try:
+        repo = req.arg("repo")
+        image_id = import_tar(engine.images, path, repo, req.arg("tag"),
+                              req.query.get("changes") or [], req.arg("message") or "")
+    finally:
+        os.unlink(path)
+    engine.emit("image", "import", image_id, {"name": repo or image_id})
+    return Stream(iter([json.dumps({"status": image_id}).encode() + b"\n"]),
+                  "application/json")
 
 
 def _registry_auth(req):
@@ -410,6 +476,129 @@ def container_stats(engine, req, ref):
             prev = doc
             time.sleep(1)
     return Stream(body(), "application/json")
+
+
+# -- changes, commit, export, history --------------------------------------------------
+@route("GET", "/containers/(?P<ref>[^/]+)/changes")
+def container_changes(engine, req, ref):
+    from ..engine import commit   # lazy: only diff, commit and export need it
+    return commit.changes(engine.containers.spec(engine.get(ref)))
+
+
+@route("POST", "/commit")
+def container_commit(engine, req):
+    from ..engine import commit   # lazy: as above
+    row = engine.get(req.arg("container") or "")
+    changes = req.query.get("changes") or []
+    changes = [line for text in changes for line in text.splitlines() if line.strip()]
+    body = req.json()                      # a Config to merge, as docker-py may send
+    if body.get("Cmd"):
+        changes.append("CMD " + json.dumps(c.str_list(body, "Cmd")))
+    pause = req.flag("pause", True) and row["state"] == "running" and not row["paused"]
+    if pause:
+        engine.pause(row["id"])
+    try:
+        image_id = commit.commit(engine.images, engine.containers, row, req.arg("repo"),
+                                 req.arg("tag"), req.arg("comment") or "",
+                                 req.arg("author") or "", changes)
+    finally:
+        if pause:
+            engine.unpause(row["id"])
+    engine.emit_container("commit", row["id"], comment=req.arg("comment") or "")
+    return 201, {"Id": image_id}
+
+
+@route("GET", "/containers/(?P<ref>[^/]+)/export")
+def container_export(engine, req, ref):
+    from ..engine import commit   # lazy: as above
+    row = engine.get(ref)
+    spec = engine.containers.spec(row)
+    engine.emit_container("export", row["id"])
+    return Stream(commit.export(spec), "application/x-tar")
+
+
+@route("GET", "/images/(?P<name>.+)/history")
+def image_history(engine, req, name):
+    """The image's history, newest first; the layers' entries carry the image's ID once."""
+    image_id = engine.images.resolve(name)
+    config = engine.images.config(image_id)
+    tags = [f"{r.familiar_repository}:{r.tag}" for r in engine.images.tags_of(image_id)]
+    out = []
+    for i, h in enumerate(reversed(config.get("history") or [{}])):
+        out.append({"Id": image_id if i == 0 else "<missing>",
+                    "Created": _epoch(h.get("created") or config.get("created")),
+                    "CreatedBy": h.get("created_by", ""), "Tags": tags if i == 0 else None,
+                    "Size": 0, "Comment": h.get("comment", "")})
+    return out
+
+
+def _epoch(text):
+    import calendar                        # lazy: only history needs it
+    try:
+        return calendar.timegm(time.strptime((text or "")[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return 0
+
+
+# -- save, load, import -----------------------------------------------------------------
+@route("GET", "/images/get")
+@route("GET", "/images/(?P<name>[^?]+)/get")
+def image_save(engine, req, name=None):
+    """``docker save``: the archive written to a file of the store's, streamed, removed."""
+    from ..image.archive import save     # lazy: only save needs it
+    names = [name] if name else req.query.get("names") or []
+    if not names:
+        raise ApiError(400, "no image named")
+    for n in names:
+        engine.images.resolve(n)           # 404 before the stream starts
+    path = os.path.join(engine.images.blobs.tmp, f"save-{os.urandom(8).hex()}.tar")
+    save(engine.images, names, path)
+
+    def body():
+        try:
+            with open(path, "rb") as f:
+                while data := f.read(1 << 20):
+                    yield data
+        finally:
+            os.unlink(path)
+    for n in names:
+        engine.emit("image", "save", n, {"name": n})
+    return Stream(body(), "application/x-tar")
+
+
+@route("POST", "/images/load", streams_body=True)
+def image_load(engine, req):
+    """``docker load``: the body (a docker save archive or an OCI layout tar) kept in a file
+    of the store's while it loads."""
+    from ..image.archive import ArchiveError, load   # lazy: only load needs it
+    path = _body_to_file(engine, req, "load")
+    try:
+        loaded = load(engine.images, path)
+    except ArchiveError as e:               # said of our temporary file: say it of the body
+        raise ApiError(400, "the body: " + str(e).replace(path + ": ", "").rstrip(":")
+                       ) from None
+    finally:
+        os.unlink(path)
+    lines = []
+    for image_id, refs in loaded:
+        names = [f"{r.familiar_repository}:{r.tag}" for r in refs] or [image_id]
+        for n in names:
+            engine.emit("image", "load", n, {"name": n})
+            lines.append({"stream": (f"Loaded image: {n}\n" if refs else
+                                     f"Loaded image ID: {n}\n")})
+    return Stream(iter([json.dumps(l).encode() + b"\n" for l in lines]), "application/json")
+
+
+def _body_to_file(engine, req, what):
+    path = os.path.join(engine.images.blobs.tmp, f"{what}-{os.urandom(8).hex()}.tar")
+    try:
+        with open(path, "wb") as f:
+            while data := req.stream.read(1 << 20):
+                f.write(data)
+    except OSError as e:
+        os.unlink(path)
+        raise ApiError(400, f"reading the request body: {e}") from None
+    return path
 
 
 # -- copy (docker cp) ---------------------------------------------------------------------

@@ -37,7 +37,8 @@ class Client:
     def request(self, method, endpoint, body=None, headers=None, chunks=None, **query):
         """*body*: JSON; *chunks*: bytes sent as they come (Transfer-Encoding: chunked)."""
         query = {k: v for k, v in query.items() if v is not None}
-        url = f"/v{API_VERSION}" + quote(endpoint) + ("?" + urlencode(query) if query else "")
+        url = f"/v{API_VERSION}" + quote(endpoint) + ("?" + urlencode(query, doseq=True) if query
+                                                        else "")
         conn = _UnixConnection(self.path)
         data = json.dumps(body).encode() if body is not None else None
         hdrs = {"Content-Type": "application/json"} if data is not None else {}

@@ -373,3 +373,49 @@ def daemon_cmd(ctx, host, log_file, root, debug, userns_remap):
                            host or ctx.host or DEFAULT_HOST, log_file, debug or ctx.debug,
                            userns_remap))
 
+
+
+@cli.command("diff")
+@click.argument("ref")
+@click.pass_obj
+def diff_cmd(ctx, ref):
+    """What a container changed in its file system: A added, C changed, D deleted."""
+    for change in ctx.client.call("GET", f"/containers/{ref}/changes") or []:
+        click.echo(f"{'CAD'[change['Kind']]} {change['Path']}")
+
+
+@cli.command("commit")
+@click.option("-a", "--author", default="")
+@click.option("-m", "--message", default="")
+@click.option("-c", "--change", "changes", multiple=True,
+              help="A Dockerfile instruction: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, …")
+@click.option("-p/--no-pause", "--pause", "pause", default=True,
+              help="Pause the container while its changes are read (default).")
+@click.argument("ref")
+@click.argument("name", required=False)
+@click.pass_obj
+def commit_cmd(ctx, author, message, changes, pause, ref, name):
+    """Make an image of a container's changes."""
+    repo, tag = (name.rsplit(":", 1) if name and ":" in name.rsplit("/", 1)[-1]
+                 else (name, None))
+    image_id = ctx.client.call("POST", "/commit", container=ref, repo=repo, tag=tag,
+                               author=author, comment=message, pause=int(pause),
+                               changes="\n".join(changes) or None)["Id"]
+    click.echo(image_id)
+
+
+@cli.command("export")
+@click.option("-o", "--output", default=None, help="A file (default: stdout).")
+@click.argument("ref")
+@click.pass_obj
+def export_cmd(ctx, output, ref):
+    """A container's whole file system as a tar."""
+    resp = ctx.client.request("GET", f"/containers/{ref}/export")
+    out = open(output, "wb") if output else sys.stdout.buffer
+    try:
+        while data := resp.read(1 << 20):
+            out.write(data)
+    finally:
+        if output:
+            out.close()
+        resp.conn.close()

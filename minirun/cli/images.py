@@ -1,5 +1,6 @@
 """Image commands: images, load, save, tag, rmi, image inspect, image prune."""
 import json
+import sys
 
 import click
 
@@ -125,3 +126,44 @@ image_group.add_command(load_cmd, "load")
 image_group.add_command(save_cmd, "save")
 image_group.add_command(tag_cmd, "tag")
 image_group.add_command(rmi_cmd, "rm")
+
+
+@cli.command("history")
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("--no-trunc", is_flag=True)
+@click.argument("name")
+@click.pass_obj
+def history_cmd(ctx, quiet, no_trunc, name):
+    """The steps an image was made of, newest first."""
+    rows = ctx.api.call("GET", f"/images/{name}/history")
+    if quiet:
+        click.echo("\n".join(r["Id"] if no_trunc else r["Id"].split(":")[-1][:12]
+                             for r in rows if r["Id"] != "<missing>"))
+        return
+    click.echo(table(["IMAGE", "CREATED", "CREATED BY", "COMMENT"], [
+        (r["Id"] if no_trunc or r["Id"] == "<missing>" else r["Id"].split(":")[-1][:12],
+         ago(r["Created"]), r["CreatedBy"] if no_trunc else r["CreatedBy"][:45],
+         r["Comment"]) for r in rows]))
+
+
+@cli.command("import")
+@click.option("-c", "--change", "changes", multiple=True)
+@click.option("-m", "--message", default="")
+@click.argument("source")
+@click.argument("name", required=False)
+@click.pass_obj
+def import_cmd(ctx, changes, message, source, name):
+    """Make a one-layer image of a tar (a file, or - for stdin): through minirund."""
+    repo, tag = (name.rsplit(":", 1) if name and ":" in name.rsplit("/", 1)[-1]
+                 else (name, None))
+    src = sys.stdin.buffer if source == "-" else open(source, "rb")
+    try:
+        resp = ctx.client.request("POST", "/images/create", fromSrc="-", repo=repo, tag=tag,
+                                  message=message or None, changes=list(changes) or None,
+                                  chunks=iter(lambda: src.read(1 << 20), b""),
+                                  headers={"Content-Type": "application/x-tar"})
+        for line in resp.read().splitlines():
+            click.echo(json.loads(line).get("status", ""))
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()

@@ -225,7 +225,7 @@ def tar_path(root, path, name=None):
     pfd, base = _open_parent(root, path)
     try:
         if not base:                                     # "/": everything, named "."
-            yield _header(name or ".", os.stat(pfd))
+            yield tar_header(name or ".", os.stat(pfd))
             yield from _tree(pfd, name or ".")
         else:
             yield from _entry(pfd, base, name or base)
@@ -234,7 +234,7 @@ def tar_path(root, path, name=None):
         os.close(pfd)
 
 
-def _header(name, st, link=""):
+def tar_header(name, st, link=""):
     info = tarfile.TarInfo(name)
     info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
     info.mtime = int(st.st_mtime)
@@ -257,9 +257,9 @@ def _entry(pfd, base, name):
     except FileNotFoundError:
         return                                           # gone meanwhile
     if stat.S_ISREG(st.st_mode):
-        yield from _file(pfd, base, name)
+        yield from tar_file(pfd, base, name)
         return
-    header = _header(name, st, os.readlink(base, dir_fd=pfd) if stat.S_ISLNK(st.st_mode)
+    header = tar_header(name, st, os.readlink(base, dir_fd=pfd) if stat.S_ISLNK(st.st_mode)
                      else "")
     if header is None:
         return
@@ -273,7 +273,7 @@ def _entry(pfd, base, name):
             os.close(fd)
 
 
-def _file(pfd, base, name):
+def tar_file(pfd, base, name):
     """A regular file: its header, then exactly as many bytes as the header says (a file
     that grows or shrinks while it is read, in a running container, cannot break the tar)."""
     try:
@@ -285,7 +285,7 @@ def _file(pfd, base, name):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return
-        yield _header(name, st)
+        yield tar_header(name, st)
         left = st.st_size
         while left:
             data = os.read(fd, min(CHUNK, left)) or b"\0" * min(CHUNK, left)

@@ -1,5 +1,7 @@
 """``image inspect``: the Docker Engine API's ImageInspect shape."""
 
+ZERO_TIME = "0001-01-01T00:00:00Z"   # Go's zero time: Go clients cannot parse "" as a time
+
 
 def inspect_image(store, image_id):
     record = store.record(image_id)
@@ -10,7 +12,7 @@ def inspect_image(store, image_id):
         "RepoTags": [f"{r.familiar_repository}:{r.tag}" for r in refs],
         "RepoDigests": sorted({f"{r.familiar_repository}@{record['manifest_digest']}"
                                for r in refs}),
-        "Created": config.get("created", ""),
+        "Created": config.get("created") or ZERO_TIME,
         "Author": config.get("author", ""),
         "Config": config.get("config") or {},
         "Architecture": config.get("architecture", ""),
@@ -20,5 +22,6 @@ def inspect_image(store, image_id):
         "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
         "GraphDriver": {"Name": "overlay",
                         "Data": {"LowerDirs": ":".join(reversed(store.layer_dirs(image_id)))}},
-        "Metadata": {"LastTagTime": ""},
+        # Go clients parse these as times: never "", Go's zero time instead (as dockerd)
+        "Metadata": {"LastTagTime": ZERO_TIME},
     }

@@ -1,0 +1,329 @@
+"""A container's changes: ``docker diff``, ``docker commit`` and ``docker export``.
+
+Everything a container changed is in its overlay upper directory: new and
+changed files as they are, a deleted one as a 0/0 character device (overlayfs'
+whiteout), a directory whose lower content is hidden marked with the xattr
+``trusted.overlay.opaque=y``. ``diff`` reads that; ``commit`` turns it into an
+OCI layer (whiteouts as ``.wh.NAME`` files, opaque directories as
+``.wh..wh..opq``) stacked on the container's image, with the config changes
+``--change`` asks for; ``export`` is a tar of the whole merged file system,
+read through a read-only overlay of the upper directory and the layers, mounted
+only in a short-lived thread's mount namespace (as ``docker cp`` does).
+"""
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import stat
+import threading
+import time
+
+from ..errors import MinirunError
+from ..image import manifest as mf
+from ..image import reference
+from ..image.layout import GZIP_LAYER
+
+ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
+from ..linux import mount as m
+from ..linux import namespaces as ns
+from .copy import BLOCK, tar_file, tar_header, tar_path
+from .options import OptionError
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+CHANGED, ADDED, DELETED = 0, 1, 2         # Docker's change kinds
+
+
+def _is_whiteout(st):
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _opaque(path):
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _walk(upper):
+    """(relative path, lstat) of everything in the upper directory, parents first."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(os.path.join(upper, rel)) as entries:
+            for entry in sorted(entries, key=lambda e: e.name, reverse=True):
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                st = entry.stat(follow_symlinks=False)
+                yield path, st
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(path)
+
+
+def _mount_points(spec):
+    """What the runtime made in the upper directory only to mount something on (/etc/hosts &
+    co., a volume's directory): not the container's own change, so never listed or
+    committed, as in Docker."""
+    return {t.lstrip("/") for t in [*spec.etc_files, *(m.target for m in spec.mounts)]}
+
+
+def _changed(spec):
+    skip = _mount_points(spec)
+    return [(rel, st) for rel, st in sorted(_walk(spec.upper), key=lambda x: x[0])
+            if rel not in skip and not any(rel.startswith(p + "/") for p in skip)]
+
+
+def changes(spec):
+    """[{"Path": "/etc/x", "Kind": 0|1|2}] as ``docker diff`` lists them."""
+    lowers = [os.path.join(spec.layers_dir, name) for name in spec.lower]
+    out = []
+    for rel, st in _changed(spec):
+        if _is_whiteout(st):
+            kind = DELETED
+        else:
+            in_lower = any(os.path.lexists(os.path.join(l, rel)) for l in lowers)
+            kind = CHANGED if in_lower else ADDED
+        out.append({"Path": "/" + rel, "Kind": kind})
+    return out
+
+
+# -- commit ------------------------------------------------------------------------------
+def layer_tar(spec):
+    """The upper directory as an OCI layer tar, in chunks."""
+    upper = spec.upper
+    fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for rel, st in _changed(spec):
+            parent, _, name = rel.rpartition("/")
+            if _is_whiteout(st):
+                yield tar_header(f"{parent}/.wh.{name}" if parent else f".wh.{name}",
+                                 _Empty(st))
+                continue
+            pfd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                          | os.O_CLOEXEC, dir_fd=fd)
+            try:
+                if stat.S_ISREG(st.st_mode):
+                    yield from tar_file(pfd, name, rel)
+                    continue
+                header = tar_header(rel, st, os.readlink(name, dir_fd=pfd)
+                                    if stat.S_ISLNK(st.st_mode) else "")
+                if header:
+                    yield header
+                if stat.S_ISDIR(st.st_mode) and _opaque(os.path.join(upper, rel)):
+                    yield tar_header(f"{rel}/.wh..wh..opq", _Empty(st))
+            finally:
+                os.close(pfd)
+        yield b"\0" * (2 * BLOCK)
+    finally:
+        os.close(fd)
+
+
+class _Empty:
+    """The stat of an empty regular file, owned by root: what a whiteout entry is."""
+
+    def __init__(self, st):
+        self.st_mode, self.st_uid, self.st_gid = stat.S_IFREG | 0o644, 0, 0
+        self.st_size, self.st_mtime = 0, st.st_mtime
+
+
+CHANGES = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER",
+           "VOLUME", "WORKDIR")
+
+
+def apply_changes(config, changes):
+    """``--change 'CMD ["sh"]'``-style Dockerfile instructions applied to an image config."""
+    config = dict(config)
+    for line in changes:
+        word, _, rest = line.strip().partition(" ")
+        word, rest = word.upper(), rest.strip()
+        if word not in CHANGES:
+            raise OptionError(f"{word} is not a valid change command")
+        if word in ("CMD", "ENTRYPOINT"):
+            config["Cmd" if word == "CMD" else "Entrypoint"] = _exec_form(rest)
+        elif word == "ENV":
+            key, sep, value = rest.partition("=") if "=" in rest.split(" ")[0] else \
+                rest.partition(" ")
+            env = [e for e in config.get("Env") or [] if e.split("=", 1)[0] != key]
+            config["Env"] = env + [f"{key}={value.strip()}"]
+        elif word == "EXPOSE":
+            config["ExposedPorts"] = {**(config.get("ExposedPorts") or {}),
+                                      **{(p if "/" in p else p + "/tcp"): {}
+                                         for p in rest.split()}}
+        elif word == "LABEL":
+            key, _, value = rest.partition("=")
+            config["Labels"] = {**(config.get("Labels") or {}), key: value.strip('"')}
+        elif word == "VOLUME":
+            paths = _exec_form(rest) if rest.startswith("[") else rest.split()
+            config["Volumes"] = {**(config.get("Volumes") or {}), **{p: {} for p in paths}}
+        elif word == "ONBUILD":
+            config["OnBuild"] = (config.get("OnBuild") or []) + [rest]
+        else:
+            config[{"STOPSIGNAL": "StopSignal", "USER": "User",
+                    "WORKDIR": "WorkingDir"}[word]] = rest
+    return config
+
+
+def _exec_form(text):
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise OptionError(f"invalid JSON in change: {text}") from None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise OptionError(f"invalid change: {text}")
+        return value
+    return ["/bin/sh", "-c", text]
+
+
+def _reference(repo, tag):
+    """repo + tag as clients send them: the docker CLI's import puts the tag in repo."""
+    if not repo:
+        return None
+    return reference.parse(f"{repo}:{tag}" if tag else repo)
+
+
+def commit(images, containers, row, repo=None, tag=None, comment="", author="", changes=()):
+    """A new image: the container's image plus its upper directory as one more layer."""
+    spec = containers.spec(row)
+    base = images.config(row["image_id"])
+    config = dict(base, config=apply_changes(base.get("config") or {}, changes))
+    ref = _reference(repo, tag)
+    with images.adding():
+        blob_digest, diff_id, size = _store_layer(images, layer_tar(spec))
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        config["created"] = now
+        config["rootfs"] = {"type": "layers",
+                            "diff_ids": list(base["rootfs"]["diff_ids"]) + [diff_id]}
+        config["history"] = list(base.get("history") or []) + [
+            {"created": now, "created_by": " ".join(spec.args), "comment": comment,
+             **({"author": author} if author else {})}]
+        if author:
+            config["author"] = author
+        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        config_digest = images.blobs.put_bytes(config_bytes, what="config")
+        old = images.manifest(row["image_id"])
+        manifest = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
+                    "config": {"mediaType": mf.OCI_CONFIG, "digest": config_digest,
+                               "size": len(config_bytes)},
+                    "layers": list(old["layers"]) + [
+                        {"mediaType": GZIP_LAYER, "digest": blob_digest,
+                         "size": size}]}
+        image_id = images.add_image(json.dumps(manifest, separators=(",", ":")).encode())
+        if ref:
+            images.tag(ref, image_id)
+    return image_id
+
+
+def _store_layer(images, chunks):
+    """Gzip *chunks* into the blob store; (blob digest, diff ID, compressed size)."""
+    r, w = os.pipe()
+    diff = hashlib.sha256()
+    result = {}
+
+    def write():
+        try:
+            with os.fdopen(w, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
+                                                        mtime=0) as gz:
+                for chunk in chunks:
+                    diff.update(chunk)
+                    gz.write(chunk)
+        except BaseException as e:
+            result["error"] = e
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    with os.fdopen(r, "rb") as src:
+        digest = images.blobs.put_stream(src, what="layer")
+    t.join()
+    if "error" in result:
+        raise MinirunError(f"cannot write the layer: {result['error']}")
+    return digest, "sha256:" + diff.hexdigest(), os.path.getsize(images.blobs.path(digest))
+
+
+# -- export ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def merged_view(spec):
+    """A read-only view of the container's whole file system (its upper directory over its
+    layers, no volumes): a descriptor of its root, mounted in a thread's namespace."""
+    ready, done, result = threading.Event(), threading.Event(), {}
+
+    def hold():
+        try:
+            ns.unshare(ns.CLONE_NEWNS)
+            m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)
+            os.chdir(spec.layers_dir)
+            lower = ":".join([spec.upper, *reversed(spec.lower)])
+            m.mount("overlay", spec.rootfs, "overlay", m.MS_RDONLY, f"lowerdir={lower}")
+            result["fd"] = os.open(spec.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except BaseException as e:
+            result["error"] = e
+        ready.set()
+        done.wait()
+    t = threading.Thread(target=hold, name="export", daemon=True)
+    t.start()
+    ready.wait()
+    try:
+        if "error" in result:
+            raise MinirunError(f"cannot mount the container's file system: "
+                               f"{result['error']}") from None
+        try:
+            yield result["fd"]
+        finally:
+            os.close(result["fd"])
+    finally:
+        done.set()
+        t.join()
+
+
+def export(spec):
+    with merged_view(spec) as root:
+        yield from tar_path(root, "/")
+
+
+def upper_size(upper):
+    """Bytes a container wrote (its upper directory): SizeRw."""
+    total = 0
+    try:
+        for _, st in _walk(upper):
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    except OSError:
+        pass
+    return total
+
+
+# -- import ------------------------------------------------------------------------------
+def import_tar(images, path, repo=None, tag=None, changes=(), message=""):
+    """``docker import``: the tar at *path* (plain, gzip or zstd: the layer store finds out)
+    as the one layer of a new image; its config from *changes*."""
+    from ..image import compression             # only import needs it
+    ref = _reference(repo, tag)
+    with open(path, "rb") as f:
+        kind = compression.sniff(f.read(8))
+    with images.adding():
+        with open(path, "rb") as f:
+            if not kind:                        # plain: gzip it, as a pushed layer would be
+                blob, diff_id, size = _store_layer(images, iter(lambda: f.read(1 << 20), b""))
+            else:
+                blob = images.blobs.put_stream(f, what="layer")
+                size = os.path.getsize(images.blobs.path(blob))
+                diff = hashlib.sha256()         # the uncompressed tar's digest
+                with open(images.blobs.path(blob), "rb") as packed:
+                    for chunk in compression.chunks(packed, kind):
+                        diff.update(chunk)
+                diff_id = "sha256:" + diff.hexdigest()
+        media = GZIP_LAYER if kind in ("", "gzip") else ZSTD_LAYER
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        config = {"architecture": mf.host_platform()[1], "os": "linux", "created": now,
+                  "config": apply_changes({}, changes),
+                  "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                  "history": [{"created": now, "created_by": "docker import",
+                               "comment": message or "Imported from -"}]}
+        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        config_digest = images.blobs.put_bytes(config_bytes, what="config")
+        manifest = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
+                    "config": {"mediaType": mf.OCI_CONFIG, "digest": config_digest,
+                               "size": len(config_bytes)},
+                    "layers": [{"mediaType": media, "digest": blob, "size": size}]}
+        image_id = images.add_image(json.dumps(manifest, separators=(",", ":")).encode())
+        if ref:
+            images.tag(ref, image_id)
+    return image_id
