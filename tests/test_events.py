@@ -130,3 +130,16 @@ def test_the_event_file_stays_bounded(tmp_path):
     assert MAX_BYTES // 4 < size <= MAX_BYTES
     last = log.past(None, None)[-1]
     assert last["Actor"]["Attributes"]["name"] == f"c{MAX_BYTES // 150 - 1}"
+
+
+def test_minirun_events(daemon):
+    since = str(time.time())
+    cid = daemon.cli("run", "-d", "busybox", "true").stdout.strip()
+    daemon.cli("wait", cid)
+    out = daemon.cli("events", "--since", since, "--until", str(time.time() + 0.2),
+                     "--filter", f"container={cid}").stdout.splitlines()
+    assert [l.split()[2] for l in out] == ["create", "start", "die"]
+    assert f"container create {cid} (image=busybox" in out[0]
+    out = daemon.cli("events", "--since", since, "--until", str(time.time() + 0.2),
+                     "--format", "json", "--filter", "event=die").stdout
+    assert json.loads(out)["Actor"]["Attributes"]["exitCode"] == "0"

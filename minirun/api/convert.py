@@ -34,12 +34,93 @@ def str_list(doc, key, where=""):
     return value
 
 
+# What a create body may carry that minirun does not do, with the values that mean "nothing
+# asked" (what the docker CLI, docker-py and compose send by default). Anything else is
+# refused in one line rather than dropped: a container must not silently run without a
+# limit, a device or a namespace setting its user asked for.
+UNSUPPORTED_HOST = {
+    "VolumeDriver": ("", "local"), "Annotations": (None, {}), "CgroupnsMode": ("", "private"),
+    "GroupAdd": (None, []), "IpcMode": ("", "private", "shareable"),
+    "Cgroup": ("",), "OomScoreAdj": (0,), "PidMode": ("",),
+    "StorageOpt": (None, {}), "UTSMode": ("",), "ShmSize": (0, 67108864), "Sysctls": (None, {}),
+    "Runtime": ("", "minirun", "runc"), "Isolation": ("", "default"), "CgroupParent": ("",),
+    "BlkioWeightDevice": (None, []), "BlkioDeviceReadIOps": (None, []),
+    "BlkioDeviceWriteIOps": (None, []), "CpuPeriod": (0,), "CpuQuota": (0,),
+    "CpuRealtimePeriod": (0,), "CpuRealtimeRuntime": (0,), "CpusetMems": ("",),
+    "Devices": (None, []), "DeviceCgroupRules": (None, []), "DeviceRequests": (None, []),
+    "KernelMemory": (0,), "KernelMemoryTCP": (0,), "MemoryReservation": (0,),
+    "MemorySwap": (0, -1), "MemorySwappiness": (None, -1), "OomKillDisable": (None, False),
+    "CpuCount": (0,), "CpuPercent": (0,), "IOMaximumIOps": (0,), "IOMaximumBandwidth": (0,),
+    "MaskedPaths": (None,), "ReadonlyPaths": (None,)}
+UNSUPPORTED_CONFIG = {"Domainname": ("",), "MacAddress": ("",), "NetworkDisabled": (None, False),
+                      "Shell": (None, []), "OnBuild": (None, [])}
+UNSUPPORTED_ENDPOINT = {"IPAMConfig": (None, {}), "MacAddress": ("",),
+                        "DriverOpts": (None, {})}
+
+
+def refuse_unsupported(body, host):
+    """A 400 naming the first field that asks for what minirun cannot do."""
+    def check(doc, table, where):
+        for key, defaults in table.items():
+            value = doc.get(key)
+            if value is not None and not any(value == d and type(value) is type(d)
+                                             for d in defaults if d is not None):
+                if isinstance(value, dict) and not any(value.values()) and {} in defaults:
+                    continue                       # {"IPv4Address": ""}: nothing asked
+                raise ApiError(400, f"{where}{key} {json.dumps(value)} is not supported by "
+                                    f"minirun")
+    check(host, UNSUPPORTED_HOST, "HostConfig.")
+    check(body, UNSUPPORTED_CONFIG, "")
+    endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
+    for name, endpoint in endpoints.items() if isinstance(endpoints, dict) else ():
+        if isinstance(endpoint, dict):
+            check(endpoint, UNSUPPORTED_ENDPOINT, f"NetworkingConfig.EndpointsConfig.{name}.")
+
+
+def update_options(body):
+    """A /containers/{id}/update body → (run options changed, runtime Limits changed)."""
+    from ..engine import options as o      # lazy: `run -d` imports this module
+    from ..runtime.cgroups import Limits
+    refuse_unsupported({}, body)
+    options, limits = {}, Limits()
+    memory = field(body, "Memory", int, 0)
+    nano = field(body, "NanoCpus", int, 0)
+    shares = field(body, "CpuShares", int, 0)
+    pids = field(body, "PidsLimit", int, None)
+    cpuset = field(body, "CpusetCpus", str, "")
+    weight = field(body, "BlkioWeight", int, 0)
+    if min(memory, nano, shares, weight) < 0:
+        raise ApiError(400, "resources must not be negative")
+    if memory:
+        options["memory"], limits.memory = str(memory), memory
+    if nano:
+        options["cpus"] = str(nano / 1e9)
+        limits.cpu_quota = o.parse_cpus(options["cpus"])
+    if shares:
+        options["cpu_shares"] = limits.cpu_shares = shares
+    if pids:
+        options["pids_limit"] = limits.pids = pids
+    if cpuset:
+        options["cpuset_cpus"], limits.cpuset_cpus = cpuset, o.parse_cpuset(cpuset)
+    if weight:
+        options["blkio_weight"] = limits.blkio_weight = o.parse_blkio_weight(weight)
+    policy = field(body, "RestartPolicy", dict, None)
+    if policy and policy.get("Name"):
+        restart = field(policy, "Name", str, "no")
+        retries = field(policy, "MaximumRetryCount", int, 0)
+        options["restart"] = f"{restart}:{retries}" if restart == "on-failure" and retries \
+            else restart
+        o.parse_restart(options["restart"])
+    return options, limits
+
+
 def run_options(body, name=None):
     """A /containers/create body → RunOptions."""
     image = field(body, "Image", str)
     if not image:
         raise ApiError(400, "Config.Image is required")
     host = field(body, "HostConfig", dict, {})
+    refuse_unsupported(body, host or {})
     h = "HostConfig."
     labels = field(body, "Labels", dict, {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
@@ -80,6 +161,13 @@ def run_options(body, name=None):
         stdin_once=field(body, "StdinOnce", bool, False),
         console_size=_console_size(host),
         healthcheck=_healthcheck(body),
+        stop_signal=_stop_signal(body),
+        add_host=str_list(host, "ExtraHosts", h) or [],
+        links=(str_list(host, "Links", h) or []) + _endpoint_links(body),
+        dns=str_list(host, "Dns", h) or [],
+        dns_search=str_list(host, "DnsSearch", h) or [],
+        dns_option=str_list(host, "DnsOptions", h) or [],
+        stop_timeout=field(body, "StopTimeout", int, None),
         labels=labels,
         memory=str(memory) if memory else None,
         cpus=str(nano / 1e9) if nano else None,
@@ -120,6 +208,13 @@ def _anonymous(declared, binds, mounts):
     taken = {os.path.normpath((b.split(":") + [b])[1]) for b in binds} | \
         {os.path.normpath(m.get("Target") or "") for m in mounts if isinstance(m, dict)}
     return [path for path in declared if os.path.normpath(path) not in taken]
+
+
+def _stop_signal(body):
+    text = field(body, "StopSignal", str, "") or None
+    if text:
+        parse_signal(text, None)            # a 400 now, not at the stop
+    return text
 
 
 def _healthcheck(body):
@@ -174,6 +269,16 @@ def _aliases(body, network):
                                 "whose Aliases are strings")
     endpoint = (config or {}).get(network) or {}
     return endpoint.get("Aliases") or []
+
+
+def _endpoint_links(body):
+    """Links the docker CLI puts on the network's endpoint (a user network's --link)."""
+    config = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    out = []
+    for endpoint in config.values() if isinstance(config, dict) else ():
+        if isinstance(endpoint, dict):
+            out += str_list(endpoint, "Links", "NetworkingConfig.EndpointsConfig.") or []
+    return out
 
 
 def _device_rates(host, name):
@@ -322,6 +427,12 @@ def inspect(engine, row):
         "LogPath": path(row["id"], "json.log"),
         "HostConfig": {
             "Binds": options.get("volumes") or [], "NetworkMode": options.get("network"),
+            "ExtraHosts": options.get("add_host") or None,
+            "Links": options.get("links") or None, "Dns": options.get("dns") or [],
+            "DnsSearch": options.get("dns_search") or [],
+            "DnsOptions": options.get("dns_option") or [],
+            "VolumesFrom": options.get("volumes_from") or None,
+            "Tmpfs": dict(t.partition(":")[::2] for t in options.get("tmpfs") or []) or None,
             "RestartPolicy": {"Name": policy or "no", "MaximumRetryCount": int(retries or 0)},
             "AutoRemove": bool(options.get("rm")), "CapAdd": options.get("cap_add") or [],
             "CapDrop": options.get("cap_drop") or [], "Privileged": bool(options.get("privileged")),
@@ -345,6 +456,8 @@ def inspect(engine, row):
             "Tty": spec.get("tty", False), "OpenStdin": spec.get("stdin", False),
             "StdinOnce": bool(options.get("stdin_once")), "AttachStdin": False,
             "Healthcheck": config.get("health"),
+            "StopSignal": options.get("stop_signal") or None,
+            "StopTimeout": options.get("stop_timeout"),
             "AttachStdout": not options.get("detach"), "AttachStderr": not options.get("detach"),
             "Env": spec.get("env", []), "Cmd": options.get("command") or None,
             "Image": row["image"], "WorkingDir": spec.get("cwd", "/"),
@@ -411,7 +524,8 @@ def create_body(opts):
     entry = opts.entrypoint
     host = {
         "Binds": [v for v in opts.volumes if ":" in v], "AutoRemove": opts.rm,
-        "ConsoleSize": opts.console_size,
+        "ConsoleSize": opts.console_size, "ExtraHosts": opts.add_host, "Links": opts.links,
+        "Dns": opts.dns, "DnsSearch": opts.dns_search, "DnsOptions": opts.dns_option,
         "NetworkMode": opts.network, "VolumesFrom": opts.volumes_from,
         "Mounts": [_mount_body(m) for m in opts.mounts],
         "RestartPolicy": {"Name": "" if policy == "no" else policy, "MaximumRetryCount": retries},
@@ -437,6 +551,7 @@ def create_body(opts):
             "Labels": opts.labels, "HostConfig": host,
             "Volumes": {v: {} for v in opts.volumes if ":" not in v},
             "Healthcheck": healthcheck_of(opts),
+            "StopSignal": opts.stop_signal or "", "StopTimeout": opts.stop_timeout,
             "ExposedPorts": {k: {} for k in _exposed(opts.as_dict())},
             "NetworkingConfig": {"EndpointsConfig": {opts.network: {
                 "Aliases": opts.network_alias}}} if opts.network_alias else {}}

@@ -222,6 +222,7 @@ def image_push(engine, req, name):
 
     def work(progress):
         push_image(engine.images, ref, Client(ref.domain, credentials=auth), progress)
+        engine.emit("image", "push", str(ref), {"name": str(ref)})
     engine.images.resolve(str(ref))                 # 404 before the stream starts
     return Stream(_streamed(work), "application/json", chunked=True)
 
@@ -346,12 +347,17 @@ def container_start(engine, req, ref):
 
 @route("POST", "/containers/(?P<ref>[^/]+)/stop")
 def container_stop(engine, req, ref):
-    engine.stop(ref, timeout=req.int("t", 10), sig=c.parse_signal(req.arg("signal"), 15))
+    row = engine.get(ref)
+    options = engine.containers.options(row)
+    timeout = options.get("stop_timeout")
+    engine.stop(ref, timeout=req.int("t", 10 if timeout is None else timeout),
+                sig=c.parse_signal(req.arg("signal") or options.get("stop_signal"), 15))
 
 
 @route("POST", "/containers/(?P<ref>[^/]+)/restart")
 def container_restart(engine, req, ref):
-    engine.restart(ref, timeout=req.int("t", 10))
+    timeout = engine.containers.options(engine.get(ref)).get("stop_timeout")
+    engine.restart(ref, timeout=req.int("t", 10 if timeout is None else timeout))
 
 
 @route("POST", "/containers/(?P<ref>[^/]+)/kill")
@@ -638,6 +644,16 @@ def container_extract(engine, req, ref):
         copy.extract_into(root, path, req.stream, owner,
                           no_dir_overwrite=req.flag("noOverwriteDirNonDir"))
     return Stream(iter(()), "text/plain")      # 200 and nothing, as dockerd answers
+
+
+# -- update -------------------------------------------------------------------------------
+@route("POST", "/containers/(?P<ref>[^/]+)/update")
+def container_update(engine, req, ref):
+    """``docker update``: memory, CPUs, CPU shares, pids, cpuset, block I/O weight, restart
+    policy; anything else asked is refused (as at create)."""
+    options, limits = c.update_options(req.json())
+    engine.update(ref, options, limits)
+    return {"Warnings": []}
 
 
 # -- attach -------------------------------------------------------------------------------

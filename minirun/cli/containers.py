@@ -148,7 +148,8 @@ def cp_cmd(ctx, archive, src, dest):
 
 
 @cli.command("stop")
-@click.option("-t", "--time", "timeout", type=int, default=10, help="Seconds before SIGKILL.")
+@click.option("-t", "--time", "timeout", type=int, default=None,
+              help="Seconds before SIGKILL (the container's --stop-timeout, else 10).")
 @click.option("-s", "--signal", "sig", default=None)
 @click.argument("refs", nargs=-1, required=True)
 @click.pass_obj
@@ -158,7 +159,7 @@ def stop_cmd(ctx, timeout, sig, refs):
 
 
 @cli.command("restart")
-@click.option("-t", "--time", "timeout", type=int, default=10)
+@click.option("-t", "--time", "timeout", type=int, default=None)
 @click.argument("refs", nargs=-1, required=True)
 @click.pass_obj
 def restart_cmd(ctx, timeout, refs):
@@ -418,4 +419,107 @@ def export_cmd(ctx, output, ref):
     finally:
         if output:
             out.close()
+        resp.conn.close()
+
+
+@cli.command("update")
+@click.option("-m", "--memory", default=None)
+@click.option("--cpus", default=None)
+@click.option("-c", "--cpu-shares", type=int, default=None)
+@click.option("--pids-limit", type=int, default=None)
+@click.option("--cpuset-cpus", default=None)
+@click.option("--blkio-weight", type=int, default=None)
+@click.option("--restart", default=None)
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_obj
+def update_cmd(ctx, memory, cpus, cpu_shares, pids_limit, cpuset_cpus, blkio_weight, restart,
+               refs):
+    """Change the resources (and restart policy) of containers, running ones at once."""
+    from ..engine.options import parse_bytes, parse_restart   # on use only
+    body = {"Memory": parse_bytes(memory) if memory else 0,
+            "NanoCpus": int(float(cpus) * 1e9) if cpus else 0, "CpuShares": cpu_shares or 0,
+            "PidsLimit": pids_limit, "CpusetCpus": cpuset_cpus or "",
+            "BlkioWeight": blkio_weight or 0}
+    if restart:
+        name, retries = parse_restart(restart)
+        body["RestartPolicy"] = {"Name": name, "MaximumRetryCount": retries or 0}
+
+    def one(ref):
+        ctx.client.call("POST", f"/containers/{ref}/update", body)
+        click.echo(ref)
+    each(refs, one)
+
+
+@cli.group("system")
+def system_group():
+    """Disk usage and clean-up."""
+
+
+@system_group.command("df")
+@click.pass_obj
+def system_df_cmd(ctx):
+    """Space used by images, containers and volumes."""
+    df = ctx.client.call("GET", "/system/df")
+    rows = [("Images", len(df["Images"]), sum(i["Containers"] > 0 for i in df["Images"]),
+             df["LayersSize"]),
+            ("Containers", len(df["Containers"]),
+             sum(x["State"] == "running" for x in df["Containers"]),
+             sum(x["SizeRw"] for x in df["Containers"])),
+            ("Local Volumes", len(df["Volumes"]),
+             sum(v["UsageData"]["RefCount"] > 0 for v in df["Volumes"]),
+             sum(v["UsageData"]["Size"] for v in df["Volumes"]))]
+    click.echo(table(["TYPE", "TOTAL", "ACTIVE", "SIZE"],
+                     [(t, n, a, human_size(s)) for t, n, a, s in rows]))
+
+
+@system_group.command("prune")
+@click.option("-a", "--all", "all_", is_flag=True, help="Unused images too, not only dangling.")
+@click.option("--volumes", is_flag=True, help="Unused anonymous volumes too.")
+@click.option("-f", "--force", is_flag=True, help="Do not ask (minirun never asks).")
+@click.pass_obj
+def system_prune_cmd(ctx, all_, volumes, force):
+    """Stopped containers, unused networks, dangling images (and with -a unused ones)."""
+    c = ctx.client
+    gone = c.call("POST", "/containers/prune")["ContainersDeleted"] or []
+    nets = c.call("POST", "/networks/prune")["NetworksDeleted"] or []
+    vols = c.call("POST", "/volumes/prune")["VolumesDeleted"] or [] if volumes else []
+    images = c.call("POST", "/images/prune",
+                    filters=json.dumps({"dangling": ["false" if all_ else "true"]}))
+    for title, items in (("Deleted Containers", gone), ("Deleted Networks", nets),
+                         ("Deleted Volumes", vols)):
+        if items:
+            click.echo(title + ":\n" + "\n".join(items) + "\n")
+    click.echo(f"Total reclaimed space: {human_size(images['SpaceReclaimed'] or 0)}")
+
+
+@cli.command("events")
+@click.option("--since", default=None, help="Unix time, or how long ago (10m).")
+@click.option("--until", default=None, help="Unix time, or how long ago; ends the stream.")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="type=, container=, image=, event=, label=, network=, volume=")
+@click.option("--format", "fmt", default=None, help="json: one JSON object a line.")
+@click.pass_obj
+def events_cmd(ctx, since, until, filters, fmt):
+    """What happens to containers, images, networks and volumes, as it happens."""
+    wanted = {}
+    for item in filters:
+        key, _, value = item.partition("=")
+        wanted.setdefault(key, []).append(value)
+    resp = ctx.client.request("GET", "/events", since=since, until=until,
+                              filters=json.dumps(wanted) if wanted else None)
+    try:
+        for line in resp:
+            event = json.loads(line)
+            if fmt == "json":
+                click.echo(json.dumps(event))
+                continue
+            from ..engine.logs import timestamp               # on use only
+            attrs = event["Actor"]["Attributes"]
+            click.echo(f"{timestamp(event['timeNano'] / 1e9)} {event['Type']} "
+                       f"{event['Action']} {event['Actor']['ID']}"
+                       + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(attrs.items())) + ")"
+                          if attrs else ""))
+    except KeyboardInterrupt:
+        pass
+    finally:
         resp.conn.close()

@@ -29,7 +29,7 @@ def create(store, containers, opts, networking, die_with_parent=True, userns_def
         spec = build_spec(opts, store, image_id, image_config, cid, containers)
         spec.die_with_parent = die_with_parent
         ports, ip = networking.plan(opts, cid, (image_config.get("ExposedPorts") or {}).keys())
-        write_etc_files(spec, containers, opts.network, ip)
+        write_etc_files(spec, containers, opts, ip, networking)
         attach_volumes(spec, containers, made, volume_labels(opts))
         create_volume_dirs(spec)
         mode = user_namespace(opts.userns, userns_default)
@@ -255,11 +255,15 @@ def create_volume_dirs(spec):
             os.makedirs(m.source)
 
 
-def write_etc_files(spec, containers, network, ip):
-    """/etc/hostname, hosts and resolv.conf, bound into the container from its directory."""
+def write_etc_files(spec, containers, opts, ip, networking):
+    """/etc/hostname, hosts and resolv.conf, bound into the container from its directory.
+    --add-host and --link add lines to its hosts; --dns, --dns-search, --dns-option make its
+    resolv.conf."""
+    network = opts.network
     files = {"/etc/hostname": spec.hostname + "\n",
-             "/etc/hosts": hosts_file(spec.hostname, ip),
-             "/etc/resolv.conf": resolv_conf()}
+             "/etc/hosts": hosts_file(spec.hostname, ip) + _extra_hosts(opts, containers,
+                                                                        networking),
+             "/etc/resolv.conf": _resolv_conf(opts)}
     if network == "host":
         files["/etc/hosts"] = _read("/etc/hosts")
     elif network.startswith("container:"):            # the joined container's, as Docker does
@@ -271,6 +275,37 @@ def write_etc_files(spec, containers, network, ip):
         with open(path, "w") as f:
             f.write(content)
         spec.etc_files[target] = path
+
+
+def _extra_hosts(opts, containers, networking):
+    lines = [f"{ip}\t{name}\n" for name, ip in map(o.parse_add_host, opts.add_host)]
+    for ref, alias in map(o.parse_link, opts.links):
+        row = containers.get(ref)
+        networks, _ = networking.settings(row["id"])
+        here = networks.get(opts.network) or {}
+        if not here.get("IPAddress"):
+            raise o.OptionError(f"cannot link to {ref}: it is not on network {opts.network}")
+        names = dict.fromkeys([alias, row["name"], row["id"][:12]])
+        lines.append(f"{here['IPAddress']}\t{' '.join(names)}\n")
+    return "".join(lines)
+
+
+def _resolv_conf(opts):
+    if not (opts.dns or opts.dns_search or opts.dns_option):
+        return resolv_conf()
+    import ipaddress                     # only --dns needs it
+    for server in opts.dns:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise o.OptionError(f"{server} is not an ip address") from None
+    kept = [l for l in resolv_conf().splitlines(True)
+            if not (opts.dns and l.startswith("nameserver"))
+            and not (opts.dns_search and l.startswith(("search", "domain")))
+            and not (opts.dns_option and l.startswith("options"))]
+    return "".join(kept + [f"nameserver {s}\n" for s in opts.dns]
+                   + ([f"search {' '.join(opts.dns_search)}\n"] if opts.dns_search else [])
+                   + ([f"options {' '.join(opts.dns_option)}\n"] if opts.dns_option else []))
 
 
 def _read(path):

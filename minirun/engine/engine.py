@@ -253,6 +253,12 @@ class Engine:
 
     def _on_exit(self, cid, code):
         self.health.forget(cid)
+        try:
+            for m in self.containers.spec(self.get(cid)).mounts:
+                if m.volume:
+                    self.emit("volume", "unmount", m.volume, {"container": cid})
+        except MinirunError:
+            pass
         oom = self.cgroups.oom_killed(cid)
         if oom:
             self.emit_container("oom", cid)
@@ -441,6 +447,20 @@ class Engine:
 
     def unpause(self, ref):
         self.pause(ref, frozen=False)
+
+    def update(self, ref, options, limits):
+        """``docker update``: *options* (the run options changed) and *limits* (a Limits of
+        the resources changed) recorded, and applied at once to a running container."""
+        row = self.get(ref)
+        config = self.containers.config(row)
+        spec = self.containers.spec(row)
+        for key, value in limits.as_dict().items():
+            if value not in (None, [], False):
+                setattr(spec.limits, key, value)
+        if row["state"] == "running":
+            self.cgroups.update(row["id"], limits)
+        self.containers.save_spec(row["id"], spec, options={**config["options"], **options})
+        self.emit_container("update", row["id"])
 
     def prune(self):
         deleted, space = [], 0

@@ -31,7 +31,8 @@ class RunOptions(Record):
         "expose": [], "network_alias": [], "log_driver": "", "log_opt": [], "userns": "",
         "health_cmd": None, "health_interval": None, "health_timeout": None,
         "health_retries": None, "health_start_period": None, "no_healthcheck": False,
-        "healthcheck": None,
+        "healthcheck": None, "stop_signal": None, "stop_timeout": None,
+        "add_host": [], "links": [], "dns": [], "dns_search": [], "dns_option": [],
     }
 
 
@@ -298,6 +299,29 @@ def api_mount(m, text=None):
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise OptionError(f"invalid mount {text}: labels are strings")
     return mount_of("volume", source, target, readonly, bool(vol.get("NoCopy")), labels)
+
+
+def parse_add_host(text):
+    """--add-host NAME:IP (Docker also takes NAME=IP) → (name, ip)."""
+    import ipaddress                     # only --add-host needs it
+    name, sep, ip = text.partition("=") if "=" in text else text.partition(":")
+    try:
+        ipaddress.ip_address(ip.strip("[]"))
+    except ValueError:
+        raise OptionError(f"invalid IP address in add-host: {ip!r}"
+                          + (" (host-gateway is not supported)" if ip == "host-gateway"
+                             else "")) from None
+    if not name or not sep:
+        raise OptionError(f"bad format for add-host: {text!r} (NAME:IP)")
+    return name, ip.strip("[]")
+
+
+def parse_link(text):
+    """--link CONTAINER[:ALIAS] → (container, alias)."""
+    name, _, alias = text.partition(":")
+    if not name:
+        raise OptionError(f"invalid link {text!r}: CONTAINER[:ALIAS]")
+    return name.lstrip("/"), (alias or name).lstrip("/").rpartition("/")[2]
 
 
 def parse_volumes_from(text):

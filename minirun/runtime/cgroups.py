@@ -240,7 +240,11 @@ class CgroupV1:
             with open(os.path.join(dst, name), "w") as f:
                 f.write(value)
 
-    def _apply(self, cid, limits):
+    def update(self, cid, limits):
+        """New limits for a running container (``docker update``): only those given."""
+        self._apply(cid, limits, devices=False)
+
+    def _apply(self, cid, limits, devices=True):
         d = self.dirs(cid)
         t = self.trace
         if limits.memory and "memory" in d:
@@ -270,7 +274,7 @@ class CgroupV1:
                     _write(f"{d['blkio']}/blkio.throttle.{name}_bps_device",
                            f"{major}:{minor} {rate}", t, f"at most this many bytes/s {name} "
                            "on this device (direct I/O; v1 cannot throttle the page cache)")
-        if "devices" in d:
+        if "devices" in d and devices:
             if limits.allow_all_devices:
                 _write(f"{d['devices']}/devices.allow", "a", t, "privileged: every device")
             else:
@@ -371,6 +375,10 @@ class CgroupV2:
             _rmdir(path)
             raise
         return self
+
+    def update(self, cid, limits):
+        """New limits for a running container (``docker update``): only those given."""
+        self._apply(self.path(cid), limits)
 
     def _apply(self, path, limits):
         t = self.trace

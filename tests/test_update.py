@@ -1,0 +1,87 @@
+"""docker update, stop signals and timeouts, and what create refuses rather than drops."""
+import json
+import time
+
+import pytest
+from test_attach import docker, needs_docker
+
+pytestmark = pytest.mark.root
+
+
+def cgroup_file(daemon, cid, v1, v2):
+    """The value of a limit in the container's own cgroup (v1 or v2)."""
+    from minirun.runtime import cgroups as cg
+    driver = cg.detect()
+    if driver.version == 2:
+        return open(f"{driver.path(cid)}/{v2}").read().strip()
+    controller, name = v1.split("/")
+    return open(f"{driver.dirs(cid)[controller]}/{name}").read().strip()
+
+
+@needs_docker
+def test_docker_update_changes_a_running_containers_limits(daemon):
+    cid = daemon.cli("run", "-d", "-m", "64m", "busybox", "sleep", "600").stdout.strip()
+    p = docker(daemon, "update", "-m", "128m", "--cpus", "0.5", "--pids-limit", "33",
+               "--restart", "on-failure:2", cid)
+    assert p.returncode == 0, p.stderr
+    assert cgroup_file(daemon, cid, "memory/memory.limit_in_bytes", "memory.max") == \
+        str(128 << 20)
+    assert cgroup_file(daemon, cid, "pids/pids.max", "pids.max") == "33"
+    host = json.loads(docker(daemon, "inspect", cid).stdout)[0]["HostConfig"]
+    assert (host["Memory"], host["NanoCpus"], host["PidsLimit"]) == (128 << 20, 500000000, 33)
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    daemon.cli("restart", "-t", "0", cid)                    # the new limits stay
+    assert cgroup_file(daemon, cid, "pids/pids.max", "pids.max") == "33"
+    p = docker(daemon, "update", "--kernel-memory", "10m", cid)
+    assert p.returncode != 0
+    daemon.cli("update", "--pids-limit", "44", cid)          # minirun's own
+    assert cgroup_file(daemon, cid, "pids/pids.max", "pids.max") == "44"
+
+
+def test_a_containers_stop_signal_and_timeout(daemon):
+    daemon.cli("run", "-d", "--name", "usr1", "--stop-signal", "USR1", "--stop-timeout", "30",
+               "busybox", "sh", "-c", "trap 'echo got-usr1; exit 7' USR1; "
+               "while :; do sleep 0.1; done")
+    time.sleep(0.5)
+    start = time.monotonic()
+    daemon.cli("stop", "usr1")
+    assert time.monotonic() - start < 10                     # USR1 ended it, no 30 s wait
+    assert daemon.cli("logs", "usr1").stdout == "got-usr1\n"
+    config = json.loads(daemon.cli("inspect", "usr1").stdout)[0]["Config"]
+    assert (config["StopSignal"], config["StopTimeout"]) == ("USR1", 30)
+    p = daemon.cli("run", "-d", "--stop-signal", "NOPE", "busybox", "true", check=False)
+    assert p.returncode != 0 and "invalid signal" in p.stderr
+
+
+@needs_docker
+@pytest.mark.parametrize("flags,field", [
+    (["--ipc", "host"], "IpcMode"), (["--pid", "host"], "PidMode"), (["--uts", "host"], "UTSMode"),
+    (["--group-add", "10"], "GroupAdd"), (["--device", "/dev/null:/dev/x"], "Devices"),
+    (["--shm-size", "1g"], "ShmSize"), (["--sysctl", "net.ipv4.ip_forward=1"], "Sysctls"),
+    (["--oom-score-adj", "100"], "OomScoreAdj"), (["--cgroup-parent", "x"], "CgroupParent"),
+    (["--memory-swap", "1g", "-m", "64m"], "MemorySwap"), (["--cpu-quota", "1000"], "CpuQuota"),
+    (["--domainname", "example.org"], "Domainname"),
+    (["--mac-address", "02:42:00:00:00:01"], "MacAddress"),
+])
+def test_what_minirun_cannot_do_is_refused_not_dropped(daemon, flags, field):
+    p = docker(daemon, "run", "-d", *flags, "busybox", "true")
+    assert p.returncode != 0 and field.encode() in p.stderr and b"not supported" in p.stderr
+    assert daemon.cli("ps", "-aq").stdout == ""              # and nothing was made
+
+
+@needs_docker
+def test_add_host_link_and_dns_go_into_the_containers_files(daemon):
+    daemon.cli("network", "create", "lnk")
+    daemon.cli("run", "-d", "--name", "target", "--network", "lnk", "busybox", "sleep", "600")
+    ip = json.loads(daemon.cli("inspect", "target").stdout)[0]["NetworkSettings"]["Networks"][
+        "lnk"]["IPAddress"]
+    p = docker(daemon, "run", "--rm", "--network", "lnk", "--add-host", "db.test:192.0.2.7",
+               "--link", "target:tgt", "--dns", "192.0.2.53", "--dns-search", "example.test",
+               "busybox", "sh", "-c", "cat /etc/hosts /etc/resolv.conf")
+    out = p.stdout.decode()
+    assert "192.0.2.7\tdb.test" in out and f"{ip}\ttgt target" in out, out + p.stderr.decode()
+    assert "nameserver 192.0.2.53" in out and "search example.test" in out
+    p = docker(daemon, "run", "--rm", "--add-host", "x:host-gateway", "busybox", "true")
+    assert p.returncode != 0 and b"host-gateway is not supported" in p.stderr
+    p = docker(daemon, "run", "--rm", "--link", "target:tgt", "busybox", "true")
+    assert p.returncode != 0 and b"not on network" in p.stderr
