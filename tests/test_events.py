@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from conftest import SLACK, wait_for
+from conftest import wait_for
 from test_attach import docker, needs_docker
 
 from minirun.engine.events import MAX_BYTES, EventLog

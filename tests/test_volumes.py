@@ -6,7 +6,8 @@ import signal
 import tarfile
 
 import pytest
-from test_attach import DOCKER, docker, needs_docker
+from conftest import wait_for
+from test_attach import docker, needs_docker
 
 from minirun.image.layout import LayerBuilder, write_layout
 
@@ -51,12 +52,7 @@ def test_anonymous_volumes_go_with_rm_v_and_with_rm(daemon):
     daemon.cli("rm", "-v", cid)
     assert volumes(daemon.cli) == ["named"]                      # a named one stays
     daemon.cli("run", "-d", "--rm", "-v", "/anon", "busybox", "true")
-    assert _eventually(lambda: volumes(daemon.cli) == ["named"])
-
-
-def _eventually(check):
-    from conftest import wait_for
-    return wait_for(check)
+    assert wait_for(lambda: volumes(daemon.cli) == ["named"])
 
 
 def test_an_empty_volume_gets_the_images_files_once(daemon):
@@ -121,7 +117,7 @@ def test_mount_flags_tmpfs_bind_and_volumes_from(daemon, tmp_path):
         b"labelled\n"
     daemon.cli("run", "-d", "--name", "src", "-v", "shared:/s", "busybox", "sh", "-c",
                "echo from-src > /s/f; sleep 60")
-    assert _eventually(lambda: docker(daemon, "run", "--rm", "--volumes-from", "src:ro",
+    assert wait_for(lambda: docker(daemon, "run", "--rm", "--volumes-from", "src:ro",
                                       "busybox", "cat", "/s/f").stdout == b"from-src\n")
     p = docker(daemon, "run", "--rm", "--volumes-from", "src:ro", "busybox", "touch", "/s/x")
     assert b"Read-only file system" in p.stderr

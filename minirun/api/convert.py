@@ -427,6 +427,10 @@ def inspect(engine, row):
         "LogPath": path(row["id"], "json.log"),
         "HostConfig": {
             "Binds": options.get("volumes") or [], "NetworkMode": options.get("network"),
+            # every field dockerd's inspect carries: what minirun does not do, at the value
+            # that means "nothing asked" (create refuses any other, refuse_unsupported)
+            **{key: defaults[-1] for key, defaults in UNSUPPORTED_HOST.items()},
+            "Runtime": "minirun", "IpcMode": "private", "Isolation": "", "VolumeDriver": "",
             "ExtraHosts": options.get("add_host") or None,
             "Links": options.get("links") or None, "Dns": options.get("dns") or [],
             "DnsSearch": options.get("dns_search") or [],

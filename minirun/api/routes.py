@@ -24,6 +24,7 @@ from ..engine.containers import ContainerStore
 from ..engine.logs import LOG_NAME
 from ..engine.stats import stats, top
 from ..errors import Conflict, MinirunError
+from ..fsutil import tree_size
 from ..image import reference
 from ..image.inspect import inspect_image
 from ..network.inspect import find_pseudo
@@ -73,12 +74,11 @@ def swarm(engine, req, **_):
 
 @route("GET", "/system/df")
 def system_df(engine, req):
-    from ..engine.commit import upper_size   # lazy: only df needs it
     rows = engine.containers.list()
     images = [_image_summary(r, refs, sum(ctr["image_id"] == r["id"] for ctr in rows))
               for r, refs in engine.images.list()]
     containers = [dict(c.summary(engine, r),
-                       SizeRw=upper_size(engine.containers.path(r["id"], "upper")))
+                       SizeRw=tree_size(engine.containers.path(r["id"], "upper")))
                   for r in rows]
     volumes = [_volume(engine, r, usage=True) for r in engine.volumes.list()]
     return {"LayersSize": sum(i["Size"] for i in images), "Images": images,

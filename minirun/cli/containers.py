@@ -11,7 +11,7 @@ import click
 from ..config import API_VERSION, DEFAULT_HOST
 from ..humanize import ago, human_size, table
 from .app import cli
-from .client import DaemonError, frames
+from .client import DaemonError
 from .report import each
 
 

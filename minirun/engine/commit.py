@@ -10,7 +10,6 @@ OCI layer (whiteouts as ``.wh.NAME`` files, opaque directories as
 read through a read-only overlay of the upper directory and the layers, mounted
 only in a short-lived thread's mount namespace (as ``docker cp`` does).
 """
-import contextlib
 import gzip
 import hashlib
 import json
@@ -26,8 +25,7 @@ from ..image.layout import GZIP_LAYER
 
 ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 from ..linux import mount as m
-from ..linux import namespaces as ns
-from .copy import BLOCK, tar_file, tar_header, tar_path
+from .copy import BLOCK, private_mounts, tar_file, tar_header, tar_path
 from .options import OptionError
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -239,55 +237,20 @@ def _store_layer(images, chunks):
 
 
 # -- export ------------------------------------------------------------------------------
-@contextlib.contextmanager
 def merged_view(spec):
     """A read-only view of the container's whole file system (its upper directory over its
-    layers, no volumes): a descriptor of its root, mounted in a thread's namespace."""
-    ready, done, result = threading.Event(), threading.Event(), {}
-
-    def hold():
-        try:
-            ns.unshare(ns.CLONE_NEWNS)
-            m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)
-            os.chdir(spec.layers_dir)
-            lower = ":".join([spec.upper, *reversed(spec.lower)])
-            m.mount("overlay", spec.rootfs, "overlay", m.MS_RDONLY, f"lowerdir={lower}")
-            result["fd"] = os.open(spec.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except BaseException as e:
-            result["error"] = e
-        ready.set()
-        done.wait()
-    t = threading.Thread(target=hold, name="export", daemon=True)
-    t.start()
-    ready.wait()
-    try:
-        if "error" in result:
-            raise MinirunError(f"cannot mount the container's file system: "
-                               f"{result['error']}") from None
-        try:
-            yield result["fd"]
-        finally:
-            os.close(result["fd"])
-    finally:
-        done.set()
-        t.join()
+    layers, no volumes): a descriptor of its root, in a mount namespace of its own."""
+    def mount_root():
+        os.chdir(spec.layers_dir)               # short relative layer names, as at start
+        lower = ":".join([spec.upper, *reversed(spec.lower)])
+        m.mount("overlay", spec.rootfs, "overlay", m.MS_RDONLY, f"lowerdir={lower}")
+        return os.open(spec.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return private_mounts(mount_root)
 
 
 def export(spec):
     with merged_view(spec) as root:
         yield from tar_path(root, "/")
-
-
-def upper_size(upper):
-    """Bytes a container wrote (its upper directory): SizeRw."""
-    total = 0
-    try:
-        for _, st in _walk(upper):
-            if stat.S_ISREG(st.st_mode):
-                total += st.st_size
-    except OSError:
-        pass
-    return total
 
 
 # -- import ------------------------------------------------------------------------------

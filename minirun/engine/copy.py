@@ -72,28 +72,24 @@ def _running_root(pid):
 
 
 @contextlib.contextmanager
-def _stopped_root(spec):
-    """A stopped container's overlay and volumes, mounted in the mount namespace of a
-    thread of their own, and a descriptor of its root. The thread holds the namespace (and
-    so the volumes mounted inside the overlay) until the copy is done; when it ends, the
-    namespace and every mount in it go: nothing ever appears in the host's mount table."""
+def private_mounts(mount_root):
+    """Run *mount_root()* (it mounts, and returns a descriptor of what it mounted) in the
+    mount namespace of a thread of its own, and yield that descriptor. The thread holds the
+    namespace (and so the mounts inside one another) until the caller is done; when it ends,
+    the namespace and every mount in it go: nothing ever appears in the host's mount table,
+    and nothing is left should minirund die meanwhile."""
     ready, done, result = threading.Event(), threading.Event(), {}
 
     def hold():
         try:
             ns.unshare(ns.CLONE_NEWNS)               # this thread only (it implies CLONE_FS)
             m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)   # nothing leaks to the host
-            mount_overlay(spec, quiet)
-            root = os.open(spec.rootfs, O_PATH_DIR)
-            for mnt in spec.mounts:
-                if mnt.kind == "bind":
-                    _bind_inside(root, mnt)
-            result["fd"] = root
+            result["fd"] = mount_root()
         except BaseException as e:
             result["error"] = e
         ready.set()
         done.wait()
-    t = threading.Thread(target=hold, name="cp-root", daemon=True)
+    t = threading.Thread(target=hold, name="private-mounts", daemon=True)
     t.start()
     ready.wait()
     try:
@@ -107,6 +103,18 @@ def _stopped_root(spec):
     finally:
         done.set()
         t.join()
+
+
+def _stopped_root(spec):
+    """A stopped container's overlay, with its volumes and binds where it has them."""
+    def mount_root():
+        mount_overlay(spec, quiet)
+        root = os.open(spec.rootfs, O_PATH_DIR)
+        for mnt in spec.mounts:
+            if mnt.kind == "bind":
+                _bind_inside(root, mnt)
+        return root
+    return private_mounts(mount_root)
 
 
 def _bind_inside(root, mnt):

@@ -15,6 +15,7 @@ import time
 
 from .. import statedb
 from ..errors import Conflict, MinirunError, NotModified
+from ..fsutil import tree_size
 from ..image.store import ImageStore
 from ..runtime import cgroups as cg
 from ..runtime.trace import quiet
@@ -466,7 +467,7 @@ class Engine:
         deleted, space = [], 0
         for row in self.containers.list():
             if row["state"] != "running":
-                space += _du(self.containers.path(row["id"], "upper"))
+                space += tree_size(self.containers.path(row["id"], "upper"))
                 self.containers.remove(row["id"])
                 deleted.append(row["id"])
         self._notify()
@@ -504,13 +505,3 @@ def _open_stdin_fifo(path):
     """Read-write: opening never blocks, and the container's end never sees the end."""
     return os.open(path, os.O_RDWR | os.O_CLOEXEC)
 
-
-def _du(path):
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total

@@ -16,7 +16,7 @@ import time
 
 from .. import statedb
 from ..errors import Conflict, NotFound
-from ..fsutil import rmtree
+from ..fsutil import rmtree, tree_size
 from .containers import NAME_RE
 from .options import OptionError
 
@@ -114,14 +114,7 @@ class VolumeStore:
                 rmtree(os.path.join(self.dir, entry))
 
     def size(self, name):
-        total = 0
-        for top, _, files in os.walk(self.path(name)):
-            for f in files:
-                try:
-                    total += os.lstat(os.path.join(top, f)).st_size
-                except OSError:
-                    pass
-        return total
+        return tree_size(self.path(name))
 
 
 def remove_container(containers, cid, volumes=False, made=()):
