@@ -56,12 +56,11 @@ def test_a_containers_stop_signal_and_timeout(daemon):
 @needs_docker
 @pytest.mark.parametrize("flags,field", [
     (["--ipc", "host"], "IpcMode"), (["--pid", "host"], "PidMode"), (["--uts", "host"], "UTSMode"),
-    (["--group-add", "10"], "GroupAdd"), (["--device", "/dev/null:/dev/x"], "Devices"),
+    (["--device", "/dev/null:/dev/x"], "Devices"),
     (["--shm-size", "1g"], "ShmSize"), (["--sysctl", "net.ipv4.ip_forward=1"], "Sysctls"),
     (["--oom-score-adj", "100"], "OomScoreAdj"), (["--cgroup-parent", "x"], "CgroupParent"),
     (["--memory-swap", "1g", "-m", "64m"], "MemorySwap"), (["--cpu-quota", "1000"], "CpuQuota"),
     (["--domainname", "example.org"], "Domainname"),
-    (["--mac-address", "02:42:00:00:00:01"], "MacAddress"),
 ])
 def test_what_minirun_cannot_do_is_refused_not_dropped(daemon, flags, field):
     p = docker(daemon, "run", "-d", *flags, "busybox", "true")
@@ -85,3 +84,33 @@ def test_add_host_link_and_dns_go_into_the_containers_files(daemon):
     assert p.returncode != 0 and b"host-gateway is not supported" in p.stderr
     p = docker(daemon, "run", "--rm", "--link", "target:tgt", "busybox", "true")
     assert p.returncode != 0 and b"not on network" in p.stderr
+
+
+@needs_docker
+def test_group_add_ip_and_mac_address(daemon):
+    p = docker(daemon, "run", "--rm", "--group-add", "daemon", "--group-add", "1234", "-u",
+               "nobody", "busybox", "id", "-G")
+    groups = set(p.stdout.split())
+    assert {b"1234"} <= groups and len(groups) >= 3, p.stdout + p.stderr   # nobody's, daemon
+    daemon.cli("network", "create", "--subnet", "10.123.0.0/24", "fixed")
+    p = docker(daemon, "run", "--rm", "--network", "fixed", "--ip", "10.123.0.77",
+               "--mac-address", "02:42:ac:11:00:99", "busybox", "ip", "addr", "show", "eth0")
+    assert b"inet 10.123.0.77/24" in p.stdout and b"02:42:ac:11:00:99" in p.stdout, p.stderr
+    daemon.cli("run", "-d", "--name", "holder", "--network", "fixed", "--ip", "10.123.0.78",
+               "busybox", "sleep", "600")
+    for flags, text in ((["--network", "fixed", "--ip", "10.123.0.78"], b"already in use"),
+                        (["--network", "fixed", "--ip", "10.99.0.5"], b"no configured subnet"),
+                        (["--ip", "10.88.0.50"], b"user defined networks only"),
+                        (["--mac-address", "01:00:5e:00:00:01"], b"invalid MAC address")):
+        p = docker(daemon, "run", "--rm", *flags, "busybox", "true")
+        assert p.returncode != 0 and text in p.stderr, (flags, p.stderr)
+    assert daemon.cli("ps", "-aq").stdout.split() == [daemon.cli("ps", "-q").stdout.strip()]
+
+
+@needs_docker
+def test_network_options_minirun_cannot_honour_are_refused(daemon):
+    for flags, text in ((["--internal"], b"internal networks"), (["--ipv6"], b"IPv6"),
+                        (["-o", "com.docker.network.bridge.name=br9"], b"network options")):
+        p = docker(daemon, "network", "create", *flags, "nope")
+        assert p.returncode != 0 and text in p.stderr and b"not supported" in p.stderr, p.stderr
+    assert "nope" not in daemon.cli("network", "ls").stdout

@@ -40,7 +40,7 @@ def str_list(doc, key, where=""):
 # limit, a device or a namespace setting its user asked for.
 UNSUPPORTED_HOST = {
     "VolumeDriver": ("", "local"), "Annotations": (None, {}), "CgroupnsMode": ("", "private"),
-    "GroupAdd": (None, []), "IpcMode": ("", "private", "shareable"),
+ "IpcMode": ("", "private", "shareable"),
     "Cgroup": ("",), "OomScoreAdj": (0,), "PidMode": ("",),
     "StorageOpt": (None, {}), "UTSMode": ("",), "ShmSize": (0, 67108864), "Sysctls": (None, {}),
     "Runtime": ("", "minirun", "runc"), "Isolation": ("", "default"), "CgroupParent": ("",),
@@ -52,10 +52,9 @@ UNSUPPORTED_HOST = {
     "MemorySwap": (0, -1), "MemorySwappiness": (None, -1), "OomKillDisable": (None, False),
     "CpuCount": (0,), "CpuPercent": (0,), "IOMaximumIOps": (0,), "IOMaximumBandwidth": (0,),
     "MaskedPaths": (None,), "ReadonlyPaths": (None,)}
-UNSUPPORTED_CONFIG = {"Domainname": ("",), "MacAddress": ("",), "NetworkDisabled": (None, False),
+UNSUPPORTED_CONFIG = {"Domainname": ("",), "NetworkDisabled": (None, False),
                       "Shell": (None, []), "OnBuild": (None, [])}
-UNSUPPORTED_ENDPOINT = {"IPAMConfig": (None, {}), "MacAddress": ("",),
-                        "DriverOpts": (None, {})}
+UNSUPPORTED_ENDPOINT = {"DriverOpts": (None, {})}
 
 
 def refuse_unsupported(body, host):
@@ -167,6 +166,10 @@ def run_options(body, name=None):
         dns=str_list(host, "Dns", h) or [],
         dns_search=str_list(host, "DnsSearch", h) or [],
         dns_option=str_list(host, "DnsOptions", h) or [],
+        group_add=str_list(host, "GroupAdd", h) or [],
+        ip=_endpoint(body, network).get("ip"),
+        mac_address=_endpoint(body, network).get("mac") or field(body, "MacAddress", str, "")
+        or None,
         stop_timeout=field(body, "StopTimeout", int, None),
         labels=labels,
         memory=str(memory) if memory else None,
@@ -269,6 +272,21 @@ def _aliases(body, network):
                                 "whose Aliases are strings")
     endpoint = (config or {}).get(network) or {}
     return endpoint.get("Aliases") or []
+
+
+def _endpoint(body, network):
+    """--ip and --mac-address, as NetworkingConfig.EndpointsConfig[network] carries them (an
+    IPv6 address is refused: minirun's networks are IPv4)."""
+    config = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    endpoint = config.get(network) or config.get("default" if network == "bridge" else "") \
+        or {}
+    if not isinstance(endpoint, dict):
+        return {}
+    ipam = field(endpoint, "IPAMConfig", dict, None, "EndpointsConfig.") or {}
+    if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
+        raise ApiError(400, "IPv6 and link-local addresses are not supported by minirun")
+    return {"ip": ipam.get("IPv4Address") or None,
+            "mac": field(endpoint, "MacAddress", str, "", "EndpointsConfig.") or None}
 
 
 def _endpoint_links(body):
@@ -435,6 +453,7 @@ def inspect(engine, row):
             "Links": options.get("links") or None, "Dns": options.get("dns") or [],
             "DnsSearch": options.get("dns_search") or [],
             "DnsOptions": options.get("dns_option") or [],
+            "GroupAdd": options.get("group_add") or None,
             "VolumesFrom": options.get("volumes_from") or None,
             "Tmpfs": dict(t.partition(":")[::2] for t in options.get("tmpfs") or []) or None,
             "RestartPolicy": {"Name": policy or "no", "MaximumRetryCount": int(retries or 0)},
@@ -460,6 +479,7 @@ def inspect(engine, row):
             "Tty": spec.get("tty", False), "OpenStdin": spec.get("stdin", False),
             "StdinOnce": bool(options.get("stdin_once")), "AttachStdin": False,
             "Healthcheck": config.get("health"),
+            "MacAddress": options.get("mac_address") or "",
             "StopSignal": options.get("stop_signal") or None,
             "StopTimeout": options.get("stop_timeout"),
             "AttachStdout": not options.get("detach"), "AttachStderr": not options.get("detach"),
@@ -530,6 +550,7 @@ def create_body(opts):
         "Binds": [v for v in opts.volumes if ":" in v], "AutoRemove": opts.rm,
         "ConsoleSize": opts.console_size, "ExtraHosts": opts.add_host, "Links": opts.links,
         "Dns": opts.dns, "DnsSearch": opts.dns_search, "DnsOptions": opts.dns_option,
+        "GroupAdd": opts.group_add,
         "NetworkMode": opts.network, "VolumesFrom": opts.volumes_from,
         "Mounts": [_mount_body(m) for m in opts.mounts],
         "RestartPolicy": {"Name": "" if policy == "no" else policy, "MaximumRetryCount": retries},
@@ -558,7 +579,8 @@ def create_body(opts):
             "StopSignal": opts.stop_signal or "", "StopTimeout": opts.stop_timeout,
             "ExposedPorts": {k: {} for k in _exposed(opts.as_dict())},
             "NetworkingConfig": {"EndpointsConfig": {opts.network: {
-                "Aliases": opts.network_alias}}} if opts.network_alias else {}}
+                "Aliases": opts.network_alias, "MacAddress": opts.mac_address or "",
+                "IPAMConfig": {"IPv4Address": opts.ip} if opts.ip else None}}}}
 
 
 def log_config(driver, opts):

@@ -912,6 +912,14 @@ def network_create(engine, req):
     driver = c.field(body, "Driver", str, "") or "bridge"
     if driver != "bridge":
         raise ApiError(400, f'plugin "{driver}" not found: only the bridge driver is available')
+    for key, what in (("Internal", "internal networks"), ("EnableIPv6", "IPv6 networks"),
+                      ("Attachable", "attachable (swarm) networks"),
+                      ("Ingress", "ingress (swarm) networks"), ("ConfigOnly", "config-only "
+                                                                             "networks")):
+        if c.field(body, key, bool, False):
+            raise ApiError(400, f"{what} are not supported by minirun")
+    if c.field(body, "Options", dict, {}) or c.field(body, "ConfigFrom", dict, {}):
+        raise ApiError(400, "network options (-o) are not supported by minirun's bridge driver")
     ipam = (c.field(body, "IPAM", dict, {}) or {}).get("Config") or [{}]
     if not isinstance(ipam, list) or not all(isinstance(i, dict) for i in ipam) or len(ipam) > 1:
         raise ApiError(400, "IPAM.Config: one {Subnet, Gateway} at most")

@@ -181,6 +181,7 @@ def build_spec(opts, store, image_id, image_config, cid, containers):
         env=o.parse_env(opts, image_config.get("Env") or []),
         cwd=opts.workdir or image_config.get("WorkingDir") or "/",
         user=opts.user if opts.user is not None else image_config.get("User") or "",
+        group_add=[str(g) for g in opts.group_add],
         hostname=opts.hostname or cid[:12],
         layers_dir=store.layers.dir,
         lower=store.layer_links(image_id),

@@ -68,7 +68,11 @@ class Networking:
         if opts.network_alias and network["name"] == DEFAULT_NETWORK:
             raise OptionError("network-scoped aliases are only supported for user-defined "
                               "networks")
-        ep = self.store.allocate(network, cid, opts.network_alias)
+        if opts.ip and network["name"] == DEFAULT_NETWORK:
+            raise OptionError("user specified IP address is supported on user defined networks "
+                              "only")
+        ep = self.store.allocate(network, cid, opts.network_alias, opts.ip or None,
+                                 o_mac(opts.mac_address))
         return bindings, ep["ip"]
 
     # -- start and stop -----------------------------------------------------------
@@ -151,3 +155,13 @@ class Networking:
                 "MacAddress": ep["mac"], "Aliases": json.loads(ep["aliases"]) or None,
                 "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
         return networks, self.store.ports(cid)
+
+
+def o_mac(text):
+    """--mac-address: a unicast MAC, or None."""
+    import re                                # only --mac-address needs it
+    if not text:
+        return None
+    if not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", text) or int(text[:2], 16) & 1:
+        raise OptionError(f"invalid MAC address {text!r} (a unicast xx:xx:xx:xx:xx:xx)")
+    return text.lower()

@@ -143,8 +143,9 @@ class NetworkStore:
                                "(SELECT network_id FROM endpoints)", (DEFAULT_NETWORK,)).fetchall()
 
     # -- addresses (IPAM) -----------------------------------------------------------
-    def allocate(self, network, container_id, aliases=()):
-        """Give *container_id* the lowest free address on *network* (or its existing one)."""
+    def allocate(self, network, container_id, aliases=(), ip=None, mac=None):
+        """Give *container_id* the lowest free address on *network* (or its existing one; or
+        *ip*, if free — --ip), and *mac* (--mac-address) or one made of the address."""
         with statedb.transaction(self.db) as db:
             have = db.execute("SELECT * FROM endpoints WHERE network_id = ? AND container_id = ?",
                               (network["id"], container_id)).fetchone()
@@ -153,8 +154,10 @@ class NetworkStore:
             used = {r["ip"] for r in db.execute("SELECT ip FROM endpoints WHERE network_id = ?",
                                                 (network["id"],))}
             used.add(network["gateway"])
-            ip = next((str(a) for a in ipaddress.IPv4Network(network["subnet"]).hosts()
-                       if str(a) not in used), None)
+            if ip:
+                _check_requested(ip, network, used)
+            ip = ip or next((str(a) for a in ipaddress.IPv4Network(network["subnet"]).hosts()
+                             if str(a) not in used), None)
             if ip is None:
                 raise MinirunError(f"no free address left on network {network['name']} "
                                    f"({network['subnet']})")
@@ -162,7 +165,7 @@ class NetworkStore:
                                (container_id,)).fetchone()[0]
             db.execute("INSERT INTO endpoints (network_id, container_id, ip, mac, ifname, aliases) "
                        "VALUES (?, ?, ?, ?, ?, ?)",
-                       (network["id"], container_id, ip, mac_for(ip), self._free_ifname(
+                       (network["id"], container_id, ip, mac or mac_for(ip), self._free_ifname(
                            db, container_id, count), json.dumps(list(aliases))))
         return self.endpoint(network["id"], container_id)
 
@@ -265,3 +268,17 @@ def _bindable(proto, host_ip, port):
                 raise MinirunError(f"cannot publish on {host_ip}: not an address of this host")
             return False
     return True
+
+
+def _check_requested(ip, network, used):
+    """--ip: an address of the network's subnet that nobody has (nor the gateway)."""
+    try:
+        address = ipaddress.IPv4Address(ip)
+    except ValueError:
+        raise MinirunError(f"invalid IPv4 address: {ip}") from None
+    subnet = ipaddress.IPv4Network(network["subnet"])
+    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
+        raise MinirunError(f"no configured subnet contains IP address {ip} (network "
+                           f"{network['name']} is {network['subnet']})")
+    if ip in used:
+        raise MinirunError(f"Address already in use: {ip} on network {network['name']}")

@@ -63,6 +63,7 @@ def lock_down(process, trace, create_workdir, seccomp=b"", enter_userns=None):
     *enter_userns*: with --userns, enters the container's user namespace — after what
     only the host's root may do (rlimits above the hard limit), before the filter."""
     uid, gid, groups, home = security.resolve_user(process.user)
+    groups = sorted(set(groups) | set(security.resolve_groups(process.group_add)))
     if not any(e.startswith("HOME=") for e in process.env):
         process.env.append(f"HOME={home}")
     security.set_rlimits(process.rlimits, trace)

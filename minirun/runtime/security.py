@@ -59,6 +59,21 @@ def resolve_user(spec_user):
     return uid, gid, extra, home
 
 
+def resolve_groups(names):
+    """--group-add: names (from the container's /etc/group) or numbers → gids."""
+    groups = [e for e in _entries("/etc/group") if len(e) >= 3]
+    out = []
+    for name in names:
+        if str(name).isdigit():
+            out.append(int(name))
+            continue
+        g = next((e for e in groups if e[0] == name), None)
+        if g is None:
+            raise UserError(f"unable to find group {name}: no matching entries in group file")
+        out.append(int(g[2]))
+    return out
+
+
 def set_rlimits(rlimits, trace):
     for name, soft, hard in rlimits:
         try:

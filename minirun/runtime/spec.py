@@ -41,6 +41,7 @@ class Process(Record):
         "env": [],
         "cwd": "/",
         "user": "",               # "", "uid", "uid:gid", "name", "name:group"
+        "group_add": [],          # more groups (names or gids), as --group-add / additionalGids
         "tty": False,
         "caps": DEFAULT_CAPS,
         "no_new_privileges": False,
@@ -57,6 +58,7 @@ class Spec(Record):
         "env": [],
         "cwd": "/",
         "user": "",               # "", "uid", "uid:gid", "name", "name:group"
+        "group_add": [],          # more groups (names or gids), as --group-add / additionalGids
         "hostname": "",
         # root file system: overlay of shared layers (relative names under layers_dir)
         "layers_dir": "",
