@@ -294,9 +294,7 @@ class Engine:
             self.containers.update(cid, restart_count=row["restart_count"] + 1)
             threading.Timer(delay, self._restart_after_exit, (cid,)).start()
         elif options.get("rm"):
-            self.emit_container("destroy", cid)
-            self.health.forget(cid, keep_state=False)
-            remove_container(self.containers, cid, volumes=True)
+            self._forget(cid, volumes=True)
             self._notify()
 
     def _restart_after_exit(self, cid):
@@ -415,6 +413,12 @@ class Engine:
                 # whether — that exit is heard before the daemon stops.
                 self.cgroups.remove(cid)
         self.networking.disconnect(cid)
+        self._forget(cid, volumes)
+        self._notify()
+
+    def _forget(self, cid, volumes=False):
+        """A stopped container's record and what the daemon keeps of it go (with *volumes*,
+        its anonymous volumes too)."""
         self.emit_container("destroy", cid)
         self.health.forget(cid, keep_state=False)
         gone = self.volumes.anonymous_of(cid) if volumes else []
@@ -425,7 +429,6 @@ class Engine:
         self.exits.pop(cid, None)
         with self.hubs_lock:
             self.hubs.pop(cid, None)
-        self._notify()
 
     def rename(self, ref, name):
         if not NAME_RE.fullmatch(name):
@@ -468,7 +471,7 @@ class Engine:
         for row in self.containers.list():
             if row["state"] != "running":
                 space += tree_size(self.containers.path(row["id"], "upper"))
-                self.containers.remove(row["id"])
+                self._forget(row["id"])
                 deleted.append(row["id"])
         self._notify()
         return deleted, space
