@@ -67,10 +67,13 @@ def test_docker_run_i_pipes_stdin_to_the_end(daemon):
 @needs_docker
 @pytest.mark.skipif(not SCRIPT, reason="script(1) is not installed")
 def test_docker_run_it_gets_a_terminal_of_the_callers_size(daemon):
-    p = in_terminal(daemon, "docker run -it --rm busybox sh -c 'tty; stty size; exit 4'")
+    # docker ≥ 23 sends the size with the create (ConsoleSize): the first program sees it;
+    # older CLIs resize after the start, so the check waits a moment for them
+    p = in_terminal(daemon, "docker run -it --rm busybox sh -c 'tty; sleep 1; stty size; "
+                            "exit 4'")
     assert p.returncode == 4
     out = p.stdout.replace(b"\r", b"")
-    assert b"/dev/pts/0\n" in out and b"33 91\n" in out          # before any resize came
+    assert b"/dev/pts/0\n" in out and b"33 91\n" in out
     p = in_terminal(daemon, "docker run -it --rm busybox sh",
                     feed=b"echo in-shell $((6*7))\nexit 5\n")
     assert p.returncode == 5 and b"in-shell 42" in p.stdout
@@ -268,3 +271,15 @@ def test_the_docker_clis_lifecycle_commands(daemon):
     assert ok("wait", "life2").strip() == "137"
     ok("rm", "life2")
     assert ok("ps", "-aq") == "" and cid
+
+
+def test_console_size_is_the_terminals_size_before_its_command_runs(daemon):
+    """HostConfig.ConsoleSize (API ≥ 1.42): the first program already sees it."""
+    api = daemon.client().api
+    res = api._post_json(api._url("/containers/create"), data={
+        "Image": "busybox", "Cmd": ["stty", "size"], "Tty": True,
+        "HostConfig": {"ConsoleSize": [21, 77]}})
+    cid = api._result(res, True)["Id"]
+    api.start(cid)
+    assert api.wait(cid)["StatusCode"] == 0
+    assert api.logs(cid).replace(b"\r", b"") == b"21 77\n"

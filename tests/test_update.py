@@ -100,7 +100,8 @@ def test_group_add_ip_and_mac_address(daemon):
                "busybox", "sleep", "600")
     for flags, text in ((["--network", "fixed", "--ip", "10.123.0.78"], b"already in use"),
                         (["--network", "fixed", "--ip", "10.99.0.5"], b"no configured subnet"),
-                        (["--ip", "10.88.0.50"], b"user defined networks only"),
+                        (["--network", "bridge", "--ip", "10.88.0.50"],
+                         b"user defined networks only"),
                         (["--mac-address", "01:00:5e:00:00:01"], b"invalid MAC address")):
         p = docker(daemon, "run", "--rm", *flags, "busybox", "true")
         assert p.returncode != 0 and text in p.stderr, (flags, p.stderr)
