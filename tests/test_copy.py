@@ -168,3 +168,16 @@ def test_hostile_tars_are_refused_in_one_line_and_change_nothing_outside(daemon)
     status, _ = _put(daemon, cid, "/tmp", _tar(_member(".wh.x", data=b"plain")))
     assert status == 200                                   # a plain file here, not a whiteout
     assert daemon.cli("exec", cid, "cat", "/tmp/.wh.x").stdout == "plain"
+
+
+def test_a_stopped_containers_copy_lets_go_of_its_file_system_at_once(daemon, tmp_path):
+    """A copy mounts a stopped container's overlay; it is unmounted before the copy answers,
+    so a start (or another copy) right after finds its work directory free."""
+    cid = daemon.cli("create", "busybox", "cat", "/n").stdout.strip()
+    for i in range(8):
+        (tmp_path / "n").write_text(f"{i}\n")
+        daemon.cli("cp", str(tmp_path / "n"), f"{cid}:/n")
+        daemon.cli("cp", f"{cid}:/n", str(tmp_path / "back"))
+        daemon.cli("start", cid)
+        assert daemon.cli("wait", cid).stdout.strip() == "0"
+    assert daemon.cli("logs", "--tail", "1", cid).stdout == "7\n"

@@ -912,8 +912,8 @@ def network_create(engine, req):
     driver = c.field(body, "Driver", str, "") or "bridge"
     if driver != "bridge":
         raise ApiError(400, f'plugin "{driver}" not found: only the bridge driver is available')
+    # (Attachable only matters to swarm; docker-compose sets it on every network it makes)
     for key, what in (("Internal", "internal networks"), ("EnableIPv6", "IPv6 networks"),
-                      ("Attachable", "attachable (swarm) networks"),
                       ("Ingress", "ingress (swarm) networks"), ("ConfigOnly", "config-only "
                                                                              "networks")):
         if c.field(body, key, bool, False):

@@ -244,7 +244,7 @@ def merged_view(spec):
         os.chdir(spec.layers_dir)               # short relative layer names, as at start
         lower = ":".join([spec.upper, *reversed(spec.lower)])
         m.mount("overlay", spec.rootfs, "overlay", m.MS_RDONLY, f"lowerdir={lower}")
-        return os.open(spec.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return spec.rootfs
     return private_mounts(mount_root)
 
 

@@ -73,22 +73,27 @@ def _running_root(pid):
 
 @contextlib.contextmanager
 def private_mounts(mount_root):
-    """Run *mount_root()* (it mounts, and returns a descriptor of what it mounted) in the
-    mount namespace of a thread of its own, and yield that descriptor. The thread holds the
-    namespace (and so the mounts inside one another) until the caller is done; when it ends,
-    the namespace and every mount in it go: nothing ever appears in the host's mount table,
-    and nothing is left should minirund die meanwhile."""
+    """Run *mount_root()* (it mounts, and returns where) in the mount namespace of a thread of
+    its own, and yield a descriptor of that place. The thread holds the namespace (and so
+    the mounts inside one another) until the caller is done, then unmounts them, at once:
+    an overlay lazily let go would keep its work directory busy, and the container's next
+    start (or the next copy) would find it so. Nothing ever appears in the host's mount
+    table, and nothing is left should minirund die meanwhile."""
     ready, done, result = threading.Event(), threading.Event(), {}
 
     def hold():
+        where = None
         try:
             ns.unshare(ns.CLONE_NEWNS)               # this thread only (it implies CLONE_FS)
             m.mount(None, "/", None, m.MS_REC | m.MS_PRIVATE)   # nothing leaks to the host
-            result["fd"] = mount_root()
+            where = mount_root()
+            result["fd"] = os.open(where, O_PATH_DIR)
         except BaseException as e:
             result["error"] = e
         ready.set()
         done.wait()
+        if where:
+            _unmount_below(where)
     t = threading.Thread(target=hold, name="private-mounts", daemon=True)
     t.start()
     ready.wait()
@@ -105,15 +110,31 @@ def private_mounts(mount_root):
         t.join()
 
 
+def _unmount_below(where):
+    """Unmount *where* and everything mounted below it in this thread's namespace, deepest
+    first, each at once (lazily only if something still holds it)."""
+    with open("/proc/thread-self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p == where or p.startswith(where + "/")),
+                        key=len, reverse=True):
+        try:
+            m.umount2(point)
+        except OSError:
+            m.umount2(point, m.MNT_DETACH)
+
+
 def _stopped_root(spec):
     """A stopped container's overlay, with its volumes and binds where it has them."""
     def mount_root():
         mount_overlay(spec, quiet)
         root = os.open(spec.rootfs, O_PATH_DIR)
-        for mnt in spec.mounts:
-            if mnt.kind == "bind":
-                _bind_inside(root, mnt)
-        return root
+        try:
+            for mnt in spec.mounts:
+                if mnt.kind == "bind":
+                    _bind_inside(root, mnt)
+        finally:
+            os.close(root)
+        return spec.rootfs
     return private_mounts(mount_root)
 
 
