@@ -165,8 +165,15 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send_error(400, "invalid Content-Length")
             req = Request(self.command, path, parse_qs(url.query), b"", self.headers, self)
             req.stream = reader
+
+            def reading_the_rest(engine, req, **params):
+                try:
+                    return fn(engine, req, **params)
+                except MinirunError:
+                    _drain(reader)        # a client still sending reads the answer, not a reset
+                    raise
             try:
-                return self._respond(fn, req, params)
+                return self._respond(reading_the_rest, req, params)
             finally:
                 if not reader.done:
                     self.close_connection = True  # what is left of it is not a request
@@ -258,6 +265,18 @@ class Handler(BaseHTTPRequestHandler):
             close = getattr(stream.chunks, "close", None)
             if close:
                 close()
+
+
+DRAIN_LIMIT = 64 << 20     # body bytes read after a refusal, so that the client sees it
+
+
+def _drain(reader):
+    left = DRAIN_LIMIT
+    try:
+        while left > 0 and (data := reader.read(min(left, 1 << 20))):
+            left -= len(data)
+    except OSError:
+        pass
 
 
 HEADERS_READ_WAIT = 5.0     # seconds a hijacked stream waits for its headers to be read

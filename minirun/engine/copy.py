@@ -342,7 +342,10 @@ def extract_into(root, path, stream, owner=None, no_dir_overwrite=False):
         if e.errno == 20:                                 # ENOTDIR
             raise MinirunError(f"extraction point is not a directory: {path}") from None
         raise PathNotFound(f"Could not find the file {path} in container") from None
-    writer = LayerWriter(root_fd=dfd, whiteouts=False, xattrs=False)
+    try:
+        writer = LayerWriter(root_fd=dfd, whiteouts=False, xattrs=False)
+    finally:
+        os.close(dfd)                   # the writer has its own: ours would keep the mount busy
     try:
         tar = tarfile.open(fileobj=stream, mode="r|", errorlevel=2)
         for member in tar:
