@@ -167,11 +167,13 @@ class Handler(BaseHTTPRequestHandler):
             req.stream = reader
 
             def reading_the_rest(engine, req, **params):
+                # What the handler left unread (a tar's trailing zero blocks, the chunked
+                # end; or all of it after a refusal) is read before the answer: closing a
+                # socket with unread bytes resets it, and the client sees no answer at all.
                 try:
                     return fn(engine, req, **params)
-                except MinirunError:
-                    _drain(reader)        # a client still sending reads the answer, not a reset
-                    raise
+                finally:
+                    _drain(reader)
             try:
                 return self._respond(reading_the_rest, req, params)
             finally:

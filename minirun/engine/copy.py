@@ -75,10 +75,9 @@ def _running_root(pid):
 def private_mounts(mount_root):
     """Run *mount_root()* (it mounts, and returns where) in the mount namespace of a thread of
     its own, and yield a descriptor of that place. The thread holds the namespace (and so
-    the mounts inside one another) until the caller is done, then unmounts them, at once:
-    an overlay lazily let go would keep its work directory busy, and the container's next
-    start (or the next copy) would find it so. Nothing ever appears in the host's mount
-    table, and nothing is left should minirund die meanwhile."""
+    the mounts inside one another) until the caller is done; when it ends, the namespace
+    and its mounts go. Nothing ever appears in the host's mount table, and nothing is left
+    should minirund die meanwhile."""
     ready, done, result = threading.Event(), threading.Event(), {}
 
     def hold():
@@ -92,8 +91,6 @@ def private_mounts(mount_root):
             result["error"] = e
         ready.set()
         done.wait()
-        if where:
-            _unmount_below(where)
     t = threading.Thread(target=hold, name="private-mounts", daemon=True)
     t.start()
     ready.wait()
@@ -110,23 +107,17 @@ def private_mounts(mount_root):
         t.join()
 
 
-def _unmount_below(where):
-    """Unmount *where* and everything mounted below it in this thread's namespace, deepest
-    first, each at once (lazily only if something still holds it)."""
-    with open("/proc/thread-self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted((p for p in points if p == where or p.startswith(where + "/")),
-                        key=len, reverse=True):
-        try:
-            m.umount2(point)
-        except OSError:
-            m.umount2(point, m.MNT_DETACH)
-
-
 def _stopped_root(spec):
     """A stopped container's overlay, with its volumes and binds where it has them."""
     def mount_root():
-        mount_overlay(spec, quiet)
+        for attempt in range(30):        # the last copy's overlay may be going away still:
+            try:                         # its work directory is busy until it has
+                mount_overlay(spec, quiet)
+                break
+            except OSError as e:
+                if e.errno != 16 or attempt == 29:      # EBUSY
+                    raise
+                time.sleep(0.1)
         root = os.open(spec.rootfs, O_PATH_DIR)
         try:
             for mnt in spec.mounts:
