@@ -146,6 +146,7 @@ def run_options(body, name=None):
     tmpfs = field(host, "Tmpfs", dict, {}, h)
     entrypoint = str_list(body, "Entrypoint")
     binds = str_list(host, "Binds", h) or []
+    endpoint = _endpoint(body, network)
     mounts = field(host, "Mounts", list, [], h) or []
     return RunOptions(
         image=image, name=name,
@@ -167,9 +168,8 @@ def run_options(body, name=None):
         dns_search=str_list(host, "DnsSearch", h) or [],
         dns_option=str_list(host, "DnsOptions", h) or [],
         group_add=str_list(host, "GroupAdd", h) or [],
-        ip=_endpoint(body, network).get("ip"),
-        mac_address=_endpoint(body, network).get("mac") or field(body, "MacAddress", str, "")
-        or None,
+        ip=endpoint["ip"],
+        mac_address=endpoint["mac"] or field(body, "MacAddress", str, "") or None,
         stop_timeout=field(body, "StopTimeout", int, None),
         labels=labels,
         memory=str(memory) if memory else None,
@@ -281,7 +281,7 @@ def _endpoint(body, network):
     endpoint = config.get(network) or config.get("default" if network == "bridge" else "") \
         or {}
     if not isinstance(endpoint, dict):
-        return {}
+        return {"ip": None, "mac": None}
     ipam = field(endpoint, "IPAMConfig", dict, None, "EndpointsConfig.") or {}
     if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
         raise ApiError(400, "IPv6 and link-local addresses are not supported by minirun")

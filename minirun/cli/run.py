@@ -21,8 +21,7 @@ def _with_run_flags(fn):
 @click.pass_obj
 def run_cmd(ctx, image, command, **kw):
     """Run a command in a new container."""
-    kw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if v is not None}
-    raise SystemExit(run_any(ctx.root, ctx.host, dict(kw, image=image, command=list(command))))
+    raise SystemExit(run_any(ctx.root, ctx.host, _options(kw, image, command)))
 
 
 @cli.command("create", context_settings={"allow_interspersed_args": False})
@@ -32,6 +31,10 @@ def run_cmd(ctx, image, command, **kw):
 @click.pass_obj
 def create_cmd(ctx, image, command, **kw):
     """Create a container through minirund without starting it (start it with start)."""
+    raise SystemExit(create_any(ctx.host, dict(_options(kw, image, command), detach=True)))
+
+
+def _options(kw, image, command):
+    """click's values as RunOptions takes them: lists, and nothing for an absent flag."""
     kw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if v is not None}
-    raise SystemExit(create_any(ctx.host, dict(kw, image=image, command=list(command),
-                                               detach=True)))
+    return dict(kw, image=image, command=list(command))

@@ -277,7 +277,7 @@ def attach(engine, row, stdout=True, stderr=True, logs=False, stream=True, stdin
     sub, follower = hub.subscribe(stdout, stderr,
                                   (lambda: log_files.Follower(path)) if logs else None)
     expect_run = row["state"] == "running"      # else: the next run (``docker start -a``)
-    _, _, max_file = engine.log_options(row)
+    max_file = engine.log_options(row)[2] if logs else None
 
     def output():
         try:

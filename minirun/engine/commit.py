@@ -24,7 +24,7 @@ from ..image import reference
 from ..image.layout import GZIP_LAYER
 
 ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
-from ..linux import mount as m
+from ..runtime.rootfs import mount_readonly_view
 from .copy import BLOCK, private_mounts, tar_file, tar_header, tar_path
 from .options import OptionError
 
@@ -241,9 +241,7 @@ def merged_view(spec):
     """A read-only view of the container's whole file system (its upper directory over its
     layers, no volumes): a descriptor of its root, in a mount namespace of its own."""
     def mount_root():
-        os.chdir(spec.layers_dir)               # short relative layer names, as at start
-        lower = ":".join([spec.upper, *reversed(spec.lower)])
-        m.mount("overlay", spec.rootfs, "overlay", m.MS_RDONLY, f"lowerdir={lower}")
+        mount_readonly_view(spec)
         return spec.rootfs
     return private_mounts(mount_root)
 

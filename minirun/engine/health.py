@@ -18,6 +18,7 @@ import threading
 import time
 
 from ..errors import MinirunError
+from .logs import timestamp
 
 NS = 1_000_000_000
 DEFAULTS = {"Interval": 30 * NS, "Timeout": 30 * NS, "Retries": 3, "StartPeriod": 0}
@@ -110,7 +111,6 @@ class Monitor:
         except MinirunError as e:
             code, output = -1, str(e)
         end = time.time()
-        from .logs import timestamp                   # only checks need it here
         with self.lock:
             current = self.runs.get(cid)
             if current is None or current[0] is not run:

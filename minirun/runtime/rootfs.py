@@ -43,6 +43,14 @@ def mount_overlay(spec, trace, lower=None):
           "image layers shared read-only; writes go to this container's upper dir")
 
 
+def mount_readonly_view(spec):
+    """The container's file system as it stands, read-only: its upper dir as the top lower
+    layer (no work dir, so a running container's own overlay is not disturbed)."""
+    os.chdir(spec.layers_dir)
+    m.mount("overlay", spec.rootfs, "overlay", m.MS_RDONLY,
+            f"lowerdir={':'.join([spec.upper, *reversed(spec.lower)])}")
+
+
 def open_bind_sources(spec):
     """Detached copies (open_tree) of the host paths to bind in, taken while the host is
     still visible; after pivot_root they are attached with move_mount."""
