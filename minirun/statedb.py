@@ -47,12 +47,16 @@ CREATE TABLE IF NOT EXISTS networks (
     subnet TEXT NOT NULL UNIQUE,    -- e.g. 10.89.0.0/24
     gateway TEXT NOT NULL,          -- the bridge's own address
     created REAL NOT NULL,
-    labels TEXT NOT NULL DEFAULT '{}'
+    labels TEXT NOT NULL DEFAULT '{}',
+    internal INTEGER NOT NULL DEFAULT 0,  -- --internal: no route, NAT or forwarding out
+    subnet6 TEXT,                   -- --ipv6: e.g. fd6f:…:1::/64 (NULL: IPv4 only)
+    gateway6 TEXT
 );
 CREATE TABLE IF NOT EXISTS endpoints (
     network_id TEXT NOT NULL REFERENCES networks(id),
     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
     ip TEXT NOT NULL,               -- held from create (or connect) until rm (or disconnect)
+    ip6 TEXT,                       -- on an IPv6 network, likewise
     mac TEXT NOT NULL,
     ifname TEXT NOT NULL,           -- eth0, eth1, … inside the container
     aliases TEXT NOT NULL DEFAULT '[]',

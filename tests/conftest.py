@@ -117,7 +117,7 @@ def _no_container_network_left(m):
         time.sleep(0.01)
     assert not veths, f"veth left behind: {veths}"
     names = store.names
-    for rules in (_lines("nft", "list", "table", "ip", names.table),
+    for rules in (_lines("nft", "list", "table", "inet", names.table),
                   _lines("iptables", "-w", "-t", "nat", "-S", f"{names.chain}-DNAT")):
         published = [r for r in rules if "dnat" in r.lower() and (" : " in r or "-A " in r)]
         assert not published, f"published-port rules left behind: {published}"

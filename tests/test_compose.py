@@ -1,5 +1,6 @@
 """docker-compose (1.29, on docker-py) against minirund: the seed's "several services on one
-machine" — a user network, a named volume, a published port, depends_on a healthy service."""
+machine" — a user network (internal, with IPv6: the database has no way out), a named volume,
+a published port, depends_on a healthy service."""
 import json
 import os
 import shutil
@@ -39,7 +40,11 @@ services:
 volumes:
   dbdata: {}
 networks:
-  back: {}
+  back:
+    internal: true
+    enable_ipv6: true
+    ipam:
+      config: [{subnet: 10.125.7.0/24}, {subnet: "fd12:3456:789a:7::/64"}]
 """
 
 
@@ -68,6 +73,9 @@ def test_a_multi_service_app_up_ps_logs_exec_run_stop_down(daemon, tmp_path):
     out = compose(daemon, tmp_path, "run", "--rm", "-T", "web", "sh", "-c",
                   "wget -qO- http://db/state").stdout
     assert out.startswith("ready-")                           # by name, on the network
+    out = compose(daemon, tmp_path, "run", "--rm", "-T", "web", "sh", "-c",
+                  "ip route; ip -6 addr show eth0").stdout
+    assert "default" not in out and "inet6 fd12:3456:789a:7::" in out   # internal, IPv6
     assert "shop_db_1" in compose(daemon, tmp_path, "logs", "--no-color", "db").stdout
     assert "shop_dbdata" in daemon.cli("volume", "ls", "-q").stdout.split()
     assert "shop_back" in daemon.cli("network", "ls").stdout

@@ -285,6 +285,7 @@ FETCH = """if True:
 @contextlib.contextmanager
 def another_host():
     """A network namespace standing in for another machine: it reaches this host at 10.127.0.1
+    (and fd12:7f::1, with no IPv6 route beyond: only what is masqueraded can be answered)
     over a veth pair of the test's own. (Held by a process, not ``ip netns add``, which would
     leave its /run/netns mount behind.)"""
     holder = subprocess.Popen(["unshare", "--net", "sleep", "120"])
@@ -299,16 +300,113 @@ def another_host():
         subprocess.run(["ip", "link", "add", "mrtr-host", "type", "veth", "peer", "name",
                         "mrtr-remote", "netns", pid], check=True)
         subprocess.run(["ip", "addr", "add", "10.127.0.1/24", "dev", "mrtr-host"], check=True)
+        subprocess.run(["ip", "addr", "add", "fd12:7f::1/64", "dev", "mrtr-host", "nodad"],
+                       check=True)
         subprocess.run(["ip", "link", "set", "mrtr-host", "up"], check=True)
         for args in (("addr", "add", "10.127.0.2/24", "dev", "mrtr-remote"),
+                     ("addr", "add", "fd12:7f::2/64", "dev", "mrtr-remote", "nodad"),
                      ("link", "set", "mrtr-remote", "up"), ("link", "set", "lo", "up"),
                      ("route", "add", "default", "via", "10.127.0.1")):
             inside("ip", *args, check=True)
-        yield lambda *argv: inside(*argv, capture_output=True, text=True, timeout=30 * SLACK)
+
+        def remote(*argv):
+            return inside(*argv, capture_output=True, text=True, timeout=30 * SLACK)
+        remote.pid = pid
+        yield remote
     finally:
         subprocess.run(["ip", "link", "del", "mrtr-host"], capture_output=True)
         holder.kill()
         holder.wait()
+
+
+# Answers each connection with the address it came from, on port 7000 of both IP versions.
+WHO = """if True:
+    import socket
+    s = socket.create_server(("::", 7000), family=socket.AF_INET6, dualstack_ipv6=True)
+    while True:
+        c, peer = s.accept()
+        c.sendall(f"pong from {peer[0].removeprefix('::ffff:')}\\n".encode())
+        c.close()
+"""
+
+
+@contextlib.contextmanager
+def answering(remote):
+    """WHO, running on the other host."""
+    server = subprocess.Popen(["nsenter", "-t", remote.pid, "-n", sys.executable, "-c", WHO])
+    try:
+        for _ in range(100):
+            if remote("ss", "-ltn", "sport = 7000").stdout.count("\n") > 1:
+                break
+            time.sleep(0.05)
+        yield
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.parametrize("firewall", FIREWALLS)
+def test_an_internal_network_has_no_way_out_nor_in(loaded, firewall):
+    """--internal: its containers reach each other, but get no default route, and one that
+    adds a route itself (it has NET_ADMIN) still finds the firewall's wall; nor does another
+    host get in. A network that is not internal reaches the other host, masqueraded."""
+    env = {"MINIRUN_FIREWALL": firewall}
+    loaded("network", "create", "--internal", "inner")
+    loaded("network", "create", "outer")
+    ask_out = "nc -w 2 10.127.0.2 7000 </dev/null"
+    try:
+        with another_host() as remote, answering(remote):
+            p = run_sh(loaded, ask_out, "--network", "outer", env=env)
+            assert p.stdout == "pong from 10.127.0.1\n", p.stderr
+            with serving(loaded, "srv", PONG, "--network", "inner", env=env):
+                p = run_sh(loaded, "ip route; " + ASK.format(host="srv"), "--network", "inner",
+                           env=env)
+                assert p.stdout.endswith("pong\n") and "default" not in p.stdout, p.stderr
+                gateway = inspect_network(loaded, "inner")["IPAM"]["Config"][0]["Gateway"]
+                p = run_sh(loaded, f"ip route add default via {gateway} && echo routed && "
+                                   + ask_out, "--cap-add", "NET_ADMIN", "--network", "inner",
+                           env=env)
+                assert p.stdout == "routed\n" and p.returncode != 0, p.stdout + p.stderr
+                ip = next(iter(inspect_network(loaded, "inner")["Containers"].values()))[
+                    "IPv4Address"].split("/")[0]
+                assert remote("ip", "route", "get", ip).returncode == 0  # routed via the host
+                got = remote("busybox", "nc", "-w", "2", ip, "7000")
+                assert got.returncode != 0 and "pong" not in got.stdout
+            assert inspect_network(loaded, "inner")["Internal"] is True
+    finally:
+        loaded("network", "rm", "inner", "outer")
+
+
+def test_an_ipv6_network(loaded):
+    """--ipv6: each container has an IPv6 address beside its IPv4 one (or the --ip6 it asks
+    for), finds its peers' in /etc/hosts, reaches them, and reaches another host masqueraded
+    (that host has no route back to the containers' subnet)."""
+    loaded("network", "create", "--ipv6", "--subnet", "fd12:3456:789a:1::/64", "six")
+    try:
+        # (before any bridge: a state root keeps the firewall its first bridge chose)
+        p = run_sh(loaded, "true", "--network", "six", env={"MINIRUN_FIREWALL": "iptables"})
+        assert p.returncode == 125 and "IPv6 networks need the nftables firewall" in p.stderr
+        with another_host() as remote, answering(remote), \
+                serving(loaded, "srv6", PONG, "--network", "six", "--ip6",
+                        "fd12:3456:789a:1::99") as cid:
+            p = run_sh(loaded, "grep srv6 /etc/hosts; ip -6 route show default; nc -w 2 "
+                               "fd12:7f::2 7000 </dev/null; " + ASK.format(
+                                   host="fd12:3456:789a:1::99"), "--network", "six")
+            assert "fd12:3456:789a:1::99\tsrv6" in p.stdout, p.stdout + p.stderr
+            assert "default via fd12:3456:789a:1::1 dev eth0" in p.stdout
+            assert p.stdout.endswith("pong from fd12:7f::1\npong\n"), p.stdout + p.stderr
+            member = inspect_network(loaded, "six")["Containers"][cid]
+            assert member["IPv6Address"] == "fd12:3456:789a:1::99/64"
+        net = inspect_network(loaded, "six")
+        assert net["EnableIPv6"] is True and net["IPAM"]["Config"][1] == {
+            "Subnet": "fd12:3456:789a:1::/64", "Gateway": "fd12:3456:789a:1::1"}
+        # without a subnet: a /64 of the root's own unique local prefix
+        loaded("network", "create", "--ipv6", "auto6")
+        subnet = inspect_network(loaded, "auto6")["IPAM"]["Config"][1]["Subnet"]
+        assert ipaddress.IPv6Network(subnet).prefixlen == 64 and subnet.startswith("fd")
+    finally:
+        loaded("network", "rm", "six")
+        loaded("network", "rm", "auto6", check=False)
 
 
 @pytest.mark.parametrize("firewall", FIREWALLS)
@@ -338,6 +436,28 @@ def test_a_published_port_is_reachable_from_another_host(loaded, firewall):
         assert http_get(f"http://127.0.0.1:{port}/") == "hello-from-local\n"
         got = remote(sys.executable, "-c", FETCH, f"http://10.127.0.1:{port}/", "1")
         assert got.returncode != 0 and "hello" not in got.stdout
+
+
+def test_rules_an_older_minirun_made_are_made_anew(loaded):
+    """minirun 0.1 kept its rules in an ip-family table (no IPv6): after an upgrade, the next
+    start makes the inet table from the state database, published ports of containers
+    already running included, and the old table goes."""
+    from minirun.network.names import HostNames
+    table = HostNames(loaded.root).table
+    port, port2 = free_port(), free_port()
+    with serving(loaded, "old", HTTPD.format(name="old"), "-p", f"{port}:80"):
+        assert http_get(f"http://127.0.0.1:{port}/") == "hello-from-old\n"
+        subprocess.run(["nft", "delete", "table", "inet", table], check=True)
+        subprocess.run(["nft", f'add table ip {table} {{ comment "{HostNames(loaded.root).owner}"; }}'],
+                       check=True)
+        with open(os.path.join(loaded.root, "network", "firewall"), "w") as f:
+            f.write("nftables")                     # as 0.1 recorded it
+        with serving(loaded, "new", HTTPD.format(name="new"), "-p", f"{port2}:80"):
+            assert http_get(f"http://127.0.0.1:{port2}/") == "hello-from-new\n"
+            assert http_get(f"http://127.0.0.1:{port}/") == "hello-from-old\n"
+            tables = subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                    text=True).stdout
+            assert f"table inet {table}\n" in tables and f"table ip {table}\n" not in tables
 
 
 def test_a_random_port_on_127_0_0_1_and_publish_all(loaded):

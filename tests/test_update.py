@@ -109,8 +109,33 @@ def test_group_add_ip_and_mac_address(daemon):
 
 
 @needs_docker
+def test_docker_network_create_internal_and_ipv6(daemon):
+    p = docker(daemon, "network", "create", "--internal", "--ipv6", "--subnet", "10.125.0.0/24",
+               "--subnet", "fd12:3456:789a:2::/64", "in6")
+    assert p.returncode == 0, p.stderr
+    net = json.loads(docker(daemon, "network", "inspect", "in6").stdout)[0]
+    assert (net["Internal"], net["EnableIPv6"]) == (True, True)
+    assert [c["Subnet"] for c in net["IPAM"]["Config"]] == ["10.125.0.0/24",
+                                                             "fd12:3456:789a:2::/64"]
+    p = docker(daemon, "run", "--rm", "--network", "in6", "--ip6", "fd12:3456:789a:2::7",
+               "busybox", "sh", "-c", "ip addr show eth0; ip route; ip -6 route")
+    assert b"inet6 fd12:3456:789a:2::7/64" in p.stdout and b"inet 10.125.0." in p.stdout, \
+        p.stdout + p.stderr
+    assert b"default" not in p.stdout                  # internal: no way out
+    cid = docker(daemon, "run", "-d", "--network", "in6", "busybox", "sleep", "600").stdout
+    info = json.loads(docker(daemon, "inspect", cid.decode().strip()).stdout)[0]
+    ep = info["NetworkSettings"]["Networks"]["in6"]
+    assert (ep["GlobalIPv6Address"], ep["GlobalIPv6PrefixLen"], ep["IPv6Gateway"]) == \
+        ("fd12:3456:789a:2::2", 64, "fd12:3456:789a:2::1")
+    p = docker(daemon, "run", "--rm", "--network", "in6", "--ip6", "fd12:3456:789a:3::7",
+               "busybox", "true")
+    assert p.returncode != 0 and b"no configured subnet contains IP address" in p.stderr
+
+
+@needs_docker
 def test_network_options_minirun_cannot_honour_are_refused(daemon):
-    for flags, text in ((["--internal"], b"internal networks"), (["--ipv6"], b"IPv6"),
+    for flags, text in ((["--subnet", "10.126.0.0/24", "--ip-range", "10.126.0.0/25"],
+                         b"--ip-range"),
                         (["-o", "com.docker.network.bridge.name=br9"], b"network options")):
         p = docker(daemon, "network", "create", *flags, "nope")
         assert p.returncode != 0 and text in p.stderr and b"not supported" in p.stderr, p.stderr

@@ -169,6 +169,7 @@ def run_options(body, name=None):
         dns_option=str_list(host, "DnsOptions", h) or [],
         group_add=str_list(host, "GroupAdd", h) or [],
         ip=endpoint["ip"],
+        ip6=endpoint["ip6"],
         mac_address=endpoint["mac"] or field(body, "MacAddress", str, "") or None,
         stop_timeout=field(body, "StopTimeout", int, None),
         labels=labels,
@@ -275,17 +276,18 @@ def _aliases(body, network):
 
 
 def _endpoint(body, network):
-    """--ip and --mac-address, as NetworkingConfig.EndpointsConfig[network] carries them (an
-    IPv6 address is refused: minirun's networks are IPv4)."""
+    """--ip, --ip6 and --mac-address, as NetworkingConfig.EndpointsConfig[network] carries
+    them (link-local addresses are refused)."""
     config = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     endpoint = config.get(network) or config.get("default" if network == "bridge" else "") \
         or {}
     if not isinstance(endpoint, dict):
-        return {"ip": None, "mac": None}
+        return {"ip": None, "ip6": None, "mac": None}
     ipam = field(endpoint, "IPAMConfig", dict, None, "EndpointsConfig.") or {}
-    if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
-        raise ApiError(400, "IPv6 and link-local addresses are not supported by minirun")
-    return {"ip": ipam.get("IPv4Address") or None,
+    if ipam.get("LinkLocalIPs"):
+        raise ApiError(400, "link-local addresses (--link-local-ip) are not supported by minirun")
+    return {"ip": field(ipam, "IPv4Address", str, "", "IPAMConfig.") or None,
+            "ip6": field(ipam, "IPv6Address", str, "", "IPAMConfig.") or None,
             "mac": field(endpoint, "MacAddress", str, "", "EndpointsConfig.") or None}
 
 
@@ -505,7 +507,9 @@ def network_settings(engine, row):
     return {"Networks": networks, "Ports": ports, "IPAddress": main.get("IPAddress", ""),
             "IPPrefixLen": main.get("IPPrefixLen", 0), "Gateway": main.get("Gateway", ""),
             "MacAddress": main.get("MacAddress", ""), "SandboxKey": "",
-            "Bridge": "", "HairpinMode": False}
+            "GlobalIPv6Address": main.get("GlobalIPv6Address", ""),
+            "GlobalIPv6PrefixLen": main.get("GlobalIPv6PrefixLen", 0),
+            "IPv6Gateway": main.get("IPv6Gateway", ""), "Bridge": "", "HairpinMode": False}
 
 
 def _port_bindings(publish):
@@ -580,7 +584,8 @@ def create_body(opts):
             "ExposedPorts": {k: {} for k in _exposed(opts.as_dict())},
             "NetworkingConfig": {"EndpointsConfig": {opts.network: {
                 "Aliases": opts.network_alias, "MacAddress": opts.mac_address or "",
-                "IPAMConfig": {"IPv4Address": opts.ip} if opts.ip else None}}}}
+                "IPAMConfig": {k: v for k, v in (("IPv4Address", opts.ip),
+                                                 ("IPv6Address", opts.ip6)) if v} or None}}}}
 
 
 def log_config(driver, opts):

@@ -913,21 +913,45 @@ def network_create(engine, req):
     if driver != "bridge":
         raise ApiError(400, f'plugin "{driver}" not found: only the bridge driver is available')
     # (Attachable only matters to swarm; docker-compose sets it on every network it makes)
-    for key, what in (("Internal", "internal networks"), ("EnableIPv6", "IPv6 networks"),
-                      ("Ingress", "ingress (swarm) networks"), ("ConfigOnly", "config-only "
-                                                                             "networks")):
+    for key, what in (("Ingress", "ingress (swarm) networks"),
+                      ("ConfigOnly", "config-only networks")):
         if c.field(body, key, bool, False):
             raise ApiError(400, f"{what} are not supported by minirun")
+    if c.field(body, "EnableIPv4", bool, True) is False:
+        raise ApiError(400, "IPv6-only networks are not supported by minirun")
     if c.field(body, "Options", dict, {}) or c.field(body, "ConfigFrom", dict, {}):
         raise ApiError(400, "network options (-o) are not supported by minirun's bridge driver")
-    ipam = (c.field(body, "IPAM", dict, {}) or {}).get("Config") or [{}]
-    if not isinstance(ipam, list) or not all(isinstance(i, dict) for i in ipam) or len(ipam) > 1:
-        raise ApiError(400, "IPAM.Config: one {Subnet, Gateway} at most")
-    row = engine.networking.create_network(name, ipam[0].get("Subnet") or None,
-                                         ipam[0].get("Gateway") or None,
-                                         c.field(body, "Labels", dict, {}) or {})
+    v4, v6 = _ipam_config(body)
+    row = engine.networking.create_network(
+        name, v4.get("Subnet"), v4.get("Gateway"), c.field(body, "Labels", dict, {}) or {},
+        internal=c.field(body, "Internal", bool, False),
+        ipv6=c.field(body, "EnableIPv6", bool, False),
+        subnet6=v6.get("Subnet"), gateway6=v6.get("Gateway"))
     engine.emit("network", "create", row["id"], {"name": row["name"], "type": "bridge"})
     return 201, {"Id": row["id"], "Warning": ""}
+
+
+def _ipam_config(body):
+    """IPAM.Config: at most one IPv4 and one IPv6 {Subnet, Gateway}, told apart by their
+    addresses, as ``--subnet A --subnet B`` sends them."""
+    import ipaddress                                   # only for a network's creation
+    config = (c.field(body, "IPAM", dict, {}) or {}).get("Config") or []
+    if not isinstance(config, list) or not all(isinstance(i, dict) for i in config):
+        raise ApiError(400, "IPAM.Config: a list of {Subnet, Gateway}")
+    found = {4: {}, 6: {}}
+    for entry in config:
+        if entry.get("IPRange") or entry.get("AuxiliaryAddresses"):
+            raise ApiError(400, "IPAM: --ip-range and --aux-address are not supported by minirun")
+        values = {k: c.field(entry, k, str, "", "IPAM.Config.") for k in ("Subnet", "Gateway")}
+        try:
+            text = values["Subnet"] or values["Gateway"]
+            version = ipaddress.ip_network(text, strict=False).version if text else 4
+        except ValueError:
+            raise ApiError(400, f"invalid subnet {values['Subnet']!r}") from None
+        if found[version]:
+            raise ApiError(400, f"IPAM.Config: one IPv{version} subnet at most")
+        found[version] = {k: v for k, v in values.items() if v} or {"Subnet": None}
+    return found[4], found[6]
 
 
 @route("DELETE", "/networks/(?P<ref>[^/]+)")

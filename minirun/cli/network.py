@@ -30,17 +30,26 @@ def network_group():
 
 
 @network_group.command("create")
-@click.option("--subnet", help="CIDR, e.g. 10.90.0.0/24 (default: a free one).")
-@click.option("--gateway", help="The bridge's address (default: the subnet's first).")
+@click.option("--subnet", "subnets", multiple=True,
+              help="CIDR, e.g. 10.90.0.0/24 (default: a free one); again for IPv6.")
+@click.option("--gateway", "gateways", multiple=True,
+              help="The bridge's address (default: the subnet's first); one per subnet.")
+@click.option("--internal", is_flag=True, help="No way out: no default route, NAT or ports.")
+@click.option("--ipv6", is_flag=True, help="IPv6 too (a /64 of a unique local prefix "
+                                           "unless --subnet gives one).")
 @click.option("-d", "--driver", default="bridge", help="Only bridge.")
 @click.option("-l", "--label", "labels", multiple=True, help="key=value")
 @click.argument("name")
 @click.pass_obj
-def create_cmd(ctx, subnet, gateway, driver, labels, name):
+def create_cmd(ctx, subnets, gateways, internal, ipv6, driver, labels, name):
     """Create a network (its bridge is made when a container first uses it)."""
-    ipam = {"Config": [{"Subnet": subnet or "", "Gateway": gateway or ""}]}
+    if len(gateways) > len(subnets):
+        raise MinirunError("every --gateway needs a --subnet (in the same order)")
+    ipam = {"Config": [{"Subnet": s, "Gateway": g} for s, g in
+                       zip(subnets, list(gateways) + [""] * len(subnets))]}
     click.echo(ctx.api.call("POST", "/networks/create", {
-        "Name": name, "Driver": driver, "IPAM": ipam, "Labels": _labels(labels)})["Id"])
+        "Name": name, "Driver": driver, "IPAM": ipam, "Labels": _labels(labels),
+        "Internal": internal, "EnableIPv6": ipv6})["Id"])
 
 
 @network_group.command("ls")

@@ -44,6 +44,7 @@ RUN_FLAGS = [
     (("--dns",), "dns", "multi", "A name server for its resolv.conf."),
     (("--group-add",), "group_add", "multi", "Another group for its user (name or gid)."),
     (("--ip",), "ip", "value", "Its IPv4 address on a user network."),
+    (("--ip6",), "ip6", "value", "Its IPv6 address on a user IPv6 network."),
     (("--mac-address",), "mac_address", "value", "Its MAC address."),
     (("--dns-search",), "dns_search", "multi", "A search domain for its resolv.conf."),
     (("--dns-option",), "dns_option", "multi", "An option for its resolv.conf."),

@@ -68,11 +68,11 @@ class Networking:
         if opts.network_alias and network["name"] == DEFAULT_NETWORK:
             raise OptionError("network-scoped aliases are only supported for user-defined "
                               "networks")
-        if opts.ip and network["name"] == DEFAULT_NETWORK:
+        if (opts.ip or opts.ip6) and network["name"] == DEFAULT_NETWORK:
             raise OptionError("user specified IP address is supported on user defined networks "
                               "only")
         ep = self.store.allocate(network, cid, opts.network_alias, opts.ip or None,
-                                 o_mac(opts.mac_address))
+                                 o_mac(opts.mac_address), opts.ip6 or None)
         return bindings, ep["ip"]
 
     # -- start and stop -----------------------------------------------------------
@@ -125,8 +125,10 @@ class Networking:
         self.store.release(network["id"], row["id"])
 
     # -- networks themselves (network create/ls/inspect/rm/prune) -----------------------
-    def create_network(self, name, subnet=None, gateway=None, labels=None):
-        return self.store.create(name, subnet, gateway, labels)
+    def create_network(self, name, subnet=None, gateway=None, labels=None, internal=False,
+                       ipv6=False, subnet6=None, gateway6=None):
+        return self.store.create(name, subnet, gateway, labels, internal, ipv6, subnet6,
+                                 gateway6)
 
     def networks(self):
         from ..network.inspect import all_networks   # only with a network (see class)
@@ -153,7 +155,9 @@ class Networking:
                 "NetworkID": ep["network_id"], "EndpointID": "", "Gateway": ep["gateway"],
                 "IPAddress": ep["ip"], "IPPrefixLen": int(ep["subnet"].split("/")[1]),
                 "MacAddress": ep["mac"], "Aliases": json.loads(ep["aliases"]) or None,
-                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
+                "IPv6Gateway": ep["gateway6"] or "", "GlobalIPv6Address": ep["ip6"] or "",
+                "GlobalIPv6PrefixLen": int(ep["subnet6"].split("/")[1]) if ep["subnet6"] else 0,
+                "IPAMConfig": None, "Links": None, "DriverOpts": None}
         return networks, self.store.ports(cid)
 
 

@@ -33,7 +33,7 @@ class RunOptions(Record):
         "health_retries": None, "health_start_period": None, "no_healthcheck": False,
         "healthcheck": None, "stop_signal": None, "stop_timeout": None,
         "add_host": [], "links": [], "dns": [], "dns_search": [], "dns_option": [],
-        "group_add": [], "ip": None, "mac_address": None,
+        "group_add": [], "ip": None, "ip6": None, "mac_address": None,
     }
 
 

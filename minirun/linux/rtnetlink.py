@@ -32,6 +32,7 @@ IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 10
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_F_NODAD = 0x02                     # IPv6: usable at once, no duplicate detection wait
 IFF_UP = 0x1
 
 _HEADER = struct.Struct("=IHHII")      # nlmsghdr: length, type, flags, sequence, port
@@ -121,16 +122,23 @@ class Netlink:
 
     # -- addresses and routes -----------------------------------------------------------
     def add_address(self, name, address, prefixlen):
-        """ip addr add ADDRESS/PREFIX dev NAME"""
-        packed = ipaddress.IPv4Address(address).packed
-        self.request(RTM_NEWADDR, _IFADDR.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE,
-                                               socket.if_nametoindex(name))
-                     + attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed),
-                     NLM_F_CREATE | NLM_F_EXCL)
+        """ip addr add ADDRESS/PREFIX dev NAME (IPv6: nodad, as Docker adds them: on a bridge
+        minirun numbers itself there is nobody to clash with, and DAD would hold the address
+        back for a second)"""
+        ip = ipaddress.ip_address(address)
+        index = socket.if_nametoindex(name)
+        if ip.version == 4:
+            body = _IFADDR.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index) \
+                + attr(IFA_LOCAL, ip.packed) + attr(IFA_ADDRESS, ip.packed)
+        else:
+            body = _IFADDR.pack(socket.AF_INET6, prefixlen, IFA_F_NODAD, RT_SCOPE_UNIVERSE,
+                                index) + attr(IFA_ADDRESS, ip.packed)
+        self.request(RTM_NEWADDR, body, NLM_F_CREATE | NLM_F_EXCL)
 
     def add_default_route(self, gateway):
-        """ip route add default via GATEWAY"""
-        self.request(RTM_NEWROUTE, _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN,
+        """ip [-6] route add default via GATEWAY"""
+        ip = ipaddress.ip_address(gateway)
+        family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        self.request(RTM_NEWROUTE, _RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN,
                                                RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-                     + attr(RTA_GATEWAY, ipaddress.IPv4Address(gateway).packed),
-                     NLM_F_CREATE | NLM_F_EXCL)
+                     + attr(RTA_GATEWAY, ip.packed), NLM_F_CREATE | NLM_F_EXCL)

@@ -6,13 +6,18 @@ one atomic ``add element`` and removing them cannot disturb anything else.
 iptables (where nft is missing): minirun's own chains, jumped to from the
 built-in ones, one rule per network or port, as Docker does it.
 
-Both do the same four things:
-- masquerade what leaves a container subnet for the outside;
+Both do the same five things:
+- masquerade what leaves a container subnet for the outside (IPv6 subnets too: nftables);
 - DNAT a published host port (on any local address, 127.0.0.1 included) to
   its container; traffic from 127.0.0.1 is masqueraded so the container can
   answer, and the bridge gets route_localnet so the kernel routes it at all;
 - masquerade a container reaching its own network's published port (hairpin);
-- drop traffic between two different minirun networks.
+- drop traffic between two different minirun networks;
+- drop what would enter or leave an --internal network (nor is it masqueraded): its
+  containers also get no default route (wiring.py), this is the wall behind that.
+
+The nftables table is of the inet family, so one table holds the IPv4 and IPv6 rules;
+iptables would need ip6tables beside it, so IPv6 networks need nftables.
 """
 import json
 import os
@@ -25,16 +30,18 @@ from ..errors import MinirunError
 IPTABLES_MADE = os.path.join(RUN_DIR, "iptables-tables")
 
 NFT_TABLE = """
-table ip {table} {{
+table inet {table} {{
     comment "{owner}";
     set bridges {{ type ifname; }}
     set same {{ type ifname . ifname; }}
+    set internal {{ type ifname; }}
     set subnets {{ type ipv4_addr; flags interval; }}
+    set subnets6 {{ type ipv6_addr; flags interval; }}
     map ports_any {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
     map ports_ip {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
     chain published {{
         meta l4proto {{ tcp, udp }} dnat ip to ip daddr . meta l4proto . th dport map @ports_ip
-        meta l4proto {{ tcp, udp }} dnat ip to meta l4proto . th dport map @ports_any
+        meta nfproto ipv4 meta l4proto {{ tcp, udp }} dnat ip to meta l4proto . th dport map @ports_any
     }}
     chain prerouting {{
         type nat hook prerouting priority dstnat; policy accept;
@@ -47,13 +54,16 @@ table ip {table} {{
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
         ip saddr @subnets oifname != @bridges masquerade
+        ip6 saddr @subnets6 oifname != @bridges masquerade
         ip saddr 127.0.0.0/8 oifname @bridges masquerade
         ct status dnat ip saddr @subnets oifname @bridges masquerade
     }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
-        ct status dnat accept
         iifname . oifname @same accept
+        iifname @internal drop
+        oifname @internal drop
+        ct status dnat accept
         iifname @bridges oifname @bridges drop
     }}
 }}
@@ -73,15 +83,17 @@ def _run(argv, stdin=None, ok_missing=False):
 
 
 class Recorded:
-    """Remembers which backend holds the rules, so a later command removes them from there."""
+    """Remembers which backend holds the rules, so a later command removes them from there.
+    *stale*: the rules are in a layout an older minirun made (wiring.py makes them anew)."""
+    record_as = None
 
-    def __init__(self, names, record):
-        self.names, self.record = names, record
+    def __init__(self, names, record, stale=False):
+        self.names, self.record, self.stale = names, record, stale
 
     def remember(self):
         os.makedirs(os.path.dirname(self.record), exist_ok=True)
         with open(self.record, "w") as f:
-            f.write(self.name)
+            f.write(self.record_as or self.name)
 
     def forget(self):
         try:
@@ -92,37 +104,42 @@ class Recorded:
 
 class Nftables(Recorded):
     name = "nftables"
+    record_as = "nftables-inet"  # "nftables": minirun 0.1's ip-family table
+    ipv6 = True                  # an inet table
 
-    def __init__(self, names, record):
-        super().__init__(names, record)
+    def __init__(self, names, record, stale=False):
+        super().__init__(names, record, stale)
         self.table = names.table
 
     def _batch(self, verb, items):
         """One atomic nft run for many elements; a delete falls back to one at a time (some
         may be gone already)."""
-        script = "".join(f"{verb} element ip {self.table} {s} {{ {e} }}\n" for s, e in items)
+        script = "".join(f"{verb} element inet {self.table} {s} {{ {e} }}\n" for s, e in items)
         if not script:
             return
         if verb == "add":
             _run(["nft", "-f", "-"], stdin=script)
         elif _run(["nft", "-f", "-"], stdin=script, ok_missing=True).returncode:
             for set_name, element in items:
-                _run(["nft", f"delete element ip {self.table} {set_name} {{ {element} }}"],
+                _run(["nft", f"delete element inet {self.table} {set_name} {{ {element} }}"],
                      ok_missing=True)
 
-    def start(self, bridge, subnet):
-        """The table, fresh (a crash may have left an old one), with its first network."""
+    def start(self, network):
+        """The table, fresh (a crash, or minirun 0.1's ip-family table, may be there), with
+        its first network."""
         self.remember()
-        _run(["nft", "-f", "-"], stdin=f"table ip {self.table} {{}}\ndelete table ip {self.table}\n"
+        _run(["nft", "-f", "-"], stdin="".join(
+            f"table {family} {self.table} {{}}\ndelete table {family} {self.table}\n"
+            for family in FAMILIES)
              + NFT_TABLE.format(table=self.table, owner=self.names.owner) + "".join(
-                 f"add element ip {self.table} {s} {{ {e} }}\n"
-                 for s, e in _network_elements(bridge, subnet)))
+                 f"add element inet {self.table} {s} {{ {e} }}\n"
+                 for s, e in _network_elements(network)))
 
-    def add_network(self, bridge, subnet):
-        self._batch("add", _network_elements(bridge, subnet))
+    def add_network(self, network):
+        self._batch("add", _network_elements(network))
 
-    def remove_network(self, bridge, subnet):
-        self._batch("delete", _network_elements(bridge, subnet))
+    def remove_network(self, network):
+        self._batch("delete", _network_elements(network))
 
     def add_ports(self, ports):
         self._batch("add", [_port_element(p) for p in ports])
@@ -131,13 +148,24 @@ class Nftables(Recorded):
         self._batch("delete", [_port_element(p) for p in ports])
 
     def remove_all(self):
-        _run(["nft", "delete", "table", "ip", self.table], ok_missing=True)
+        for family in FAMILIES:
+            _run(["nft", "delete", "table", family, self.table], ok_missing=True)
         self.forget()
 
 
-def _network_elements(bridge, subnet):
-    return [("bridges", f'"{bridge}"'), ("same", f'"{bridge}" . "{bridge}"'),
-            ("subnets", subnet)]
+FAMILIES = ("inet", "ip")      # minirun 0.1 made an ip-family table: gone with the new one
+
+
+def _network_elements(network):
+    """A network's elements: its bridge, its subnets to masquerade unless it is internal."""
+    bridge = network["bridge"]
+    elements = [("bridges", f'"{bridge}"'), ("same", f'"{bridge}" . "{bridge}"')]
+    if network["internal"]:
+        return elements + [("internal", f'"{bridge}"')]
+    elements.append(("subnets", network["subnet"]))
+    if network["subnet6"]:
+        elements.append(("subnets6", network["subnet6"]))
+    return elements
 
 
 def _port_element(p):
@@ -149,6 +177,7 @@ def _port_element(p):
 
 class Iptables(Recorded):
     name = "iptables"
+    ipv6 = False                 # (ip6tables would be a second set of chains)
 
     def __init__(self, names, record):
         super().__init__(names, record)
@@ -175,7 +204,7 @@ class Iptables(Recorded):
                 ("nat", "POSTROUTING", ["-j", self.post]),
                 ("filter", "FORWARD", ["-j", self.forward])]
 
-    def start(self, bridge, subnet):
+    def start(self, network):
         self.remove_all()                      # what a crash may have left
         self.remember()
         before = _nft_tables()
@@ -189,10 +218,17 @@ class Iptables(Recorded):
         self._add("filter", self.forward, ["-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"])
         for table, chain, rule in self._jumps():
             self._add(table, chain, rule, first=(chain == "FORWARD"))
-        self.add_network(bridge, subnet)
+        self.add_network(network)
 
-    def _network_rules(self, bridge, subnet):
+    def _network_rules(self, network):
+        bridge, subnet = network["bridge"], network["subnet"]
         ct = ["-m", "conntrack", "--ctstate"]
+        if network["internal"]:
+            return [("filter", self.forward, ["-i", bridge, "-o", bridge, "-j", "ACCEPT"]),
+                    ("filter", self.forward, ["-i", bridge, "-j", "DROP"]),
+                    ("filter", self.forward, ["-o", bridge, "-j", "DROP"]),
+                    ("filter", self.isolate, ["-o", bridge, "-j", "DROP"])]   # before others'
+                    #                                          "-i theirs -j ACCEPT"
         return [("nat", self.post, ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"]),
                 ("nat", self.post, ["-s", "127.0.0.0/8", "-o", bridge, "-j", "MASQUERADE"]),
                 ("nat", self.post, ct + ["DNAT", "-s", subnet, "-o", bridge, "-j", "MASQUERADE"]),
@@ -202,12 +238,12 @@ class Iptables(Recorded):
                 ("filter", self.forward, ["-o", bridge] + ct + ["RELATED,ESTABLISHED", "-j", "ACCEPT"]),
                 ("filter", self.isolate, ["-o", bridge, "-j", "DROP"])]
 
-    def add_network(self, bridge, subnet):
-        for table, chain, rule in self._network_rules(bridge, subnet):
+    def add_network(self, network):
+        for table, chain, rule in self._network_rules(network):
             self._add(table, chain, rule)
 
-    def remove_network(self, bridge, subnet):
-        for table, chain, rule in self._network_rules(bridge, subnet):
+    def remove_network(self, network):
+        for table, chain, rule in self._network_rules(network):
             self._delete(table, chain, rule)
 
     def _port_rule(self, p):
@@ -285,27 +321,69 @@ def firewall(names, state_dir):
                        "(apt-get install nftables)")
 
 
-BACKENDS = {"nftables": Nftables, "iptables": Iptables}
+BACKENDS = {"nftables-inet": Nftables, "iptables": Iptables,
+            "nftables": lambda names, record: Nftables(names, record, stale=True)}
 
 
-# -- IP forwarding: one host-wide switch ---------------------------------------------
-FORWARD = "/proc/sys/net/ipv4/ip_forward"
+# -- IP forwarding: one host-wide switch per IP version ------------------------------
+FORWARD = {4: "/proc/sys/net/ipv4/ip_forward", 6: "/proc/sys/net/ipv6/conf/all/forwarding"}
 
 
-def enable_forwarding(state_dir):
+def _marker(state_dir, version):
+    return os.path.join(state_dir, "ip_forward.was-off" if version == 4 else
+                        "ip6_forward.was-off")
+
+
+def enable_forwarding(state_dir, version=4):
     """Turn routing on, remembering if it was off so a reset can turn it off again."""
-    with open(FORWARD) as f:
+    with open(FORWARD[version]) as f:
         if f.read().strip() == "1":
             return
+    if version == 6:
+        _check_router_advertisements()
     os.makedirs(state_dir, exist_ok=True)
-    open(os.path.join(state_dir, "ip_forward.was-off"), "w").close()
-    with open(FORWARD, "w") as f:
+    open(_marker(state_dir, version), "w").close()
+    with open(FORWARD[version], "w") as f:
         f.write("1")
 
 
+def _check_router_advertisements():
+    """A host that forwards IPv6 ignores router advertisements on interfaces with accept_ra=1
+    (the kernel's default): turning forwarding on would make such a host lose the IPv6
+    addresses and routes it learnt from them when they expire. Refuse, in one line saying
+    what to do, where an interface has such an address or route."""
+    learnt = set()
+    with open("/proc/net/if_inet6") as f:
+        for line in f:                   # address index prefix scope flags name
+            _, _, _, scope, flags, dev = line.split()
+            if scope == "00" and not int(flags, 16) & IFA_F_PERMANENT:
+                learnt.add(dev)
+    with open("/proc/net/ipv6_route") as f:
+        for line in f:
+            fields = line.split()
+            if int(fields[8], 16) & (RTF_ADDRCONF | RTF_DEFAULT):
+                learnt.add(fields[9])
+    for dev in sorted(learnt):
+        try:
+            with open(f"/proc/sys/net/ipv6/conf/{dev}/accept_ra") as f:
+                if f.read().strip() != "1":
+                    continue
+        except OSError:
+            continue
+        raise MinirunError(
+            f"IPv6 networks need IPv6 forwarding, which would make {dev} ignore the router "
+            f"advertisements it configures itself from (accept_ra=1): set "
+            f"net.ipv6.conf.{dev}.accept_ra=2, or net.ipv6.conf.all.forwarding=1, yourself")
+
+
+IFA_F_PERMANENT = 0x80                      # linux/if_addr.h: not learnt (SLAAC, DHCPv6)
+RTF_DEFAULT, RTF_ADDRCONF = 0x10000, 0x40000    # linux/ipv6_route.h: routes learnt from RAs
+
+
 def restore_forwarding(state_dir):
-    marker = os.path.join(state_dir, "ip_forward.was-off")
-    if os.path.exists(marker):
-        with open(FORWARD, "w") as f:
-            f.write("0")
-        os.unlink(marker)
+    for version in FORWARD:
+        marker = _marker(state_dir, version)
+        if os.path.exists(marker):
+            with open(FORWARD[version], "w") as f:
+                f.write("0")
+            os.unlink(marker)

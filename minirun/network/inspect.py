@@ -30,7 +30,8 @@ def network_json(store, row):
     created = datetime.fromtimestamp(row["created"], timezone.utc).isoformat().replace("+00:00", "Z")
     members = {m["container_id"]: {
         "Name": m["name"], "EndpointID": "", "MacAddress": m["mac"],
-        "IPv4Address": f"{m['ip']}/{row['subnet'].split('/')[1]}", "IPv6Address": ""}
+        "IPv4Address": f"{m['ip']}/{row['subnet'].split('/')[1]}",
+        "IPv6Address": f"{m['ip6']}/{row['subnet6'].split('/')[1]}" if m["ip6"] else ""}
         for m in store.members(row["id"])}
     # As dockerd: the default network shows its bridge; a user network shows only options it
     # was created with (none: its bridge is mr-<id>, store.user_bridge). docker-compose
@@ -39,11 +40,13 @@ def network_json(store, row):
     if row["name"] == DEFAULT_NETWORK:
         options = {"com.docker.network.bridge.name": row["bridge"],
                    "com.docker.network.bridge.default_bridge": "true"}
+    ipam = [{"Subnet": row["subnet"], "Gateway": row["gateway"]}]
+    if row["subnet6"]:
+        ipam.append({"Subnet": row["subnet6"], "Gateway": row["gateway6"]})
     return {"Name": row["name"], "Id": row["id"], "Created": created, "Scope": "local",
-            "Driver": "bridge", "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None,
-                     "Config": [{"Subnet": row["subnet"], "Gateway": row["gateway"]}]},
-            "Internal": False, "Attachable": False, "Ingress": False,
+            "Driver": "bridge", "EnableIPv6": bool(row["subnet6"]),
+            "IPAM": {"Driver": "default", "Options": None, "Config": ipam},
+            "Internal": bool(row["internal"]), "Attachable": False, "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": members,
             "Options": options, "Labels": json.loads(row["labels"])}
 

@@ -12,18 +12,23 @@ def exists(name):
     return os.path.exists(f"/sys/class/net/{name}")
 
 
-def ensure_bridge(name, gateway, subnet, owner):
-    """Bridge *name*, with the gateway address, up (made if missing), its alias *owner* (the
-    state root that made it: network/orphans.py finds bridges whose root is gone by it)."""
+def ensure_bridge(network, owner):
+    """A network's bridge, with the gateway address(es), up (made if missing), its alias
+    *owner* (the state root that made it: network/orphans.py finds bridges whose root is gone
+    by it)."""
+    name = network["bridge"]
     with Netlink() as nl:
         if not exists(name):
             nl.add_bridge(name)
         with open(f"/sys/class/net/{name}/ifalias", "w") as f:
             f.write(owner)
-        try:
-            nl.add_address(name, gateway, ipaddress.IPv4Network(subnet).prefixlen)
-        except FileExistsError:
-            pass
+        if network["subnet6"]:
+            _enable_ipv6(name)
+        for gateway, subnet in _addresses(network, "gateway"):
+            try:
+                nl.add_address(name, gateway, ipaddress.ip_network(subnet).prefixlen)
+            except FileExistsError:
+                pass
         nl.set_link(name, up=True)
     # Published ports on 127.0.0.1 are DNATed into the bridge: let 127/8 be routed there.
     with open(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "w") as f:
@@ -48,14 +53,35 @@ def add_veth(host_name, netns_fd, endpoint, default_route):
     _inside(netns_fd, _configure_peer, endpoint, default_route)
 
 
+def _addresses(row, kind):
+    """(address, subnet) of a network or endpoint row: IPv4, and IPv6 where it has one."""
+    v4, v6 = ("gateway", "gateway6") if kind == "gateway" else ("ip", "ip6")
+    return [(row[v4], row["subnet"])] + ([(row[v6], row["subnet6"])] if row["subnet6"] else [])
+
+
+def _enable_ipv6(ifname):
+    """IPv6 on a link of ours, where the host made new links without it (disable_ipv6 in
+    net.ipv6.conf.default): writes the sysctl of the calling thread's network namespace."""
+    path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
+    with open(path) as f:
+        if f.read().strip() == "0":
+            return
+    with open(path, "w") as f:
+        f.write("0")
+
+
 def _configure_peer(endpoint, default_route):
-    prefix = ipaddress.IPv4Network(endpoint["subnet"]).prefixlen
     with Netlink() as nl:
         nl.set_link(endpoint["ifname"], up=False, mac=endpoint["mac"])
-        nl.add_address(endpoint["ifname"], endpoint["ip"], prefix)
+        if endpoint["subnet6"]:
+            _enable_ipv6(endpoint["ifname"])
+        for address, subnet in _addresses(endpoint, "ip"):
+            nl.add_address(endpoint["ifname"], address, ipaddress.ip_network(subnet).prefixlen)
         nl.set_link(endpoint["ifname"], up=True)
         if default_route:
             nl.add_default_route(endpoint["gateway"])
+            if endpoint["subnet6"]:
+                nl.add_default_route(endpoint["gateway6"])
 
 
 def _inside(netns_fd, fn, *args):

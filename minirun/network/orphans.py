@@ -45,10 +45,11 @@ def _orphan_tables():
     """Roots named by the comments of minirun's nftables tables, where the root is gone."""
     if not shutil.which("nft"):
         return set()
-    res = subprocess.run(["nft", "list", "tables", "ip"], capture_output=True, text=True)
+    res = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
     roots = set()
-    for table in re.findall(r"^table ip (minirun\w*)$", res.stdout, re.M):
-        text = subprocess.run(["nft", "list", "table", "ip", table], capture_output=True,
+    # inet: this minirun's tables; ip: minirun 0.1's (firewall.FAMILIES)
+    for family, table in re.findall(r"^table (inet|ip) (minirun\w*)$", res.stdout, re.M):
+        text = subprocess.run(["nft", "list", "table", family, table], capture_output=True,
                               text=True).stdout
         m = re.search(r'comment "' + re.escape(OWNER) + r'(.*)"', text)
         if m and root_gone(m.group(1)):

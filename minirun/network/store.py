@@ -38,6 +38,11 @@ def mac_for(ip):
     return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
 
 
+# An endpoint with what wiring needs of its network.
+ENDPOINTS = ("SELECT e.*, n.name AS network, n.bridge, n.subnet, n.gateway, n.subnet6, "
+             "n.gateway6, n.internal FROM endpoints e JOIN networks n ON n.id = e.network_id ")
+
+
 class NetworkStore:
     def __init__(self, root, db=None):
         self.root = root
@@ -79,45 +84,63 @@ class NetworkStore:
                 raise
             return row
 
-    def create(self, name, subnet=None, gateway=None, labels=None, _bridge=None):
+    def create(self, name, subnet=None, gateway=None, labels=None, internal=False, ipv6=False,
+               subnet6=None, gateway6=None, _bridge=None):
+        """A network record (its bridge is made when a container first needs it). *internal*:
+        no way out (network/wiring.py, firewall.py); *ipv6*: an IPv6 subnet beside the IPv4
+        one (*subnet6*, or a /64 of this root's unique local prefix)."""
         if not NAME_RE.fullmatch(name or ""):
             raise MinirunError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-]")
         if name in PREDEFINED and _bridge is None:
             raise Conflict(f"network with name {name} already exists")
+        if (subnet6 or gateway6) and not ipv6:
+            raise MinirunError("an IPv6 subnet needs an IPv6 network (--ipv6)")
         nid = os.urandom(32).hex()
         try:
             with statedb.transaction(self.db) as db:
                 if db.execute("SELECT 1 FROM networks WHERE name = ?", (name,)).fetchone():
                     raise Conflict(f"network with name {name} already exists")
                 taken = [r["subnet"] for r in db.execute("SELECT subnet FROM networks")]
-                subnet, gateway = self._addressing(subnet, gateway, taken)
+                subnet, gateway = self._addressing(subnet, gateway, taken, subnets.USER_POOL)
+                if ipv6:
+                    taken6 = [r[0] for r in db.execute(
+                        "SELECT subnet6 FROM networks WHERE subnet6 IS NOT NULL")]
+                    subnet6, gateway6 = self._addressing(
+                        subnet6, gateway6, taken6, subnets.ula_pool(self.names.owner), 6)
                 db.execute("INSERT INTO networks (id, name, bridge, subnet, gateway, created, "
-                           "labels) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           "labels, internal, subnet6, gateway6) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (nid, name, _bridge or user_bridge(nid), subnet, gateway,
-                            time.time(), json.dumps(labels or {})))
+                            time.time(), json.dumps(labels or {}), int(bool(internal)),
+                            subnet6 if ipv6 else None, gateway6 if ipv6 else None))
         except sqlite3.IntegrityError:
             raise Conflict(f"network with name {name} already exists") from None
         return self.get(nid)
 
     @staticmethod
-    def _addressing(subnet, gateway, taken):
+    def _addressing(subnet, gateway, taken, pool, version=4):
         if subnet is None:
-            subnet = subnets.pick(subnets.USER_POOL, taken)
+            subnet = subnets.pick(pool, taken)
             if subnet is None:
                 raise MinirunError("all predefined address pools have been fully subnetted")
         else:
             try:
-                subnet = subnets.parse(subnet)
+                subnet = subnets.parse(subnet, version)
             except ValueError as e:
                 raise MinirunError(str(e)) from None
             reason = subnets.clash(subnet, taken)
             if reason:
                 raise Conflict(f"subnet {subnet} overlaps {reason}")
-        net = ipaddress.IPv4Network(subnet)
+        net = ipaddress.ip_network(subnet)
         gateway = gateway or str(net.network_address + 1)
-        if ipaddress.IPv4Address(gateway) not in list(net.hosts()):
+        try:
+            address = ipaddress.ip_address(gateway)
+        except ValueError:
+            raise MinirunError(f"invalid gateway {gateway!r}") from None
+        if address.version != version or address not in net or address in (
+                net.network_address, net.broadcast_address):
             raise MinirunError(f"gateway {gateway} is not a host address of {subnet}")
-        return subnet, gateway
+        return subnet, str(address)
 
     def remove(self, ref):
         row = self.get(ref)
@@ -143,30 +166,30 @@ class NetworkStore:
                                "(SELECT network_id FROM endpoints)", (DEFAULT_NETWORK,)).fetchall()
 
     # -- addresses (IPAM) -----------------------------------------------------------
-    def allocate(self, network, container_id, aliases=(), ip=None, mac=None):
+    def allocate(self, network, container_id, aliases=(), ip=None, mac=None, ip6=None):
         """Give *container_id* the lowest free address on *network* (or its existing one; or
-        *ip*, if free — --ip), and *mac* (--mac-address) or one made of the address."""
+        *ip*, if free — --ip), and *mac* (--mac-address) or one made of the address; on an
+        IPv6 network an IPv6 address likewise (*ip6*: --ip6)."""
+        if ip6 and not network["subnet6"]:
+            raise MinirunError(f"network {network['name']} has no IPv6 subnet for --ip6 {ip6}")
         with statedb.transaction(self.db) as db:
             have = db.execute("SELECT * FROM endpoints WHERE network_id = ? AND container_id = ?",
                               (network["id"], container_id)).fetchone()
             if have:
                 return have
-            used = {r["ip"] for r in db.execute("SELECT ip FROM endpoints WHERE network_id = ?",
-                                                (network["id"],))}
-            used.add(network["gateway"])
-            if ip:
-                _check_requested(ip, network, used)
-            ip = ip or next((str(a) for a in ipaddress.IPv4Network(network["subnet"]).hosts()
-                             if str(a) not in used), None)
-            if ip is None:
-                raise MinirunError(f"no free address left on network {network['name']} "
-                                   f"({network['subnet']})")
+            rows = db.execute("SELECT ip, ip6 FROM endpoints WHERE network_id = ?",
+                              (network["id"],)).fetchall()
+            ip = _address(network, network["subnet"], network["gateway"], ip,
+                          {r["ip"] for r in rows})
+            if network["subnet6"]:
+                ip6 = _address(network, network["subnet6"], network["gateway6"], ip6,
+                               {r["ip6"] for r in rows})
             count = db.execute("SELECT COUNT(*) FROM endpoints WHERE container_id = ?",
                                (container_id,)).fetchone()[0]
-            db.execute("INSERT INTO endpoints (network_id, container_id, ip, mac, ifname, aliases) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (network["id"], container_id, ip, mac or mac_for(ip), self._free_ifname(
-                           db, container_id, count), json.dumps(list(aliases))))
+            db.execute("INSERT INTO endpoints (network_id, container_id, ip, ip6, mac, ifname, "
+                       "aliases) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (network["id"], container_id, ip, ip6, mac or mac_for(ip),
+                        self._free_ifname(db, container_id, count), json.dumps(list(aliases))))
         return self.endpoint(network["id"], container_id)
 
     @staticmethod
@@ -182,16 +205,13 @@ class NetworkStore:
 
     def endpoint(self, network_id, container_id):
         return self.db.execute(
-            "SELECT e.*, n.name AS network, n.bridge, n.subnet, n.gateway "
-            "FROM endpoints e JOIN networks n ON n.id = e.network_id "
-            "WHERE e.network_id = ? AND e.container_id = ?", (network_id, container_id)).fetchone()
+            ENDPOINTS + "WHERE e.network_id = ? AND e.container_id = ?",
+            (network_id, container_id)).fetchone()
 
     def endpoints(self, container_id):
         """A container's addresses, eth0 first, with their networks' details."""
         return self.db.execute(
-            "SELECT e.*, n.name AS network, n.bridge, n.subnet, n.gateway "
-            "FROM endpoints e JOIN networks n ON n.id = e.network_id "
-            "WHERE e.container_id = ? ORDER BY length(e.ifname), e.ifname",
+            ENDPOINTS + "WHERE e.container_id = ? ORDER BY length(e.ifname), e.ifname",
             (container_id,)).fetchall()
 
     def members(self, network_id):
@@ -270,15 +290,24 @@ def _bindable(proto, host_ip, port):
     return True
 
 
-def _check_requested(ip, network, used):
-    """--ip: an address of the network's subnet that nobody has (nor the gateway)."""
-    try:
-        address = ipaddress.IPv4Address(ip)
-    except ValueError:
-        raise MinirunError(f"invalid IPv4 address: {ip}") from None
-    subnet = ipaddress.IPv4Network(network["subnet"])
-    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
-        raise MinirunError(f"no configured subnet contains IP address {ip} (network "
-                           f"{network['name']} is {network['subnet']})")
-    if ip in used:
-        raise MinirunError(f"Address already in use: {ip} on network {network['name']}")
+def _address(network, subnet, gateway, wanted, used):
+    """The address an endpoint gets on *subnet*: *wanted* (--ip, --ip6) if it is a free host
+    address there, else the lowest free one."""
+    net = ipaddress.ip_network(subnet)
+    used = used | {gateway}
+    if wanted:
+        try:
+            address = ipaddress.ip_address(wanted)
+        except ValueError:
+            raise MinirunError(f"invalid IP address: {wanted}") from None
+        if address.version != net.version or address not in net or address in (
+                net.network_address, net.broadcast_address):
+            raise MinirunError(f"no configured subnet contains IP address {wanted} (network "
+                               f"{network['name']} is {subnet})")
+        if str(address) in used:
+            raise MinirunError(f"Address already in use: {wanted} on network {network['name']}")
+        return str(address)
+    free = next((str(a) for a in net.hosts() if str(a) not in used), None)
+    if free is None:
+        raise MinirunError(f"no free address left on network {network['name']} ({subnet})")
+    return free

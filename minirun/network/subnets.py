@@ -1,4 +1,4 @@
-"""Choosing subnets that clash with nothing the host already routes."""
+"""Choosing subnets that clash with nothing the host already routes (IPv4 and IPv6)."""
 import ipaddress
 
 # The default bridge's subnet: podman's choice, or the next free one below it, then Docker's
@@ -22,14 +22,33 @@ def host_routes():
     return nets
 
 
+def host_routes6():
+    """The IPv6 destinations the host routes, from /proc/net/ipv6_route (link-local,
+    multicast and the default route aside: they clash with no ULA or global subnet)."""
+    nets = []
+    try:
+        with open("/proc/net/ipv6_route") as f:
+            for line in f:
+                fields = line.split()
+                net = ipaddress.IPv6Network(f"{ipaddress.IPv6Address(bytes.fromhex(fields[0]))}"
+                                            f"/{int(fields[1], 16)}", strict=False)
+                if net.prefixlen and not (net.is_link_local or net.is_multicast
+                                          or net.prefixlen == 128):
+                    nets.append((fields[9], net))
+    except FileNotFoundError:                       # a kernel without IPv6
+        pass
+    return nets
+
+
 def clash(subnet, taken=()):
-    """What *subnet* overlaps: a host route's device, a taken subnet, or None."""
-    net = ipaddress.IPv4Network(subnet)
-    for dev, route in host_routes():
+    """What *subnet* (IPv4 or IPv6) overlaps: a host route's device, a taken subnet, or None."""
+    net = ipaddress.ip_network(subnet)
+    for dev, route in host_routes() if net.version == 4 else host_routes6():
         if net.overlaps(route):
             return f"the host's route {route} (dev {dev})"
     for other in taken:
-        if net.overlaps(ipaddress.IPv4Network(other)):
+        other_net = ipaddress.ip_network(other)
+        if other_net.version == net.version and net.overlaps(other_net):
             return f"network {other}"
     return None
 
@@ -42,12 +61,23 @@ def pick(candidates, taken):
     return None
 
 
-def parse(text):
-    """A user's --subnet: an IPv4 network with room for a gateway and a container."""
+def parse(text, version=4):
+    """A user's --subnet: an IPv4 (IPv6) network with room for a gateway and a container."""
+    kind, smallest = (ipaddress.IPv4Network, 29) if version == 4 else (ipaddress.IPv6Network, 124)
     try:
-        net = ipaddress.IPv4Network(text, strict=True)
+        net = kind(text, strict=True)
     except ValueError as e:
         raise ValueError(f"invalid subnet {text!r}: {e}") from None
-    if net.prefixlen > 29:
-        raise ValueError(f"subnet {text} is too small (at most /29)")
+    if net.prefixlen > smallest:
+        raise ValueError(f"subnet {text} is too small (at most /{smallest})")
     return str(net)
+
+
+def ula_pool(owner, count=256):
+    """IPv6 subnets for networks created without one: /64s of a unique local /48 (RFC 4193)
+    whose 40-bit global ID is derived from the state root, so two roots, or two hosts, are
+    unlikely to pick the same (Docker derives its from the host's ID)."""
+    import hashlib                 # it loads OpenSSL: only for an IPv6 network's creation
+    global_id = hashlib.sha256(owner.encode()).digest()[:5]
+    base = int.from_bytes(b"\xfd" + global_id + b"\0" * 10, "big")
+    return [str(ipaddress.IPv6Network((base + (n << 64), 64))) for n in range(count)]

@@ -48,6 +48,7 @@ def connect(store, container_id, pid, bindings, trace=lambda *a: None, hosts_pat
     """Wire a started container (PID *pid*) into every network it has an address on
     (or only into network *only*, for ``network connect``)."""
     endpoints = store.endpoints(container_id)
+    outside = gateway_endpoint(endpoints)
     if only is not None:
         endpoints = [ep for ep in endpoints if ep["network_id"] == only]
     if not endpoints:
@@ -56,16 +57,40 @@ def connect(store, container_id, pid, bindings, trace=lambda *a: None, hosts_pat
     netns = links.open_netns(pid)
     try:
         with network_lock(store), contextlib.ExitStack() as undo:
+            _renew_stale_rules(store, fw)
             undo.callback(_disconnect_locked, store, container_id, fw, only)
             for ep in endpoints:
                 _ensure_network(store, fw, ep, trace)
-                _plug(store, netns, container_id, ep, trace)
-            if only is None:
-                _publish(store, fw, container_id, endpoints[0]["ip"], bindings, trace)
+                _plug(store, netns, container_id, ep, ep is outside, trace)
+            if only is None and outside is not None:
+                _publish(store, fw, container_id, outside["ip"], bindings, trace)
             _refresh_hosts(store, [ep["network_id"] for ep in endpoints], hosts_path)
             undo.pop_all()
     finally:
         os.close(netns)
+
+
+def gateway_endpoint(endpoints):
+    """The endpoint a container reaches the outside through: its default route, and its
+    published ports, are there. The first network that is not --internal, as in Docker
+    (an internal network offers no way out, so it gives no default route)."""
+    return next((ep for ep in endpoints if not ep["internal"]), None)
+
+
+def _renew_stale_rules(store, fw):
+    """Rules an older minirun made (minirun 0.1's ip-family table) are made anew from the state
+    database: every network whose bridge is up, every published port. Under the lock."""
+    if not fw.stale:
+        return
+    up = [row for row in store.list() if links.exists(row["bridge"])]
+    if up:
+        fw.start(up[0])
+        for row in up[1:]:
+            fw.add_network(row)
+        fw.add_ports(store.all_ports())
+    else:
+        fw.remove_all()
+    fw.stale = False
 
 
 def _ensure_network(store, fw, network, trace):
@@ -73,37 +98,50 @@ def _ensure_network(store, fw, network, trace):
     needs them."""
     if links.exists(network["bridge"]):
         return
-    reason = clash(network["subnet"])
-    if reason and orphans.sweep():         # a root removed by hand may have held the subnet
-        reason = clash(network["subnet"])
-    if reason:
-        raise MinirunError(f"network {network['network']}: its subnet {network['subnet']} "
-                           f"overlaps {reason}")
+    if network["subnet6"] and not fw.ipv6:
+        raise MinirunError(f"network {network['network']}: IPv6 networks need the nftables "
+                           f"firewall (apt-get install nftables), not {fw.name}")
+    subnets = [network["subnet"]] + ([network["subnet6"]] if network["subnet6"] else [])
+    reasons = [(s, clash(s)) for s in subnets]
+    if any(r for _, r in reasons) and orphans.sweep():   # a root removed by hand may have
+        reasons = [(s, clash(s)) for s in subnets]       # held the subnet
+    for subnet, reason in reasons:
+        if reason:
+            raise MinirunError(f"network {network['network']}: its subnet {subnet} "
+                               f"overlaps {reason}")
     first = not any(links.exists(b) for b in store.bridges())
     networkd.keep_off_our_links()
-    links.ensure_bridge(network["bridge"], network["gateway"], network["subnet"],
-                        store.names.owner)
+    links.ensure_bridge(network, store.names.owner)
     try:
-        (fw.start if first else fw.add_network)(network["bridge"], network["subnet"])
-        enable_forwarding(_state_dir(store))
+        (fw.start if first else fw.add_network)(network)
+        if not network["internal"]:
+            enable_forwarding(_state_dir(store))
+            if network["subnet6"]:
+                enable_forwarding(_state_dir(store), version=6)
     except BaseException:
         _drop_network(store, fw, network)
         raise
     trace(f"ip link add {network['bridge']} type bridge; ip addr add {network['gateway']} dev "
-          f"{network['bridge']}; {fw.name}: masquerade {network['subnet']}",
-          "the network's bridge and NAT, made when its first container starts, then kept")
+          f"{network['bridge']}" + (f"; ip addr add {network['gateway6']} dev "
+                                    f"{network['bridge']}" if network["subnet6"] else "")
+          + (f"; {fw.name}: drop what enters or leaves it" if network["internal"] else
+             f"; {fw.name}: masquerade {' '.join(subnets)}"),
+          "the network's bridge and " + ("walls (--internal)" if network["internal"] else "NAT")
+          + ", made when its first container starts, then kept")
 
 
-def _plug(store, netns, container_id, ep, trace):
+def _plug(store, netns, container_id, ep, default_route, trace):
     veth = veth_name(container_id, ep["ifname"])
     if links.exists(veth):
         links.remove(veth)        # the last run's, its namespace still being torn down
     store.set_veth(ep["network_id"], container_id, veth)      # recorded first: undo finds it
-    default_route = ep["ifname"] == "eth0"
     links.add_veth(veth, netns, ep, default_route)
+    ip6 = f"; ip addr add {ep['ip6']} dev {ep['ifname']}" if ep["ip6"] else ""
+    route = f"; ip route add default via {ep['gateway']}" if default_route else ""
+    if default_route and ep["ip6"]:
+        route += f"; ip -6 route add default via {ep['gateway6']}"
     trace(f"ip link add {veth} type veth peer {ep['ifname']} netns <container>; "
-          f"ip addr add {ep['ip']} dev {ep['ifname']}" + (f"; ip route add default via "
-                                                           f"{ep['gateway']}" if default_route else ""),
+          f"ip addr add {ep['ip']} dev {ep['ifname']}{ip6}{route}",
           f"a cable from bridge {ep['bridge']} into the container's network namespace")
 
 
@@ -125,6 +163,7 @@ def disconnect(store, container_id, hosts_path=None, only=None, exited=False):
         return
     fw = firewall(store.names, _state_dir(store))
     with network_lock(store):
+        _renew_stale_rules(store, fw)
         networks = _disconnect_locked(store, container_id, fw, only, delete_links=not exited)
         # after network disconnect, the container itself forgets that network's names too
         _refresh_hosts(store, networks, hosts_path, also=[container_id] if only else [])
@@ -153,7 +192,7 @@ def _drop_network(store, fw, network):
     """A network's bridge and rules; the whole table goes with the last one."""
     links.remove(network["bridge"])
     if any(links.exists(b) for b in store.bridges() if b != network["bridge"]):
-        fw.remove_network(network["bridge"], network["subnet"])
+        fw.remove_network(network)
     else:
         fw.remove_all()
 
@@ -178,7 +217,10 @@ def _peers(store, container_id):
             #                              on a network the container is not wired to now
         for m in store.members(ep["network_id"]):
             if m["container_id"] != container_id and m["veth"]:
-                peers.append((m["ip"], [m["name"], *json.loads(m["aliases"])]))
+                names = [m["name"], *json.loads(m["aliases"])]
+                peers.append((m["ip"], names))
+                if m["ip6"]:
+                    peers.append((m["ip6"], names))
     return peers
 
 
