@@ -4,6 +4,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -109,6 +110,32 @@ def test_stdin_stays_open_without_a_client_even_across_a_daemon_restart(daemon):
     raw.close()
     assert wait_for(lambda: "through the restart" in daemon.cli("logs", "cat").stdout)
     assert state(daemon, "cat")["Running"]                        # no StdinOnce: still open
+
+
+def test_a_terminal_container_survives_a_daemon_restart(daemon):
+    """-t: minirund reads the terminal's master, and the fork server holds a copy; without
+    it a minirund that stops hangs the terminal up and the kernel's SIGHUP ends the shell.
+    The next minirund gets the master back: typing into the terminal still works."""
+    cid = daemon.cli("run", "-dit", "busybox", "sh").stdout.strip()
+    assert wait_for(lambda: "built-in" in daemon.cli("logs", cid).stdout)     # its banner
+    for _ in range(2):                         # stopped (SIGTERM), and killed
+        daemon.stop(signal.SIGTERM if _ == 0 else signal.SIGKILL)
+        time.sleep(0.5)
+        daemon.start()
+        assert state(daemon, cid)["Running"]
+    sock = daemon.client().api.attach_socket(cid, params={"stdin": 1, "stdout": 1,
+                                                          "stream": 1})._sock
+    sock.sendall(b"echo $((6 * 7))x\n")
+    seen = b""
+    sock.settimeout(10 * SLACK)
+    while b"42x" not in seen:
+        chunk = sock.recv(4096)
+        assert chunk, seen
+        seen += chunk
+    sock.close()
+    assert wait_for(lambda: "42x" in daemon.cli("logs", cid).stdout)
+    daemon.cli("kill", cid)                                         # and its exit is heard
+    assert wait_for(lambda: not state(daemon, cid)["Running"])
 
 
 def _recv_exactly(sock, n):
@@ -283,3 +310,42 @@ def test_console_size_is_the_terminals_size_before_its_command_runs(daemon):
     api.start(cid)
     assert api.wait(cid)["StatusCode"] == 0
     assert api.logs(cid).replace(b"\r", b"") == b"21 77\n"
+
+
+def _websocket(daemon, cid, query, version="1.44"):
+    import websocket
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(daemon.sock)
+    return websocket.create_connection(
+        f"ws://localhost/v{version}/containers/{cid}/attach/ws?{query}", socket=sock,
+        timeout=10 * SLACK)
+
+
+def test_attach_over_a_websocket(daemon):
+    """/attach/ws: the output as binary frames (text before API 1.28, and every stream
+    attached before 1.42), the client's frames as input; a frame that breaks the rules
+    (unmasked, or claiming 2^62 bytes) ends that client's input and nothing else."""
+    import websocket
+    cid = daemon.cli("run", "-di", "busybox", "cat").stdout.strip()
+    ws = _websocket(daemon, cid, "stream=1&stdin=1&stdout=1")
+    ws.send_binary(b"hello over a websocket\n")
+    assert ws.recv_data() == (websocket.ABNF.OPCODE_BINARY, b"hello over a websocket\n")
+    ws.sock.sendall(b"\x82\x05evil\n")                           # unmasked: refused
+    ws.sock.sendall(b"\x82\xff" + struct.pack("!Q", 1 << 62) + b"mask")
+    ws.close()
+    old = _websocket(daemon, cid, "stream=1", version="1.27")   # stdin too, as dockerd
+    old.send("typed\n")
+    assert old.recv_data() == (websocket.ABNF.OPCODE_TEXT, b"typed\n")
+    old.close()
+    assert state(daemon, cid)["Running"]
+    api = daemon.client().api
+    assert api.logs(cid) == b"hello over a websocket\ntyped\n"     # nothing of the attacks
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(daemon.sock)
+    sock.sendall(f"GET /v1.44/containers/{cid}/attach/ws?stream=1 HTTP/1.1\r\n"
+                 f"Host: x\r\n\r\n".encode())
+    answer = b""
+    while b"}" not in answer and (data := sock.recv(4096)):
+        answer += data
+    assert answer.startswith(b"HTTP/1.1 400") and b"not a WebSocket upgrade" in answer
+    sock.close()

@@ -657,8 +657,8 @@ def container_update(engine, req, ref):
 
 
 # -- attach -------------------------------------------------------------------------------
-@route("POST", "/containers/(?P<ref>[^/]+)/attach")
-def container_attach(engine, req, ref):
+def _attachable(engine, req, ref):
+    """The container an attach names, and its detach keys; or the refusal."""
     row = engine.get(ref)
     try:
         keys = attach.parse_detach_keys(req.arg("detachKeys"))
@@ -666,6 +666,12 @@ def container_attach(engine, req, ref):
         raise ApiError(400, str(e)) from None
     if row["paused"]:
         raise Conflict("You cannot attach to a paused container, unpause it first")
+    return row, keys
+
+
+@route("POST", "/containers/(?P<ref>[^/]+)/attach")
+def container_attach(engine, req, ref):
+    row, keys = _attachable(engine, req, ref)
     tty = engine.containers.spec(row).tty
     output = attach.attach(engine, row, stdout=req.flag("stdout"), stderr=req.flag("stderr"),
                            logs=req.flag("logs"), stream=req.flag("stream"),
@@ -676,6 +682,40 @@ def container_attach(engine, req, ref):
     content = "application/vnd.docker.raw-stream" if tty else \
         "application/vnd.docker.multiplexed-stream"
     return Stream(_encoded(output, tty), content, upgrade=upgrade)
+
+
+@route("GET", "/containers/(?P<ref>[^/]+)/attach/ws")
+def container_attach_ws(engine, req, ref):
+    """Attach over a WebSocket (a browser's way): the output raw, one frame per read, never
+    multiplexed; the client's frames are the input. Before API 1.42 every stream is
+    attached whatever the query says, as dockerd does."""
+    from . import websocket            # lazy: only a WebSocket client needs it
+    try:
+        key = websocket.accept(req.headers)
+    except websocket.HandshakeError as e:
+        raise ApiError(400, str(e)) from None
+    row, keys = _attachable(engine, req, ref)
+
+    def wanted(name):
+        return req.flag(name) if req.version >= (1, 42) else True
+    stdin = None
+    if wanted("stdin"):
+        sock, first = req.take_input()
+        stdin = (websocket.FrameReader(sock, first), b"")
+    output = attach.attach(engine, row, stdout=wanted("stdout"), stderr=wanted("stderr"),
+                           logs=req.flag("logs"), stream=req.flag("stream"), stdin=stdin,
+                           keys=keys, peer_gone=req.peer_gone)
+    engine.emit_container("attach", row["id"])
+    opcode = websocket.BINARY if req.version >= (1, 28) else websocket.TEXT
+
+    def frames():
+        try:
+            for _, data in output:
+                yield websocket.frame(data, opcode)
+            yield websocket.close_frame()
+        finally:
+            output.close()
+    return Stream(frames(), None, upgrade="websocket", headers=[("Sec-WebSocket-Accept", key)])
 
 
 @route("POST", "/containers/(?P<ref>[^/]+)/resize")

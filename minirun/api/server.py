@@ -47,7 +47,8 @@ def find_route(routes, method, path):
 
 
 class Stream:
-    """A streamed response: *chunks* yields bytes. ``upgrade``: a hijacked connection.
+    """A streamed response: *chunks* yields bytes. ``upgrade``: a hijacked connection (True:
+    ``Upgrade: tcp``; or the protocol's name, "websocket").
     ``chunked``: HTTP/1.1 chunked encoding (docker-py reads JSON progress streams so)."""
 
     def __init__(self, chunks, content_type="application/octet-stream", upgrade=False,
@@ -58,10 +59,12 @@ class Stream:
 
 
 class Request:
-    def __init__(self, method, path, query, body, headers, handler):
+    def __init__(self, method, path, query, body, headers, handler, version=None):
         self.method, self.path, self.query, self.body = method, path, query, body
         self.headers = headers
         self.handler = handler            # for hijacked streams: the raw connection
+        # the client's API version (its path's /v1.xx prefix; without one, the newest)
+        self.version = tuple(map(int, (version or API_VERSION).split(".")))
 
     def arg(self, name, default=None):
         return self.query.get(name, [default])[-1]
@@ -149,6 +152,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path = unquote(url.path)
         m = VERSION_PREFIX.match(path)
+        version = m.group(1) if m else None
         if m:
             if tuple(map(int, m.group(1).split("."))) > tuple(map(int, API_VERSION.split("."))):
                 return self._send_error(400, f"client version {m.group(1)} is too new. "
@@ -163,7 +167,8 @@ class Handler(BaseHTTPRequestHandler):
             reader = body_reader(self.headers, self.rfile)
             if reader is None:
                 return self._send_error(400, "invalid Content-Length")
-            req = Request(self.command, path, parse_qs(url.query), b"", self.headers, self)
+            req = Request(self.command, path, parse_qs(url.query), b"", self.headers, self,
+                          version)
             req.stream = reader
 
             def reading_the_rest(engine, req, **params):
@@ -191,7 +196,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return self._send_error(413, "request body too large")
         body = self.rfile.read(length) if length else b""
-        req = Request(self.command, path, parse_qs(url.query), body, self.headers, self)
+        req = Request(self.command, path, parse_qs(url.query), body, self.headers, self,
+                      version)
         return self._respond(fn, req, params)
 
     do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = _dispatch
@@ -242,8 +248,10 @@ class Handler(BaseHTTPRequestHandler):
     def _send_stream(self, stream):
         self.connection.settimeout(None)   # a stream may rightly be quiet for long
         if stream.upgrade:
+            protocol = stream.upgrade if isinstance(stream.upgrade, str) else "tcp"
             self._headers(101, stream.content_type, extra=[("Connection", "Upgrade"),
-                                                             ("Upgrade", "tcp")])
+                                                             ("Upgrade", protocol),
+                                                             *stream.headers])
         else:
             extra = [("Connection", "close"), *stream.headers]
             if stream.chunked:

@@ -73,6 +73,9 @@ class Engine:
                 self._recover(row)
             except Exception:
                 self.log.exception("recovering container %s", row["id"][:12])
+        for fd in self.supervisor.terminals.values():  # of containers not re-adopted
+            os.close(fd)
+        self.supervisor.terminals = {}
 
     def _recover(self, row):
         """After a restart: re-adopt what runs, finish what a crash left half-made."""
@@ -94,11 +97,15 @@ class Engine:
             if pidfd is not None:
                 self.containers.update(cid, owner=process_identity())
                 fifo = self.containers.path(cid, STDIN_FIFO)
+                pty = self.supervisor.terminals.pop(cid, None)    # -t: the fork server's copy
                 if _reads_stdin_fifo(config) and os.path.exists(fifo):
                     self.hub(cid).started(_open_stdin_fifo(fifo), False, None, True)
+                elif pty is not None:
+                    self.hub(cid).started(None, False, os.dup(pty),
+                                          bool(config["spec"].get("stdin")))
                 self.supervisor.watch(cid, row["pid"], self.containers.path(cid), exit_file,
                                       self._on_exit, self.log_file(row), self.hub(cid),
-                                      owned=owned, pidfd=pidfd)
+                                      owned=owned, pty=pty, pidfd=pidfd)
                 self.log.info("re-adopted container %s (pid %s)", cid[:12], row["pid"])
                 return
         self.cgroups.kill_all(cid)
@@ -206,6 +213,8 @@ class Engine:
                 os.close(fd)            # the container holds its own copies
         try:
             self.containers.mark_running(cid, proc.pid)
+            if proc.pty is not None:
+                self._keep_terminal(cid, proc.pty)
             hub.started(stdin_w, bool(options.get("stdin_once")),
                         os.dup(proc.pty) if proc.pty is not None else None, spec.stdin)
             stdin_w = None
@@ -230,6 +239,15 @@ class Engine:
                 self.emit("volume", "mount", m.volume, {"container": cid,
                                                         "destination": m.target})
         self.emit_container("start", cid)
+
+    def _keep_terminal(self, cid, pty):
+        """The fork server holds a copy of a -t container's terminal: without one, a minirund
+        that stops would hang it up (the kernel's SIGHUP would end the container)."""
+        try:
+            self.forkserver.keep(cid, pty)
+        except Exception as e:                    # the container runs on without it
+            self.log.warning("container %s: its terminal is not kept across a restart of "
+                             "minirund: %s", cid[:12], e)
 
     def log_options(self, row):
         """(driver, max-size, max-file) of a container's log."""

@@ -16,16 +16,22 @@ over a unix socket only root can reach:
       EXEC {process, cgroups} + ns + stdio fds ──▶ fork_joiner ───────▶ joins, execs
       ◀── {pid} + pidfd + handshake socket          (runtime/join.py)
 
+      KEEP {tag} + a -t container's terminal (pty master) ──▶ held until it exits
+
       HELLO (the one events connection) ──▶
-      ◀── {running: {container id: pid}}, then EXIT {kind, tag, pid, code} as they happen
+      ◀── {running: {container id: pid}, terminals: N}, N × {terminal: tag} + its master,
+          then EXIT {kind, tag, pid, code} as they happen
 
 It is the parent of everything it forks, so it reaps them and knows their exit
 codes; a container's is also written to the file its START named, so a
 minirund that was down (killed, restarting) reads it when it comes back, and
-an exit nobody was listening for is sent with the next HELLO. It
-runs in its own session and outlives minirund; it exits once it has no
-children and nobody is connected. It holds no lock and no file but its own
-sockets and pidfds, and a child keeps none of those past its first step.
+an exit nobody was listening for is sent with the next HELLO. It also holds a
+copy of each -t container's terminal master (as containerd's shim holds it): were
+minirund's the only one, a minirund that stops would hang up the terminal and
+the kernel would SIGHUP the container; the next minirund gets the master back
+with HELLO. It runs in its own session and outlives minirund; it exits once it
+has no children and nobody is connected. It holds no lock and no file but its own
+sockets, pidfds and terminals, and a child keeps none of those past its first step.
 """
 import errno
 import fcntl
@@ -47,7 +53,7 @@ from ..runtime.spec import process_from_dict, process_to_dict, spec_from_dict, s
 from ..runtime.trace import quiet
 
 SOCKET_NAME = "forkserver.sock"
-START, EXEC, HELLO, EXIT = "start", "exec", "hello", "exit"
+START, EXEC, KEEP, HELLO, EXIT = "start", "exec", "keep", "hello", "exit"
 FIRST_CONTACT = 10.0        # seconds a new fork server waits for minirund to connect
 REQUEST_TIMEOUT = 5.0
 
@@ -75,6 +81,7 @@ def _at(path, fn):
 class _Child:
     def __init__(self, kind, tag, pidfd, exit_file=None):
         self.kind, self.tag, self.pidfd, self.exit_file = kind, tag, pidfd, exit_file
+        self.terminal = None          # a -t container's pty master (KEEP)
 
 
 class Server:
@@ -150,14 +157,25 @@ class Server:
                                                 fds[n:n + 3], msg["target"],
                                                 msg.get("trace", False))
             self._adopt(pid, pidfd, _Child("exec", msg["tag"], pidfd))
+        elif op == KEEP:
+            child = next((c for c in self.children.values()
+                          if c.kind == "container" and c.tag == msg["tag"]), None)
+            if child is not None and fds and child.terminal is None:
+                child.terminal = os.dup(fds[0])     # (fds are closed after the request)
+            _send(conn, {"kept": child is not None})
+            return False
         elif op == HELLO:
             if self.events is not None:
                 self._events_closed(self.events)
             self.events = conn
             conn.settimeout(None)
             self.sel.register(conn, selectors.EVENT_READ, ("events", None))
+            containers = [c for c in self.children.values() if c.kind == "container"]
+            terminals = [c for c in containers if c.terminal is not None]
             _send(conn, {"running": {c.tag: pid for pid, c in self.children.items()
-                                     if c.kind == "container"}})
+                                     if c.kind == "container"}, "terminals": len(terminals)})
+            for c in terminals:                    # one each: SCM_RIGHTS carries 253 at most
+                _send(conn, {"terminal": c.tag}, [c.terminal])
             unsent, self.unsent = self.unsent, []
             for msg in unsent:                     # an exec that ended before minirund came
                 self._tell(msg)                    # back (or before its events connection)
@@ -178,6 +196,8 @@ class Server:
         child = self.children.pop(pid)
         self.sel.unregister(child.pidfd)
         os.close(child.pidfd)
+        if child.terminal is not None:
+            os.close(child.terminal)
         _, status = os.waitpid(pid, 0)
         code = exit_code(status)
         if child.exit_file:
@@ -304,18 +324,38 @@ class Client:
                               "process": process_to_dict(process), "target": target,
                               "trace": trace, "namespaces": len(ns_fds)}, [*ns_fds, *stdio])
 
-    def events(self):
-        """(socket, {container id: pid} of the containers it runs): exits come on the socket."""
+    def keep(self, tag, terminal):
+        """Have the fork server hold a copy of container *tag*'s terminal master."""
         sock = self.connect()
         try:
+            _send(sock, {"op": KEEP, "tag": tag}, [terminal])
+            reply, _ = _recv(sock, 0)
+        finally:
+            sock.close()
+        if not reply or "error" in reply:
+            raise MinirunError(f"fork server: {(reply or {}).get('error', 'no answer')}")
+
+    def events(self):
+        """(socket, {container id: pid} of the containers it runs, {container id: terminal
+        master} of those with one): exits come on the socket."""
+        sock = self.connect()
+        terminals = {}
+        try:
             _send(sock, {"op": HELLO})
-            reply, _ = _recv(sock)
+            reply, _ = _recv(sock, 0)
             if reply is None:
                 raise ForkServerGone("the fork server closed the connection")
+            for _ in range(reply.get("terminals", 0)):
+                msg, fds = _recv(sock, 1)
+                if msg is None or not fds:
+                    raise ForkServerGone("the fork server closed the connection")
+                terminals[msg["terminal"]] = fds[0]
         except BaseException:
             sock.close()
+            for fd in terminals.values():
+                os.close(fd)
             raise
-        return sock, reply["running"]
+        return sock, reply["running"], terminals
 
 
 def read_event(sock):

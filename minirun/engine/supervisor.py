@@ -97,14 +97,20 @@ class Supervisor:
         self.stopping = False
         self.events = None
         self.running = {}               # what the fork server ran when we connected
+        self.terminals = {}             # … and the terminal masters it held (engine takes them)
         self.resuming = []              # paused containers whose clients may have caught up
 
     def start(self):
-        self._connect()
+        self._connect(first=True)
         self.thread.start()
 
-    def _connect(self):
-        self.events, self.running = self.forkserver.events()
+    def _connect(self, first=False):
+        self.events, self.running, terminals = self.forkserver.events()
+        if first:
+            self.terminals = terminals
+        else:                           # (a later connection: ours are being read already)
+            for fd in terminals.values():
+                os.close(fd)
         self.sel.register(self.events, selectors.EVENT_READ, ("event", None))
 
     def stop(self):
