@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS networks (
     labels TEXT NOT NULL DEFAULT '{}',
     internal INTEGER NOT NULL DEFAULT 0,  -- --internal: no route, NAT or forwarding out
     subnet6 TEXT,                   -- --ipv6: e.g. fd6f:…:1::/64 (NULL: IPv4 only)
-    gateway6 TEXT
+    gateway6 TEXT,
+    ipam TEXT NOT NULL DEFAULT '{}' -- JSON {"4"|"6": {IPRange, AuxiliaryAddresses}}
 );
 CREATE TABLE IF NOT EXISTS endpoints (
     network_id TEXT NOT NULL REFERENCES networks(id),
@@ -60,6 +61,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     mac TEXT NOT NULL,
     ifname TEXT NOT NULL,           -- eth0, eth1, … inside the container
     aliases TEXT NOT NULL DEFAULT '[]',
+    ipam_config TEXT NOT NULL DEFAULT '{}',  -- JSON: the addresses asked for (--ip, --ip6)
     veth TEXT,                      -- the host end while wired; NULL while the container is down
     PRIMARY KEY (network_id, container_id),
     UNIQUE (network_id, ip)

@@ -66,6 +66,22 @@ BAD = [
 ]
 
 
+def test_a_bare_env_name_never_takes_the_daemons_value(daemon):
+    """"Env": ["NAME"]: the docker CLI puts its own value there; minirund must not fill in
+    its own (a daemon's environment holds its secrets). Kept bare, as dockerd keeps it."""
+    daemon.stop()
+    daemon.start(env={"MINIRUND_SECRET": "leaked"})
+    status, body = call(daemon, "POST", "/containers/create?name=envy", create({
+        "Cmd": ["env"], "Env": ["MINIRUND_SECRET", "Other=one", "Blank="]}))
+    assert status == 201, body
+    env = json.loads(call(daemon, "GET", "/containers/envy/json")[1])["Config"]["Env"]
+    assert "MINIRUND_SECRET" in env and "Other=one" in env and "Blank=" in env
+    assert call(daemon, "POST", "/containers/envy/start")[0] == 204
+    assert call(daemon, "POST", "/containers/envy/wait")[0] == 200
+    logs = daemon.cli("logs", "envy").stdout
+    assert "Other=one" in logs and "MINIRUND_SECRET" not in logs and "leaked" not in logs
+
+
 def test_wrong_types_are_a_400_with_one_line(daemon):
     for method, path, body in BAD:
         status, data = call(daemon, method, path, body)

@@ -112,3 +112,15 @@ def test_what_dockerd_answers_without_swarm_and_system_df(daemon):
     assert docker(daemon, "system", "df").returncode == 0
     info = api.info()
     assert info["Debug"] is False and info["ExperimentalBuild"] is False
+
+
+@needs_docker
+def test_a_directory_copied_up_only_for_a_mount_point_is_no_change(daemon):
+    """/etc is copied up to hold the mount points of /etc/hosts & co.: dockerd keeps those in
+    a layer of their own, so `docker diff` after `touch /test` is only "A /test"."""
+    cid = docker(daemon, "run", "-d", "busybox", "touch", "/test").stdout.decode().strip()
+    docker(daemon, "wait", cid)
+    assert docker(daemon, "diff", cid).stdout.decode().splitlines() == ["A /test"]
+    image = docker(daemon, "commit", cid).stdout.decode().strip()
+    assert docker(daemon, "run", "--rm", image, "sh", "-c", "ls /test; cat /etc/hosts"
+                  ).stdout.startswith(b"/test\n127.0.0.1\tlocalhost")   # /etc is the image's

@@ -136,6 +136,15 @@ def test_restart_policies(daemon):
     time.sleep(1)
     assert inspect("again")["RestartCount"] == count         # stopped by the user: stays
     assert inspect("again")["State"]["Status"] == "exited"
+    # between an exit and its restart (the back-off grows to 10 s) it is restarting: rm
+    # refuses as for a running one, rm -f ends the wait
+    daemon.cli("run", "-d", "--name", "loop", "--restart", "always", "busybox", "true")
+    assert wait_for(lambda: inspect("loop")["State"]["Restarting"], 15)
+    assert inspect("loop")["State"]["Status"] == "restarting"
+    p = daemon.cli("rm", "loop", check=False)
+    assert p.returncode != 0 and "You cannot remove a restarting container" in p.stderr
+    daemon.cli("rm", "-f", "loop")
+    assert "loop" not in daemon.cli("ps", "-a").stdout
 
 
 def test_exec_sees_the_containers_namespaces(daemon):

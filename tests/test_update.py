@@ -133,9 +133,44 @@ def test_docker_network_create_internal_and_ipv6(daemon):
 
 
 @needs_docker
+def test_ip_ranges_aux_addresses_and_network_connect_options(daemon):
+    p = docker(daemon, "network", "create", "--subnet", "10.127.8.0/24", "--ip-range",
+               "10.127.8.128/25", "--aux-address", "router=10.127.8.129", "two words")
+    assert p.returncode == 0, p.stderr                          # (any name, as Docker)
+    config = json.loads(docker(daemon, "network", "inspect", "two words").stdout)[0][
+        "IPAM"]["Config"]
+    assert config == [{"Subnet": "10.127.8.0/24", "IPRange": "10.127.8.128/25",
+                       "Gateway": "10.127.8.1",
+                       "AuxiliaryAddresses": {"router": "10.127.8.129"}}]
+    p = docker(daemon, "run", "--rm", "--network", "two words", "busybox", "ip", "-o", "-4",
+               "addr", "show", "eth0")
+    assert b"inet 10.127.8.130/24" in p.stdout, p.stdout + p.stderr  # in the range, not aux
+    cid = docker(daemon, "create", "busybox", "sleep", "600").stdout.decode().strip()
+    p = docker(daemon, "network", "connect", "--ip", "10.127.8.50", "two words", cid)
+    assert p.returncode == 0, p.stderr
+    ep = json.loads(docker(daemon, "inspect", cid).stdout)[0]["NetworkSettings"]["Networks"][
+        "two words"]
+    assert ep["IPAddress"] == "10.127.8.50" and ep["IPAMConfig"] == {"IPv4Address":
+                                                                      "10.127.8.50"}
+    docker(daemon, "network", "disconnect", "two words", cid)
+    for flags, text in ((["--link", "x:y"], b"links made by network connect"),
+                        (["--driver-opt", "a=b"], b"DriverOpts")):
+        p = docker(daemon, "network", "connect", *flags, "two words", cid)
+        assert p.returncode != 0 and text in p.stderr and b"not supported" in p.stderr, \
+            p.stderr
+    from docker.types import IPAMConfig, IPAMPool            # (the CLI checks these itself)
+    for pool, text in (({"iprange": "10.128.0.0/25"}, "not within the subnet"),
+                       ({"aux_addresses": {"a": "10.128.0.9"}}, "not an address of")):
+        with pytest.raises(Exception) as e:
+            daemon.client().networks.create("bad", ipam=IPAMConfig(pool_configs=[
+                IPAMPool(subnet="10.127.9.0/24", **pool)]))
+        assert "400" in str(e.value) and text in str(e.value)
+    assert "bad" not in daemon.cli("network", "ls").stdout
+
+
+@needs_docker
 def test_network_options_minirun_cannot_honour_are_refused(daemon):
-    for flags, text in ((["--subnet", "10.126.0.0/24", "--ip-range", "10.126.0.0/25"],
-                         b"--ip-range"),
+    for flags, text in ((["--config-only"], b"config-only networks"),
                         (["-o", "com.docker.network.bridge.name=br9"], b"network options")):
         p = docker(daemon, "network", "create", *flags, "nope")
         assert p.returncode != 0 and text in p.stderr and b"not supported" in p.stderr, p.stderr

@@ -57,23 +57,31 @@ UNSUPPORTED_CONFIG = {"Domainname": ("",), "NetworkDisabled": (None, False),
 UNSUPPORTED_ENDPOINT = {"DriverOpts": (None, {})}
 
 
+def _refuse(doc, table, where):
+    """A 400 naming the first field of *doc* in *table* set to what minirun cannot do."""
+    for key, defaults in table.items():
+        value = doc.get(key)
+        if value is not None and not any(value == d and type(value) is type(d)
+                                         for d in defaults if d is not None):
+            if isinstance(value, dict) and not any(value.values()) and {} in defaults:
+                continue                       # {"IPv4Address": ""}: nothing asked
+            raise ApiError(400, f"{where}{key} {json.dumps(value)} is not supported by "
+                                f"minirun")
+
+
 def refuse_unsupported(body, host):
     """A 400 naming the first field that asks for what minirun cannot do."""
-    def check(doc, table, where):
-        for key, defaults in table.items():
-            value = doc.get(key)
-            if value is not None and not any(value == d and type(value) is type(d)
-                                             for d in defaults if d is not None):
-                if isinstance(value, dict) and not any(value.values()) and {} in defaults:
-                    continue                       # {"IPv4Address": ""}: nothing asked
-                raise ApiError(400, f"{where}{key} {json.dumps(value)} is not supported by "
-                                    f"minirun")
-    check(host, UNSUPPORTED_HOST, "HostConfig.")
-    check(body, UNSUPPORTED_CONFIG, "")
+    _refuse(host, UNSUPPORTED_HOST, "HostConfig.")
+    _refuse(body, UNSUPPORTED_CONFIG, "")
     endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
     for name, endpoint in endpoints.items() if isinstance(endpoints, dict) else ():
         if isinstance(endpoint, dict):
-            check(endpoint, UNSUPPORTED_ENDPOINT, f"NetworkingConfig.EndpointsConfig.{name}.")
+            refuse_unsupported_endpoint(endpoint, f"NetworkingConfig.EndpointsConfig.{name}.")
+
+
+def refuse_unsupported_endpoint(endpoint, where):
+    """The same for an endpoint's settings (create's, or network connect's)."""
+    _refuse(endpoint, UNSUPPORTED_ENDPOINT, where)
 
 
 def update_options(body):
@@ -153,6 +161,9 @@ def run_options(body, name=None):
         command=str_list(body, "Cmd") or [],
         entrypoint=entrypoint,
         env=str_list(body, "Env") or [],
+        env_from_host=False,
+        runtime=field(host, "Runtime", str, "", h),          # (refuse_unsupported checked
+        isolation=field(host, "Isolation", str, "", h),      # both are names minirun is)
         workdir=field(body, "WorkingDir", str) or None,
         user=field(body, "User", str) or None,
         hostname=field(body, "Hostname", str) or None,
@@ -435,8 +446,9 @@ def inspect(engine, row):
     return {
         "Id": row["id"], "Created": rfc3339(row["created"]),
         "Path": spec["args"][0] if spec.get("args") else "", "Args": spec.get("args", [])[1:],
-        "State": {"Status": state_name(row), "Running": running, "Paused": bool(row["paused"]),
-                  "Restarting": False, "OOMKilled": bool(row["oom_killed"]), "Dead": False,
+        "State": {"Status": "restarting" if row["id"] in engine.restarting else
+                  state_name(row), "Running": running, "Paused": bool(row["paused"]),
+                  "Restarting": row["id"] in engine.restarting, "OOMKilled": bool(row["oom_killed"]), "Dead": False,
                   "Pid": row["pid"] or 0, "ExitCode": row["exit_code"] or 0, "Error": "",
                   "StartedAt": rfc3339(row["started"]), "FinishedAt": rfc3339(row["finished"]),
                   **_health(engine, row, config)},
@@ -450,7 +462,8 @@ def inspect(engine, row):
             # every field dockerd's inspect carries: what minirun does not do, at the value
             # that means "nothing asked" (create refuses any other, refuse_unsupported)
             **{key: defaults[-1] for key, defaults in UNSUPPORTED_HOST.items()},
-            "Runtime": "minirun", "IpcMode": "private", "Isolation": "", "VolumeDriver": "",
+            "Runtime": options.get("runtime") or "minirun", "IpcMode": "private",
+            "Isolation": options.get("isolation") or "", "VolumeDriver": "",
             "ExtraHosts": options.get("add_host") or None,
             "Links": options.get("links") or None, "Dns": options.get("dns") or [],
             "DnsSearch": options.get("dns_search") or [],

@@ -502,14 +502,20 @@ def container_commit(engine, req):
         changes.append("CMD " + json.dumps(c.str_list(body, "Cmd")))
     pause = req.flag("pause", True) and row["state"] == "running" and not row["paused"]
     if pause:
-        engine.pause(row["id"])
+        try:
+            engine.pause(row["id"])
+        except Conflict:                   # it exited meanwhile: nothing to hold still
+            pause = False
     try:
         image_id = commit.commit(engine.images, engine.containers, row, req.arg("repo"),
                                  req.arg("tag"), req.arg("comment") or "",
                                  req.arg("author") or "", changes)
     finally:
         if pause:
-            engine.unpause(row["id"])
+            try:
+                engine.unpause(row["id"])
+            except Conflict:               # its exit (before the pause) was heard meanwhile
+                pass
     engine.emit_container("commit", row["id"], comment=req.arg("comment") or "")
     return 201, {"Id": image_id}
 
@@ -966,23 +972,26 @@ def network_create(engine, req):
         name, v4.get("Subnet"), v4.get("Gateway"), c.field(body, "Labels", dict, {}) or {},
         internal=c.field(body, "Internal", bool, False),
         ipv6=c.field(body, "EnableIPv6", bool, False),
-        subnet6=v6.get("Subnet"), gateway6=v6.get("Gateway"))
+        subnet6=v6.get("Subnet"), gateway6=v6.get("Gateway"), ranges={4: v4, 6: v6})
     engine.emit("network", "create", row["id"], {"name": row["name"], "type": "bridge"})
     return 201, {"Id": row["id"], "Warning": ""}
 
 
 def _ipam_config(body):
-    """IPAM.Config: at most one IPv4 and one IPv6 {Subnet, Gateway}, told apart by their
-    addresses, as ``--subnet A --subnet B`` sends them."""
+    """IPAM.Config: at most one IPv4 and one IPv6 {Subnet, Gateway, IPRange,
+    AuxiliaryAddresses}, told apart by their addresses, as ``--subnet A --subnet B`` sends
+    them."""
     import ipaddress                                   # only for a network's creation
     config = (c.field(body, "IPAM", dict, {}) or {}).get("Config") or []
     if not isinstance(config, list) or not all(isinstance(i, dict) for i in config):
         raise ApiError(400, "IPAM.Config: a list of {Subnet, Gateway}")
     found = {4: {}, 6: {}}
     for entry in config:
-        if entry.get("IPRange") or entry.get("AuxiliaryAddresses"):
-            raise ApiError(400, "IPAM: --ip-range and --aux-address are not supported by minirun")
-        values = {k: c.field(entry, k, str, "", "IPAM.Config.") for k in ("Subnet", "Gateway")}
+        values = {k: c.field(entry, k, str, "", "IPAM.Config.")
+                  for k in ("Subnet", "Gateway", "IPRange")}
+        aux = c.field(entry, "AuxiliaryAddresses", dict, {}, "IPAM.Config.") or {}
+        if not all(isinstance(v, str) for v in aux.values()):
+            raise ApiError(400, "invalid type for IPAM.Config.AuxiliaryAddresses: strings")
         try:
             text = values["Subnet"] or values["Gateway"]
             version = ipaddress.ip_network(text, strict=False).version if text else 4
@@ -990,7 +999,8 @@ def _ipam_config(body):
             raise ApiError(400, f"invalid subnet {values['Subnet']!r}") from None
         if found[version]:
             raise ApiError(400, f"IPAM.Config: one IPv{version} subnet at most")
-        found[version] = {k: v for k, v in values.items() if v} or {"Subnet": None}
+        found[version] = {k: v for k, v in {**values, "AuxiliaryAddresses": aux}.items()
+                          if v} or {"Subnet": None}
     return found[4], found[6]
 
 
@@ -1007,9 +1017,19 @@ def network_delete(engine, req, ref):
 def network_connect(engine, req, ref):
     body = req.json()
     endpoint = c.field(body, "EndpointConfig", dict, {}) or {}
-    aliases = endpoint.get("Aliases") or []
+    c.refuse_unsupported_endpoint(endpoint, "EndpointConfig.")
+    if c.str_list(endpoint, "Links", "EndpointConfig."):
+        raise ApiError(400, "EndpointConfig.Links: links made by network connect are not "
+                            "supported by minirun (--link at create is)")
+    aliases = c.str_list(endpoint, "Aliases", "EndpointConfig.") or []
+    ipam = c.field(endpoint, "IPAMConfig", dict, {}, "EndpointConfig.") or {}
+    if ipam.get("LinkLocalIPs"):
+        raise ApiError(400, "link-local addresses (--link-local-ip) are not supported by minirun")
     container = c.field(body, "Container", str, "")
-    engine.networking.connect_network(ref, container, aliases)
+    engine.networking.connect_network(
+        ref, container, aliases, ip=c.field(ipam, "IPv4Address", str, "", "IPAMConfig.") or None,
+        ip6=c.field(ipam, "IPv6Address", str, "", "IPAMConfig.") or None,
+        mac=c.field(endpoint, "MacAddress", str, "", "EndpointConfig.") or None)
     _network_event(engine, "connect", ref, container)
     return 200, None
 

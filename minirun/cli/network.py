@@ -34,6 +34,10 @@ def network_group():
               help="CIDR, e.g. 10.90.0.0/24 (default: a free one); again for IPv6.")
 @click.option("--gateway", "gateways", multiple=True,
               help="The bridge's address (default: the subnet's first); one per subnet.")
+@click.option("--ip-range", "ranges", multiple=True,
+              help="Where in its subnet addresses are given out; one per subnet.")
+@click.option("--aux-address", "aux", multiple=True,
+              help="NAME=IP: an address never given out.")
 @click.option("--internal", is_flag=True, help="No way out: no default route, NAT or ports.")
 @click.option("--ipv6", is_flag=True, help="IPv6 too (a /64 of a unique local prefix "
                                            "unless --subnet gives one).")
@@ -41,12 +45,22 @@ def network_group():
 @click.option("-l", "--label", "labels", multiple=True, help="key=value")
 @click.argument("name")
 @click.pass_obj
-def create_cmd(ctx, subnets, gateways, internal, ipv6, driver, labels, name):
+def create_cmd(ctx, subnets, gateways, ranges, aux, internal, ipv6, driver, labels, name):
     """Create a network (its bridge is made when a container first uses it)."""
-    if len(gateways) > len(subnets):
-        raise MinirunError("every --gateway needs a --subnet (in the same order)")
-    ipam = {"Config": [{"Subnet": s, "Gateway": g} for s, g in
-                       zip(subnets, list(gateways) + [""] * len(subnets))]}
+    if len(gateways) > len(subnets) or len(ranges) > len(subnets):
+        raise MinirunError("every --gateway and --ip-range needs a --subnet (in the same order)")
+    pad = [""] * len(subnets)
+    ipam = {"Config": [{"Subnet": s, "Gateway": g, "IPRange": r} for s, g, r in
+                       zip(subnets, list(gateways) + pad, list(ranges) + pad)]}
+    for key, address in _labels(aux).items():        # to the subnet it is in, as Docker's CLI
+        import ipaddress                               # only for --aux-address
+        try:
+            entry = next(e for e in ipam["Config"] if ipaddress.ip_address(address)
+                         in ipaddress.ip_network(e["Subnet"], strict=False))
+        except (ValueError, StopIteration):
+            raise MinirunError(f"--aux-address {key}={address}: in none of the --subnet "
+                               f"networks") from None
+        entry.setdefault("AuxiliaryAddresses", {})[key] = address
     click.echo(ctx.api.call("POST", "/networks/create", {
         "Name": name, "Driver": driver, "IPAM": ipam, "Labels": _labels(labels),
         "Internal": internal, "EnableIPv6": ipv6})["Id"])
@@ -89,13 +103,17 @@ def rm_cmd(ctx, refs):
 
 @network_group.command("connect")
 @click.option("--alias", "aliases", multiple=True, help="Another name on this network.")
+@click.option("--ip", help="Its IPv4 address there.")
+@click.option("--ip6", help="Its IPv6 address there.")
 @click.argument("network")
 @click.argument("container")
 @click.pass_obj
-def connect_cmd(ctx, aliases, network, container):
+def connect_cmd(ctx, aliases, ip, ip6, network, container):
     """Connect a container to a network (wired at once if it runs)."""
+    ipam = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6)) if v}
     ctx.api.call("POST", f"/networks/{network}/connect", {
-        "Container": container, "EndpointConfig": {"Aliases": list(aliases)}})
+        "Container": container, "EndpointConfig": {"Aliases": list(aliases),
+                                                   "IPAMConfig": ipam or None}})
 
 
 @network_group.command("disconnect")

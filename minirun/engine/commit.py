@@ -66,8 +66,37 @@ def _mount_points(spec):
 
 def _changed(spec):
     skip = _mount_points(spec)
-    return [(rel, st) for rel, st in sorted(_walk(spec.upper), key=lambda x: x[0])
+    kept = [(rel, st) for rel, st in sorted(_walk(spec.upper), key=lambda x: x[0])
             if rel not in skip and not any(rel.startswith(p + "/") for p in skip)]
+    # A directory copied up only to hold a mount point (/etc for /etc/hosts) is no change
+    # of the container's either: unless something else changed in it, or its mode or owner.
+    holders = set()
+    for point in skip:
+        while "/" in point:
+            point = point.rpartition("/")[0]
+            holders.add(point)
+    children = {}
+    for rel, _ in kept:
+        children.setdefault(rel.rpartition("/")[0], []).append(rel)
+    lowers = [os.path.join(spec.layers_dir, name) for name in reversed(spec.lower)]  # top first
+    dropped = set()
+    for rel, st in sorted(kept, key=lambda x: -x[0].count("/")):     # deepest first
+        if rel in holders and stat.S_ISDIR(st.st_mode) \
+                and all(c in dropped for c in children.get(rel, ())) \
+                and _as_below(rel, st, lowers) and not _opaque(os.path.join(spec.upper, rel)):
+            dropped.add(rel)
+    return [(rel, st) for rel, st in kept if rel not in dropped]
+
+
+def _as_below(rel, st, lowers):
+    """Has the topmost lower layer with *rel* it of the same type, mode and owner as *st*?"""
+    for lower in lowers:
+        try:
+            low = os.lstat(os.path.join(lower, rel))
+        except FileNotFoundError:
+            continue
+        return (low.st_mode, low.st_uid, low.st_gid) == (st.st_mode, st.st_uid, st.st_gid)
+    return False
 
 
 def changes(spec):

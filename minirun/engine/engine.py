@@ -57,6 +57,7 @@ class Engine:
         self.exits = {}                 # cid -> number of exits seen (for wait next-exit)
         self.last_codes = {}            # cid -> its last exit code
         self.stopped_by_user = set()    # no restart policy after an explicit stop or kill
+        self.restarting = set()         # exited, a restart policy's start to come (back-off)
         self.policy_lock = threading.Lock()
         self.execs = {}
         self.hubs = {}                  # cid -> attach.Hub: its attached clients and stdin
@@ -310,6 +311,7 @@ class Engine:
         if again:
             delay = min(0.1 * 2 ** row["restart_count"], 10)   # Docker's growing back-off
             self.containers.update(cid, restart_count=row["restart_count"] + 1)
+            self.restarting.add(cid)
             threading.Timer(delay, self._restart_after_exit, (cid,)).start()
         elif options.get("rm"):
             self._forget(cid, volumes=True)
@@ -324,6 +326,8 @@ class Engine:
             pass
         except Exception:
             self.log.exception("restarting %s", cid[:12])
+        finally:
+            self.restarting.discard(cid)
 
     # -- signals, stop, kill, restart ---------------------------------------------
     def _signal(self, row, sig, settle=0):
@@ -418,6 +422,12 @@ class Engine:
     def remove(self, ref, force=False, volumes=False):
         row = self.get(ref)
         cid = row["id"]
+        if cid in self.restarting:
+            if not force:
+                raise Conflict(f"You cannot remove a restarting container {cid}. Stop the "
+                               f"container before attempting removal or force remove")
+            with self.policy_lock:
+                self.stopped_by_user.add(cid)           # its restart is not launched
         if row["state"] == "running":
             if not force:
                 raise Conflict(f"You cannot remove a running container {cid}. Stop the "

@@ -98,7 +98,8 @@ class Networking:
         wiring.disconnect(self.store, cid, self.hosts_path, exited=exited)
 
     # -- network connect / disconnect of a container ----------------------------------
-    def connect_network(self, network_ref, container_ref, aliases=()):
+    def connect_network(self, network_ref, container_ref, aliases=(), ip=None, ip6=None,
+                        mac=None):
         from ..network import wiring   # only with a network (see class)
         network, row = self.store.get(network_ref), self.containers.get(container_ref)
         if not wired(self.containers.options(row).get("network") or ""):
@@ -106,7 +107,7 @@ class Networking:
         if self.store.endpoint(network["id"], row["id"]):
             raise MinirunError(f"endpoint with name {row['name']} already exists in network "
                                f"{network['name']}")
-        self.store.allocate(network, row["id"], aliases)
+        self.store.allocate(network, row["id"], aliases, ip, o_mac(mac), ip6)
         if row["state"] == "running":
             try:
                 wiring.connect(self.store, row["id"], row["pid"], [], hosts_path=self.hosts_path,
@@ -126,9 +127,9 @@ class Networking:
 
     # -- networks themselves (network create/ls/inspect/rm/prune) -----------------------
     def create_network(self, name, subnet=None, gateway=None, labels=None, internal=False,
-                       ipv6=False, subnet6=None, gateway6=None):
+                       ipv6=False, subnet6=None, gateway6=None, ranges=None):
         return self.store.create(name, subnet, gateway, labels, internal, ipv6, subnet6,
-                                 gateway6)
+                                 gateway6, ranges)
 
     def networks(self):
         from ..network.inspect import all_networks   # only with a network (see class)
@@ -157,7 +158,8 @@ class Networking:
                 "MacAddress": ep["mac"], "Aliases": json.loads(ep["aliases"]) or None,
                 "IPv6Gateway": ep["gateway6"] or "", "GlobalIPv6Address": ep["ip6"] or "",
                 "GlobalIPv6PrefixLen": int(ep["subnet6"].split("/")[1]) if ep["subnet6"] else 0,
-                "IPAMConfig": None, "Links": None, "DriverOpts": None}
+                "IPAMConfig": json.loads(ep["ipam_config"] or "{}") or None, "Links": None,
+                "DriverOpts": None}
         return networks, self.store.ports(cid)
 
 

@@ -34,6 +34,8 @@ class RunOptions(Record):
         "healthcheck": None, "stop_signal": None, "stop_timeout": None,
         "add_host": [], "links": [], "dns": [], "dns_search": [], "dns_option": [],
         "group_add": [], "ip": None, "ip6": None, "mac_address": None,
+        "env_from_host": True,          # False through the API (see parse_env)
+        "runtime": "", "isolation": "",  # the API's accepted names, shown back by inspect
     }
 
 
@@ -179,7 +181,9 @@ def capabilities(opts):
 
 
 def parse_env(opts, image_env):
-    """Image Env, then --env-file, then -e (a bare NAME takes the host's value)."""
+    """Image Env, then --env-file, then -e. A bare NAME takes the value it has where the
+    command line was typed (*opts.env_from_host*); through the API it stays bare, as in
+    Docker: a daemon's own environment is never a container's (the process gets no NAME)."""
     env = dict(e.split("=", 1) for e in image_env if "=" in e)
     lines = []
     for path in opts.env_file:
@@ -194,9 +198,11 @@ def parse_env(opts, image_env):
             raise OptionError(f"invalid environment variable: {item!r}")
         if eq:
             env[key] = value
+        elif not opts.env_from_host:
+            env[key] = None
         elif key in os.environ:
             env[key] = os.environ[key]
-    return [f"{k}={v}" for k, v in env.items()]
+    return [k if v is None else f"{k}={v}" for k, v in env.items()]
 
 
 def _container_path(path, text):

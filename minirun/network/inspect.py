@@ -40,15 +40,27 @@ def network_json(store, row):
     if row["name"] == DEFAULT_NETWORK:
         options = {"com.docker.network.bridge.name": row["bridge"],
                    "com.docker.network.bridge.default_bridge": "true"}
-    ipam = [{"Subnet": row["subnet"], "Gateway": row["gateway"]}]
+    ranges = json.loads(row["ipam"] or "{}")
+    ipam = [_ipam_entry(row["subnet"], row["gateway"], ranges.get("4") or {})]
     if row["subnet6"]:
-        ipam.append({"Subnet": row["subnet6"], "Gateway": row["gateway6"]})
+        ipam.append(_ipam_entry(row["subnet6"], row["gateway6"], ranges.get("6") or {}))
     return {"Name": row["name"], "Id": row["id"], "Created": created, "Scope": "local",
             "Driver": "bridge", "EnableIPv6": bool(row["subnet6"]),
             "IPAM": {"Driver": "default", "Options": None, "Config": ipam},
             "Internal": bool(row["internal"]), "Attachable": False, "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": members,
             "Options": options, "Labels": json.loads(row["labels"])}
+
+
+def _ipam_entry(subnet, gateway, ranges):
+    """One IPAM.Config entry, with --ip-range and --aux-address where given."""
+    entry = {"Subnet": subnet}
+    if ranges.get("IPRange"):
+        entry["IPRange"] = ranges["IPRange"]
+    entry["Gateway"] = gateway
+    if ranges.get("AuxiliaryAddresses"):
+        entry["AuxiliaryAddresses"] = ranges["AuxiliaryAddresses"]
+    return entry
 
 
 def all_networks(store):

@@ -21,7 +21,7 @@ from .names import HostNames
 
 DEFAULT_NETWORK = "bridge"
 PREDEFINED = ("bridge", "host", "none")
-NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+NAME_RE = re.compile(r"[^\x00-\x1f\x7f]{1,255}")    # Docker takes any name (spaces too)
 EPHEMERAL = (32768, 60999)          # where a -p without a host port gets one (Linux's range)
 
 
@@ -85,15 +85,18 @@ class NetworkStore:
             return row
 
     def create(self, name, subnet=None, gateway=None, labels=None, internal=False, ipv6=False,
-               subnet6=None, gateway6=None, _bridge=None):
+               subnet6=None, gateway6=None, ranges=None, _bridge=None):
         """A network record (its bridge is made when a container first needs it). *internal*:
         no way out (network/wiring.py, firewall.py); *ipv6*: an IPv6 subnet beside the IPv4
-        one (*subnet6*, or a /64 of this root's unique local prefix)."""
+        one (*subnet6*, or a /64 of this root's unique local prefix); *ranges*: {4|6:
+        {IPRange, AuxiliaryAddresses}}, where in a subnet addresses are given out and
+        which never are (--ip-range, --aux-address)."""
         if not NAME_RE.fullmatch(name or ""):
-            raise MinirunError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-]")
+            raise MinirunError(f"invalid network name {name!r}: 1 to 255 characters, none a "
+                               f"control character")
         if name in PREDEFINED and _bridge is None:
             raise Conflict(f"network with name {name} already exists")
-        if (subnet6 or gateway6) and not ipv6:
+        if (subnet6 or gateway6 or (ranges or {}).get(6)) and not ipv6:
             raise MinirunError("an IPv6 subnet needs an IPv6 network (--ipv6)")
         nid = os.urandom(32).hex()
         try:
@@ -107,12 +110,15 @@ class NetworkStore:
                         "SELECT subnet6 FROM networks WHERE subnet6 IS NOT NULL")]
                     subnet6, gateway6 = self._addressing(
                         subnet6, gateway6, taken6, subnets.ula_pool(self.names.owner), 6)
+                ipam = {str(v): _ranges((ranges or {}).get(v) or {}, s, g)
+                        for v, s, g in ((4, subnet, gateway), (6, subnet6, gateway6)) if s}
                 db.execute("INSERT INTO networks (id, name, bridge, subnet, gateway, created, "
-                           "labels, internal, subnet6, gateway6) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           "labels, internal, subnet6, gateway6, ipam) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (nid, name, _bridge or user_bridge(nid), subnet, gateway,
                             time.time(), json.dumps(labels or {}), int(bool(internal)),
-                            subnet6 if ipv6 else None, gateway6 if ipv6 else None))
+                            subnet6 if ipv6 else None, gateway6 if ipv6 else None,
+                            json.dumps({k: v for k, v in ipam.items() if v})))
         except sqlite3.IntegrityError:
             raise Conflict(f"network with name {name} already exists") from None
         return self.get(nid)
@@ -179,17 +185,20 @@ class NetworkStore:
                 return have
             rows = db.execute("SELECT ip, ip6 FROM endpoints WHERE network_id = ?",
                               (network["id"],)).fetchall()
+            ranges = json.loads(network["ipam"] or "{}")
+            asked = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6)) if v}
             ip = _address(network, network["subnet"], network["gateway"], ip,
-                          {r["ip"] for r in rows})
+                          {r["ip"] for r in rows}, ranges.get("4"))
             if network["subnet6"]:
                 ip6 = _address(network, network["subnet6"], network["gateway6"], ip6,
-                               {r["ip6"] for r in rows})
+                               {r["ip6"] for r in rows}, ranges.get("6"))
             count = db.execute("SELECT COUNT(*) FROM endpoints WHERE container_id = ?",
                                (container_id,)).fetchone()[0]
             db.execute("INSERT INTO endpoints (network_id, container_id, ip, ip6, mac, ifname, "
-                       "aliases) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       "aliases, ipam_config) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (network["id"], container_id, ip, ip6, mac or mac_for(ip),
-                        self._free_ifname(db, container_id, count), json.dumps(list(aliases))))
+                        self._free_ifname(db, container_id, count), json.dumps(list(aliases)),
+                        json.dumps(asked)))
         return self.endpoint(network["id"], container_id)
 
     @staticmethod
@@ -290,11 +299,40 @@ def _bindable(proto, host_ip, port):
     return True
 
 
-def _address(network, subnet, gateway, wanted, used):
-    """The address an endpoint gets on *subnet*: *wanted* (--ip, --ip6) if it is a free host
-    address there, else the lowest free one."""
+def _ranges(given, subnet, gateway):
+    """A network's --ip-range and --aux-address for one of its subnets, checked."""
     net = ipaddress.ip_network(subnet)
-    used = used | {gateway}
+    out = {}
+    if given.get("IPRange"):
+        try:
+            pool = ipaddress.ip_network(given["IPRange"])
+        except ValueError as e:
+            raise MinirunError(f"invalid --ip-range {given['IPRange']!r}: {e}") from None
+        if pool.version != net.version or not pool.subnet_of(net):
+            raise MinirunError(f"--ip-range {pool} is not within the subnet {subnet}")
+        out["IPRange"] = str(pool)
+    aux = given.get("AuxiliaryAddresses") or {}
+    for name, address in aux.items():
+        try:
+            if ipaddress.ip_address(address) not in net:
+                raise ValueError
+        except ValueError:
+            raise MinirunError(f"--aux-address {name}={address}: not an address of "
+                               f"{subnet}") from None
+        if address == gateway:
+            raise MinirunError(f"--aux-address {name}={address} is the gateway")
+    if aux:
+        out["AuxiliaryAddresses"] = dict(aux)
+    return out
+
+
+def _address(network, subnet, gateway, wanted, used, ranges=None):
+    """The address an endpoint gets on *subnet*: *wanted* (--ip, --ip6) if it is a free host
+    address there, else the lowest free one (in the network's --ip-range, if it has one);
+    never the gateway nor an --aux-address."""
+    net = ipaddress.ip_network(subnet)
+    ranges = ranges or {}
+    used = used | {gateway} | set((ranges.get("AuxiliaryAddresses") or {}).values())
     if wanted:
         try:
             address = ipaddress.ip_address(wanted)
@@ -307,7 +345,9 @@ def _address(network, subnet, gateway, wanted, used):
         if str(address) in used:
             raise MinirunError(f"Address already in use: {wanted} on network {network['name']}")
         return str(address)
-    free = next((str(a) for a in net.hosts() if str(a) not in used), None)
+    pool = ipaddress.ip_network(ranges["IPRange"]) if ranges.get("IPRange") else net
+    free = next((str(a) for a in pool.hosts() if str(a) not in used
+                 and a not in (net.network_address, net.broadcast_address)), None)
     if free is None:
         raise MinirunError(f"no free address left on network {network['name']} ({subnet})")
     return free
