@@ -20,6 +20,7 @@ from ..image.store import ImageStore
 
 class LocalEngine:
     """What the image and network handlers use of minirund's Engine: its stores."""
+    restarting = frozenset()          # restart policies are minirund's: none waits here
 
     def __init__(self, root):
         self.root = root
