@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS images (
     manifest_digest TEXT NOT NULL,
     created TEXT,
     size INTEGER NOT NULL,
-    added REAL NOT NULL
+    added REAL NOT NULL,
+    parent TEXT NOT NULL DEFAULT ''  -- the local image a commit (or build) was made from
 );
 CREATE TABLE IF NOT EXISTS tags (
     repository TEXT NOT NULL,       -- fully qualified: docker.io/library/busybox

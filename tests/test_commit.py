@@ -41,6 +41,7 @@ def test_diff_commit_history_and_the_committed_image_runs(daemon):
     assert config["Author"] == "me" and config["Config"]["Cmd"] == ["cat", "/new.txt"]
     base = json.loads(docker(daemon, "image", "inspect", "busybox").stdout)[0]
     assert config["RootFS"]["Layers"][:-1] == base["RootFS"]["Layers"]   # one more on top
+    assert config["Parent"] == base["Id"] and base["Parent"] == ""
     daemon.cli("rm", "-f", "work")
 
 

@@ -130,7 +130,7 @@ def images_list(engine, req):
 
 def _image_summary(record, refs, containers=-1):
     """Docker's ImageSummary (images, system df)."""
-    return {"Id": record["id"], "ParentId": "",
+    return {"Id": record["id"], "ParentId": record["parent"] or "",
             "RepoTags": [f"{r.familiar_repository}:{r.tag}" for r in refs],
             "RepoDigests": [f"{r.familiar_repository}@{record['manifest_digest']}"
                             for r in refs],

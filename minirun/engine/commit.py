@@ -234,7 +234,8 @@ def commit(images, containers, row, repo=None, tag=None, comment="", author="", 
                     "layers": list(old["layers"]) + [
                         {"mediaType": GZIP_LAYER, "digest": blob_digest,
                          "size": size}]}
-        image_id = images.add_image(json.dumps(manifest, separators=(",", ":")).encode())
+        image_id = images.add_image(json.dumps(manifest, separators=(",", ":")).encode(),
+                                    parent=row["image_id"])
         if ref:
             images.tag(ref, image_id)
     return image_id

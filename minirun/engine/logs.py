@@ -36,8 +36,7 @@ def parse_options(driver, opts):
     """(driver, max bytes, number of files) from a LogConfig / --log-driver, --log-opt."""
     driver = driver or "json-file"
     if driver not in DRIVERS:
-        raise LogOptionError(f"logger: no log driver named '{driver}' is registered "
-                             f"(json-file and none are)")
+        raise LogOptionError(f"logger: no log driver named '{driver}' is registered")
     unknown = set(opts) - set(DEFAULTS)
     if unknown:
         raise LogOptionError(f"unknown log opt '{sorted(unknown)[0]}' for {driver} log driver")

@@ -9,6 +9,7 @@ def inspect_image(store, image_id):
     refs = store.tags_of(image_id)
     return {
         "Id": image_id,
+        "Parent": record["parent"] or "",
         "RepoTags": [f"{r.familiar_repository}:{r.tag}" for r in refs],
         "RepoDigests": sorted({f"{r.familiar_repository}@{record['manifest_digest']}"
                                for r in refs}),

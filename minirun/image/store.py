@@ -62,10 +62,11 @@ class ImageStore:
             if d not in diffs:
                 self.layers.remove(d)
 
-    def add_image(self, manifest_bytes):
+    def add_image(self, manifest_bytes, parent=""):
         """Record the image whose manifest (and every blob it names) is in the store.
 
-        Unpacks each missing layer, verifying diff IDs. Returns the image ID.
+        Unpacks each missing layer, verifying diff IDs. Returns the image ID. *parent*: the
+        local image it was made from (commit), as Docker's inspect shows it.
         """
         doc = mf.loads(manifest_bytes)
         if mf.media_type(doc) not in mf.MANIFEST_TYPES:
@@ -84,9 +85,10 @@ class ImageStore:
         image_id = config_desc["digest"]
         size = sum(self.layers.size(d) for d in diff_ids)
         with statedb.transaction(self.db) as db:
-            db.execute("INSERT OR IGNORE INTO images (id, manifest_digest, created, size, added)"
-                       " VALUES (?, ?, ?, ?, ?)",
-                       (image_id, manifest_digest, config.get("created"), size, time.time()))
+            db.execute("INSERT OR IGNORE INTO images (id, manifest_digest, created, size, added,"
+                       " parent) VALUES (?, ?, ?, ?, ?, ?)",
+                       (image_id, manifest_digest, config.get("created"), size, time.time(),
+                        parent))
         return image_id
 
     def tag(self, ref, image_id):
