@@ -110,7 +110,7 @@ def _no_container_network_left(m):
     from minirun.network.store import NetworkStore
     store = NetworkStore(m.root)
     assert not store.wired() and not store.all_ports()
-    for _ in range(100):         # the kernel deletes an exited container's veth pair itself,
+    for _ in range(int(500 * SLACK)):  # the kernel deletes an exited container's veth pair,
         veths = {l for l in network_state()["links"] if l.startswith("mrv")}
         if not veths:            # with its namespace, a moment after the exit
             break

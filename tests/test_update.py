@@ -135,16 +135,16 @@ def test_docker_network_create_internal_and_ipv6(daemon):
 @needs_docker
 def test_ip_ranges_aux_addresses_and_network_connect_options(daemon):
     p = docker(daemon, "network", "create", "--subnet", "10.127.8.0/24", "--ip-range",
-               "10.127.8.128/25", "--aux-address", "router=10.127.8.129", "two words")
+               "10.127.8.128/25", "--aux-address", "router=10.127.8.128", "two words")
     assert p.returncode == 0, p.stderr                          # (any name, as Docker)
     config = json.loads(docker(daemon, "network", "inspect", "two words").stdout)[0][
         "IPAM"]["Config"]
     assert config == [{"Subnet": "10.127.8.0/24", "IPRange": "10.127.8.128/25",
                        "Gateway": "10.127.8.1",
-                       "AuxiliaryAddresses": {"router": "10.127.8.129"}}]
+                       "AuxiliaryAddresses": {"router": "10.127.8.128"}}]
     p = docker(daemon, "run", "--rm", "--network", "two words", "busybox", "ip", "-o", "-4",
                "addr", "show", "eth0")
-    assert b"inet 10.127.8.130/24" in p.stdout, p.stdout + p.stderr  # in the range, not aux
+    assert b"inet 10.127.8.129/24" in p.stdout, p.stdout + p.stderr  # in the range, not aux
     cid = docker(daemon, "create", "busybox", "sleep", "600").stdout.decode().strip()
     p = docker(daemon, "network", "connect", "--ip", "10.127.8.50", "two words", cid)
     assert p.returncode == 0, p.stderr

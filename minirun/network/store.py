@@ -311,18 +311,19 @@ def _ranges(given, subnet, gateway):
         if pool.version != net.version or not pool.subnet_of(net):
             raise MinirunError(f"--ip-range {pool} is not within the subnet {subnet}")
         out["IPRange"] = str(pool)
-    aux = given.get("AuxiliaryAddresses") or {}
-    for name, address in aux.items():
+    aux = {}
+    for name, address in (given.get("AuxiliaryAddresses") or {}).items():
         try:
+            aux[name] = str(ipaddress.ip_address(address))        # one spelling, to compare
             if ipaddress.ip_address(address) not in net:
                 raise ValueError
         except ValueError:
             raise MinirunError(f"--aux-address {name}={address}: not an address of "
                                f"{subnet}") from None
-        if address == gateway:
+        if aux[name] == gateway:
             raise MinirunError(f"--aux-address {name}={address} is the gateway")
     if aux:
-        out["AuxiliaryAddresses"] = dict(aux)
+        out["AuxiliaryAddresses"] = aux
     return out
 
 
@@ -345,9 +346,10 @@ def _address(network, subnet, gateway, wanted, used, ranges=None):
         if str(address) in used:
             raise MinirunError(f"Address already in use: {wanted} on network {network['name']}")
         return str(address)
+    # every address of the range, its own first and last too; never the subnet's two ends
     pool = ipaddress.ip_network(ranges["IPRange"]) if ranges.get("IPRange") else net
-    free = next((str(a) for a in pool.hosts() if str(a) not in used
-                 and a not in (net.network_address, net.broadcast_address)), None)
+    ends = (net.network_address, net.broadcast_address)
+    free = next((str(a) for a in pool if str(a) not in used and a not in ends), None)
     if free is None:
         raise MinirunError(f"no free address left on network {network['name']} ({subnet})")
     return free
