@@ -349,3 +349,31 @@ def test_attach_over_a_websocket(daemon):
         answer += data
     assert answer.startswith(b"HTTP/1.1 400") and b"not a WebSocket upgrade" in answer
     sock.close()
+
+
+def test_exec_detach_keys_end_the_stream_and_the_process_runs_on(daemon):
+    """docker exec -it's ctrl-p ctrl-q (or DetachKeys): the client's stream ends, the
+    process keeps running (its output dropped), and its exit is still recorded."""
+    cid = daemon.cli("run", "-d", "busybox", "sleep", "600").stdout.strip()
+    api = daemon.client().api
+    for keys, typed in ((None, b"\x10\x11"), ("ctrl-x", b"\x18")):
+        eid = api.exec_create(cid, "sh", stdin=True, tty=True,
+                              **({"detach_keys": keys} if keys else {}))["Id"]
+        sock = api.exec_start(eid, tty=True, socket=True)._sock
+        sock.sendall(b"echo $((6 * 7))x\n")
+        seen = b""
+        sock.settimeout(10 * SLACK)
+        while b"42x" not in seen:
+            chunk = sock.recv(4096)
+            assert chunk, seen
+            seen += chunk
+        sock.sendall(typed)
+        while sock.recv(4096):                  # the daemon ends the stream
+            pass
+        sock.close()
+        assert api.exec_inspect(eid)["Running"]                 # the shell runs on
+        os.kill(api.exec_inspect(eid)["Pid"], signal.SIGKILL)  # (a host PID, as Docker's)
+        assert wait_for(lambda: api.exec_inspect(eid)["ExitCode"] == 137)
+    with pytest.raises(Exception) as e:
+        api.exec_create(cid, "true", detach_keys="ctrl-1")
+    assert "Invalid detach keys" in str(e.value)

@@ -13,8 +13,18 @@ from ..image.inspect import ZERO_TIME       # Go's zero time: what "never" is in
 from .server import ApiError
 
 
+def _get(doc, key):
+    """doc[key] as dockerd reads it: Go's JSON decoder matches a field's name exactly, else
+    case-insensitively (docker-py sends exec's "detachKeys")."""
+    if key in doc:
+        return doc[key]
+    folded = key.casefold()
+    return next((v for k, v in doc.items() if isinstance(k, str) and k.casefold() == folded),
+                None)
+
+
 def field(doc, key, kind, default=None, where=""):
-    value = doc.get(key)
+    value = _get(doc, key)
     if value is None:
         return default
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
@@ -24,7 +34,7 @@ def field(doc, key, kind, default=None, where=""):
 
 
 def str_list(doc, key, where=""):
-    value = doc.get(key)
+    value = _get(doc, key)
     if value is None:
         return None
     if isinstance(value, str):

@@ -738,13 +738,17 @@ def container_resize(engine, req, ref):
 def exec_create(engine, req, ref):
     from ..engine.exec import create_exec   # lazy: see the module's note
     body = req.json()
+    try:
+        keys = attach.parse_detach_keys(c.field(body, "DetachKeys", str, ""))
+    except attach.DetachKeysError as e:
+        raise ApiError(400, str(e)) from None
     eid = create_exec(engine, engine.get(ref), c.str_list(body, "Cmd"),
                       env=c.str_list(body, "Env") or [],
                       workdir=c.field(body, "WorkingDir", str, ""),
                       user=c.field(body, "User", str, ""), tty=c.field(body, "Tty", bool, False),
                       stdin=c.field(body, "AttachStdin", bool, False),
                       # minirun's own: the joining process's steps on its stderr (exec --trace)
-                      trace=c.field(body, "Trace", bool, False))
+                      trace=c.field(body, "Trace", bool, False), detach_keys=keys)
     engine.emit_container("exec_create: " + " ".join(c.str_list(body, "Cmd")), ref,
                           execID=eid)
     return 201, {"Id": eid}

@@ -18,6 +18,7 @@ from ..errors import Conflict, MinirunError, NotFound
 from ..linux.process import TIOCSWINSZ
 from ..runtime import join
 from ..runtime.spec import process_of
+from .attach import DetachScanner
 from .options import OptionError
 from .supervisor import UNKNOWN_EXIT
 
@@ -27,8 +28,9 @@ class ExecNotFound(NotFound):
 
 
 def create_exec(engine, row, cmd, env=(), workdir="", user="", tty=False, stdin=False,
-                trace=False):
-    """Record an exec instance (Docker's shape); it runs on start_exec."""
+                trace=False, detach_keys=b"\x10\x11"):
+    """Record an exec instance (Docker's shape); it runs on start_exec. *detach_keys*: typed
+    into its input, they end the client's stream (the process runs on), as for attach."""
     if row["state"] != "running":
         raise Conflict(f"Container {row['id']} is not running")
     if not cmd:
@@ -40,6 +42,7 @@ def create_exec(engine, row, cmd, env=(), workdir="", user="", tty=False, stdin=
         "ProcessConfig": {"entrypoint": cmd[0], "arguments": cmd[1:], "tty": tty,
                           "privileged": False, "user": user},
         "Env": list(env), "WorkingDir": workdir, "CanRemove": False, "_trace": trace,
+        "_keys": detach_keys,
     }
     return eid
 
@@ -73,20 +76,49 @@ def start_exec(engine, eid, detach, stdin):
         return None
 
     def chunks():                   # runs on the first read: after the headers went out
-        pid, out_r, err_r = _spawn_exec(engine, eid, row, stdin)
+        detached = _Signal()
+        left = []
         try:
-            yield from _read_both(out_r, err_r)
+            pid, out_r, err_r = _spawn_exec(engine, eid, row, stdin, detached)
+            yield from _read_both(out_r, err_r, detached.r, left)
         finally:
-            _finish(engine, eid)
+            detached.close()
+            if left:    # detached: the process runs on, its output read and dropped, and its
+                #         exit recorded when it comes
+                threading.Thread(target=lambda: (_drain(*left), _finish(engine, eid)),
+                                 daemon=True).start()
+            else:
+                _finish(engine, eid)
     return chunks()
 
 
-def _spawn_exec(engine, eid, row, stdin):
-    """Start the exec'd process; return (pid, stdout read end, stderr read end or None)."""
+class _Signal:
+    """A pipe one thread makes readable (fire) for another's select; closed once, safely."""
+
+    def __init__(self):
+        self.r, self._w = os.pipe2(os.O_CLOEXEC)
+        self._lock, self._closed = threading.Lock(), False
+
+    def fire(self):
+        with self._lock:
+            if not self._closed:
+                os.write(self._w, b"x")
+
+    def close(self):
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self.r)
+                os.close(self._w)
+
+
+def _spawn_exec(engine, eid, row, stdin, detached=None):
+    """Start the exec'd process; return (pid, stdout read end, stderr read end or None).
+    *detached*: fired when the client types the detach keys."""
     ex = engine.execs[eid]
     pc = ex["ProcessConfig"]
     if pc["tty"]:
-        return _spawn_tty_exec(engine, eid, row, stdin)
+        return _spawn_tty_exec(engine, eid, row, stdin, detached)
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC) if ex["OpenStdin"] else (None, None)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -103,11 +135,11 @@ def _spawn_exec(engine, eid, row, stdin):
         for fd in (stdin_r, out_w, err_w):
             os.close(fd)
     if stdin_w is not None:
-        _start_stdin(stdin, stdin_w)
+        _start_stdin(stdin, stdin_w, ex["_keys"], detached)
     return pid, out_r, err_r
 
 
-def _spawn_tty_exec(engine, eid, row, stdin):
+def _spawn_tty_exec(engine, eid, row, stdin, detached=None):
     """-t: the process gets a terminal of the container's own; we keep its master side."""
     ex = engine.execs[eid]
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
@@ -122,7 +154,7 @@ def _spawn_tty_exec(engine, eid, row, stdin):
     if ex.get("_size"):
         fcntl.ioctl(master, TIOCSWINSZ, ex["_size"])
     if ex["OpenStdin"]:
-        _start_stdin(stdin, master, close=False)
+        _start_stdin(stdin, master, ex["_keys"], detached, close=False)
     return pid, master, None
 
 
@@ -185,14 +217,24 @@ def merge_env(base, extra):
     return [f"{k}={v}" for k, v in env.items()]
 
 
-def _read_both(out_r, err_r):
+def _read_both(out_r, err_r, stop=None, left=None):
+    """(stream, bytes) of the process's output until both its ends close, or until *stop* is
+    readable (the client detached): then the ends still open go to *left*, not closed."""
     sel = selectors.DefaultSelector()
     sel.register(out_r, selectors.EVENT_READ, "stdout")
     if err_r is not None:
         sel.register(err_r, selectors.EVENT_READ, "stderr")
+    if stop is not None:
+        sel.register(stop, selectors.EVENT_READ, None)
     try:
-        while sel.get_map():
+        while any(key.data for key in sel.get_map().values()):
             for key, _ in sel.select():
+                if key.data is None:              # detached
+                    for other in list(sel.get_map().values()):
+                        sel.unregister(other.fd)
+                        if other.data:
+                            left.append(other.fd)
+                    return
                 try:
                     data = os.read(key.fd, 65536)
                 except OSError:                   # a pty whose last slave closed: EIO
@@ -204,27 +246,37 @@ def _read_both(out_r, err_r):
                     os.close(key.fd)
     finally:
         for key in list(sel.get_map().values()):
-            os.close(key.fd)
+            if key.data:                          # (*stop* is its owner's to close)
+                os.close(key.fd)
         sel.close()
 
 
-def _drain(out_r, err_r):
+def _drain(out_r, err_r=None):
     for _ in _read_both(out_r, err_r):
         pass
 
 
-def _start_stdin(source, fd, close=True):
+def _start_stdin(source, fd, keys, detached, close=True):
     """Feed the process's stdin from the hijacked connection, in a thread."""
     conn, first = source
-    threading.Thread(target=_feed_stdin, args=(conn, fd, first, close), daemon=True).start()
+    threading.Thread(target=_feed_stdin, args=(conn, fd, first, keys, detached, close),
+                     daemon=True).start()
 
 
-def _feed_stdin(conn, fd, first, close=True):
+def _feed_stdin(conn, fd, first, keys, detached, close=True):
+    """Copy the client's input to the process until it ends, or until the client types the
+    detach keys: then *detached* fires and the client's stream ends (attach's rule)."""
+    scanner = DetachScanner(keys)
     data = first
     try:
         while True:
+            data, typed = scanner.scan(data)
             while data:
                 data = data[os.write(fd, data):]
+            if typed:
+                if detached is not None:
+                    detached.fire()
+                break
             data = conn.recv(65536)
             if not data:
                 break
