@@ -82,6 +82,15 @@ def test_a_bare_env_name_never_takes_the_daemons_value(daemon):
     assert "Other=one" in logs and "MINIRUND_SECRET" not in logs and "leaked" not in logs
 
 
+def test_a_null_body_is_an_empty_one(daemon):
+    """docker 20.10's commit sends `null` when it has no config: Go reads it as an empty
+    struct, and so does minirund (anything else that is not an object stays a 400)."""
+    assert call(daemon, "POST", "/containers/create?name=cc", create({}))[0] == 201
+    status, body = call(daemon, "POST", "/commit?container=cc&repo=nulled", b"null")
+    assert status == 201, body
+    assert call(daemon, "POST", "/commit?container=cc", b"[]")[0] == 400
+
+
 def test_wrong_types_are_a_400_with_one_line(daemon):
     for method, path, body in BAD:
         status, data = call(daemon, method, path, body)

@@ -377,3 +377,26 @@ def test_exec_detach_keys_end_the_stream_and_the_process_runs_on(daemon):
     with pytest.raises(Exception) as e:
         api.exec_create(cid, "true", detach_keys="ctrl-1")
     assert "Invalid detach keys" in str(e.value)
+
+
+def test_an_attach_whose_client_has_nothing_to_send_still_gets_the_output(daemon):
+    """The docker CLI shuts down its sending side at once when it has no input (`docker run`
+    without -i): a half-closed connection still reads. Output that comes after a quiet second
+    (a container slow to start, or to speak) was lost on a slow machine's first start."""
+    cid = daemon.cli("create", "busybox", "sh", "-c", "sleep 2; echo late").stdout.strip()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(daemon.sock)
+    sock.sendall(f"POST /v1.44/containers/{cid}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                 f"Host: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+    head = b""
+    sock.settimeout(10 * SLACK)
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    sock.shutdown(socket.SHUT_WR)
+    daemon.cli("start", cid)
+    got = b""
+    while chunk := sock.recv(4096):
+        got += chunk
+    sock.close()
+    assert got == b"\x01\x00\x00\x00\x00\x00\x00\x05late\n"

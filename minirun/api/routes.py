@@ -442,13 +442,16 @@ def container_logs(engine, req, ref):
         if not req.flag("follow"):
             return
         while not req.peer_gone():                 # an abandoned logs -f ends its thread
-            entries = follower.poll(stdout, stderr)
-            yield from encode(entries)
             try:
                 state = engine.get(row["id"])["state"]
             except MinirunError:
-                return
-            if state != "running" and not entries:
+                state = None                       # removed (--rm)
+            # The state first, then the file: an exit is recorded only after its last output
+            # was written, so a poll after seeing it has everything (the other way round, a
+            # container that spoke and ended between the two lost its output: docker-py's
+            # run() follows the log of a container that may end at once).
+            yield from encode(follower.poll(stdout, stderr))
+            if state != "running":
                 return
             time.sleep(0.1)
     content = "application/vnd.docker.raw-stream" if tty else \

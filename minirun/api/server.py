@@ -93,11 +93,25 @@ class Request:
 
     def peer_gone(self):
         """Has the client closed its end? (A stream that waits for news — logs -f, wait,
-        stats — asks between waits, so an abandoned request does not keep its thread.)"""
+        stats, attach — asks between waits, so an abandoned request does not keep its thread.)
+
+        On a unix socket only a hang-up counts: the docker CLI shuts down its sending side as
+        soon as it has no input to send (``docker run`` without -i), and still reads; a
+        container slow to start (the first one of a daemon, on a slow machine) then lost its
+        whole output to an attach that took the half-close for a departure."""
         conn = self.handler.connection
         try:
-            ready, _, _ = select.select([conn], [], [], 0)
-            return bool(ready) and conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            poller = select.poll()
+            poller.register(conn, select.POLLIN | select.POLLRDHUP)
+            events = poller.poll(0)
+            if not events:
+                return False
+            mask = events[0][1]
+            if mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                return True
+            if conn.family == socket.AF_UNIX:
+                return False          # readable, or half-closed: still there to read
+            return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
             return False
         except OSError:
@@ -126,6 +140,8 @@ class Request:
             doc = json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as e:
             raise ApiError(400, f"malformed JSON body: {e}") from None
+        if doc is None:                   # `null`: what docker 20.10's commit sends without a
+            return {}                     # config, and what Go decodes as an empty struct
         if not isinstance(doc, dict):
             raise ApiError(400, "the request body must be a JSON object")
         return doc
