@@ -125,6 +125,15 @@ def test_a_terminal_container_survives_a_daemon_restart(daemon):
         assert state(daemon, cid)["Running"]
     sock = daemon.client().api.attach_socket(cid, params={"stdin": 1, "stdout": 1,
                                                           "stream": 1})._sock
+    _shell_answers(sock)
+    sock.close()
+    assert wait_for(lambda: "42x" in daemon.cli("logs", cid).stdout)
+    daemon.cli("kill", cid)                                         # and its exit is heard
+    assert wait_for(lambda: not state(daemon, cid)["Running"])
+
+
+def _shell_answers(sock):
+    """Type a sum into the shell on the other end of a terminal stream; wait for its answer."""
     sock.sendall(b"echo $((6 * 7))x\n")
     seen = b""
     sock.settimeout(10 * SLACK)
@@ -132,10 +141,6 @@ def test_a_terminal_container_survives_a_daemon_restart(daemon):
         chunk = sock.recv(4096)
         assert chunk, seen
         seen += chunk
-    sock.close()
-    assert wait_for(lambda: "42x" in daemon.cli("logs", cid).stdout)
-    daemon.cli("kill", cid)                                         # and its exit is heard
-    assert wait_for(lambda: not state(daemon, cid)["Running"])
 
 
 def _recv_exactly(sock, n):
@@ -360,13 +365,7 @@ def test_exec_detach_keys_end_the_stream_and_the_process_runs_on(daemon):
         eid = api.exec_create(cid, "sh", stdin=True, tty=True,
                               **({"detach_keys": keys} if keys else {}))["Id"]
         sock = api.exec_start(eid, tty=True, socket=True)._sock
-        sock.sendall(b"echo $((6 * 7))x\n")
-        seen = b""
-        sock.settimeout(10 * SLACK)
-        while b"42x" not in seen:
-            chunk = sock.recv(4096)
-            assert chunk, seen
-            seen += chunk
+        _shell_answers(sock)
         sock.sendall(typed)
         while sock.recv(4096):                  # the daemon ends the stream
             pass
