@@ -18,7 +18,7 @@ from ..errors import Conflict, MinirunError, NotFound
 from ..linux.process import TIOCSWINSZ
 from ..runtime import join
 from ..runtime.spec import process_of
-from .attach import DetachScanner
+from .attach import DetachScanner, parse_detach_keys
 from .options import OptionError
 from .supervisor import UNKNOWN_EXIT
 
@@ -28,9 +28,10 @@ class ExecNotFound(NotFound):
 
 
 def create_exec(engine, row, cmd, env=(), workdir="", user="", tty=False, stdin=False,
-                trace=False, detach_keys=b"\x10\x11"):
-    """Record an exec instance (Docker's shape); it runs on start_exec. *detach_keys*: typed
-    into its input, they end the client's stream (the process runs on), as for attach."""
+                trace=False, detach_keys=None):
+    """Record an exec instance (Docker's shape); it runs on start_exec. *detach_keys* (bytes;
+    attach's default, ctrl-p ctrl-q, if None): typed into its input, they end the client's
+    stream (the process runs on), as for attach."""
     if row["state"] != "running":
         raise Conflict(f"Container {row['id']} is not running")
     if not cmd:
@@ -42,7 +43,7 @@ def create_exec(engine, row, cmd, env=(), workdir="", user="", tty=False, stdin=
         "ProcessConfig": {"entrypoint": cmd[0], "arguments": cmd[1:], "tty": tty,
                           "privileged": False, "user": user},
         "Env": list(env), "WorkingDir": workdir, "CanRemove": False, "_trace": trace,
-        "_keys": detach_keys,
+        "_keys": parse_detach_keys(None) if detach_keys is None else detach_keys,
     }
     return eid
 
