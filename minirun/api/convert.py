@@ -70,7 +70,7 @@ UNSUPPORTED_ENDPOINT = {"DriverOpts": (None, {})}
 def _refuse(doc, table, where):
     """A 400 naming the first field of *doc* in *table* set to what minirun cannot do."""
     for key, defaults in table.items():
-        value = doc.get(key)
+        value = _get(doc, key)              # (matched as field() matches: a refusal too)
         if value is not None and not any(value == d and type(value) is type(d)
                                          for d in defaults if d is not None):
             if isinstance(value, dict) and not any(value.values()) and {} in defaults:
@@ -304,12 +304,18 @@ def _endpoint(body, network):
         or {}
     if not isinstance(endpoint, dict):
         return {"ip": None, "ip6": None, "mac": None}
-    ipam = field(endpoint, "IPAMConfig", dict, None, "EndpointsConfig.") or {}
-    if ipam.get("LinkLocalIPs"):
+    return endpoint_addresses(endpoint, "EndpointsConfig.")
+
+
+def endpoint_addresses(endpoint, where):
+    """{ip, ip6, mac} an endpoint's settings ask for (create's, or network connect's);
+    link-local addresses are refused."""
+    ipam = field(endpoint, "IPAMConfig", dict, None, where) or {}
+    if _get(ipam, "LinkLocalIPs"):
         raise ApiError(400, "link-local addresses (--link-local-ip) are not supported by minirun")
     return {"ip": field(ipam, "IPv4Address", str, "", "IPAMConfig.") or None,
             "ip6": field(ipam, "IPv6Address", str, "", "IPAMConfig.") or None,
-            "mac": field(endpoint, "MacAddress", str, "", "EndpointsConfig.") or None}
+            "mac": field(endpoint, "MacAddress", str, "", where) or None}
 
 
 def _endpoint_links(body):
@@ -452,13 +458,14 @@ def inspect(engine, row):
     path = engine.containers.path
     policy, retries = (options.get("restart") or "no").partition(":")[::2]
     running = row["state"] == "running"
+    restarting = row["id"] in engine.restarting
     limits = spec.get("limits", {})
     return {
         "Id": row["id"], "Created": rfc3339(row["created"]),
         "Path": spec["args"][0] if spec.get("args") else "", "Args": spec.get("args", [])[1:],
-        "State": {"Status": "restarting" if row["id"] in engine.restarting else
-                  state_name(row), "Running": running, "Paused": bool(row["paused"]),
-                  "Restarting": row["id"] in engine.restarting, "OOMKilled": bool(row["oom_killed"]), "Dead": False,
+        "State": {"Status": "restarting" if restarting else state_name(row),
+                  "Running": running, "Paused": bool(row["paused"]),
+                  "Restarting": restarting, "OOMKilled": bool(row["oom_killed"]), "Dead": False,
                   "Pid": row["pid"] or 0, "ExitCode": row["exit_code"] or 0, "Error": "",
                   "StartedAt": rfc3339(row["started"]), "FinishedAt": rfc3339(row["finished"]),
                   **_health(engine, row, config)},

@@ -992,7 +992,7 @@ def _ipam_config(body):
     config = (c.field(body, "IPAM", dict, {}) or {}).get("Config") or []
     if not isinstance(config, list) or not all(isinstance(i, dict) for i in config):
         raise ApiError(400, "IPAM.Config: a list of {Subnet, Gateway}")
-    found = {4: {}, 6: {}}
+    found, seen = {4: {}, 6: {}}, set()
     for entry in config:
         values = {k: c.field(entry, k, str, "", "IPAM.Config.")
                   for k in ("Subnet", "Gateway", "IPRange")}
@@ -1004,10 +1004,10 @@ def _ipam_config(body):
             version = ipaddress.ip_network(text, strict=False).version if text else 4
         except ValueError:
             raise ApiError(400, f"invalid subnet {values['Subnet']!r}") from None
-        if found[version]:
+        if version in seen:
             raise ApiError(400, f"IPAM.Config: one IPv{version} subnet at most")
-        found[version] = {k: v for k, v in {**values, "AuxiliaryAddresses": aux}.items()
-                          if v} or {"Subnet": None}
+        seen.add(version)
+        found[version] = {k: v for k, v in {**values, "AuxiliaryAddresses": aux}.items() if v}
     return found[4], found[6]
 
 
@@ -1029,14 +1029,9 @@ def network_connect(engine, req, ref):
         raise ApiError(400, "EndpointConfig.Links: links made by network connect are not "
                             "supported by minirun (--link at create is)")
     aliases = c.str_list(endpoint, "Aliases", "EndpointConfig.") or []
-    ipam = c.field(endpoint, "IPAMConfig", dict, {}, "EndpointConfig.") or {}
-    if ipam.get("LinkLocalIPs"):
-        raise ApiError(400, "link-local addresses (--link-local-ip) are not supported by minirun")
     container = c.field(body, "Container", str, "")
-    engine.networking.connect_network(
-        ref, container, aliases, ip=c.field(ipam, "IPv4Address", str, "", "IPAMConfig.") or None,
-        ip6=c.field(ipam, "IPv6Address", str, "", "IPAMConfig.") or None,
-        mac=c.field(endpoint, "MacAddress", str, "", "EndpointConfig.") or None)
+    engine.networking.connect_network(ref, container, aliases,
+                                      **c.endpoint_addresses(endpoint, "EndpointConfig."))
     _network_event(engine, "connect", ref, container)
     return 200, None
 

@@ -52,8 +52,8 @@ def create_cmd(ctx, subnets, gateways, ranges, aux, internal, ipv6, driver, labe
     pad = [""] * len(subnets)
     ipam = {"Config": [{"Subnet": s, "Gateway": g, "IPRange": r} for s, g, r in
                        zip(subnets, list(gateways) + pad, list(ranges) + pad)]}
+    import ipaddress                                   # (here: network create only)
     for key, address in _labels(aux).items():        # to the subnet it is in, as Docker's CLI
-        import ipaddress                               # only for --aux-address
         try:
             entry = next(e for e in ipam["Config"] if ipaddress.ip_address(address)
                          in ipaddress.ip_network(e["Subnet"], strict=False))

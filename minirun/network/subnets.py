@@ -75,9 +75,14 @@ def parse(text, version=4):
 
 def ula_pool(owner, count=256):
     """IPv6 subnets for networks created without one: /64s of a unique local /48 (RFC 4193)
-    whose 40-bit global ID is derived from the state root, so two roots, or two hosts, are
-    unlikely to pick the same (Docker derives its from the host's ID)."""
+    whose 40-bit global ID is derived from the host's machine ID and the state root, so two
+    roots, or two hosts, are unlikely to pick the same (Docker derives its from a host ID)."""
     import hashlib                 # it loads OpenSSL: only for an IPv6 network's creation
-    global_id = hashlib.sha256(owner.encode()).digest()[:5]
+    try:
+        with open("/etc/machine-id") as f:
+            machine = f.read().strip()
+    except OSError:
+        machine = ""
+    global_id = hashlib.sha256(f"{machine}\n{owner}".encode()).digest()[:5]
     base = int.from_bytes(b"\xfd" + global_id + b"\0" * 10, "big")
     return [str(ipaddress.IPv6Network((base + (n << 64), 64))) for n in range(count)]

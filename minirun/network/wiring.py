@@ -111,8 +111,8 @@ def _ensure_network(store, fw, network, trace):
                                f"overlaps {reason}")
     first = not any(links.exists(b) for b in store.bridges())
     networkd.keep_off_our_links()
-    links.ensure_bridge(network, store.names.owner)
-    try:
+    try:              # a bridge left half-made (an address refused) would be taken as ready
+        links.ensure_bridge(network, store.names.owner)
         (fw.start if first else fw.add_network)(network)
         if not network["internal"]:
             enable_forwarding(_state_dir(store))
