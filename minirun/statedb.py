@@ -86,6 +86,11 @@ CREATE TABLE IF NOT EXISTS volumes (
     labels TEXT NOT NULL DEFAULT '{}',
     anonymous INTEGER NOT NULL DEFAULT 0   -- made for one container (-v /path, image VOLUME)
 );
+CREATE TABLE IF NOT EXISTS build_cache (
+    key TEXT PRIMARY KEY,           -- sha256 of (parent image, instruction, config, sources)
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volume_users (
     volume TEXT NOT NULL REFERENCES volumes(name),
     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,

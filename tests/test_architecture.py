@@ -18,8 +18,9 @@ ALLOWED = {
     "network": {"linux"},
     "registry": {"linux", "image"},
     "engine": {"linux", "image", "runtime", "network", "registry"},
-    "api": {"linux", "image", "runtime", "network", "registry", "engine"},
-    "cli": {"linux", "image", "runtime", "network", "registry", "engine", "api"},
+    "build": {"linux", "image", "runtime", "network", "registry", "engine"},
+    "api": {"linux", "image", "runtime", "network", "registry", "engine", "build"},
+    "cli": {"linux", "image", "runtime", "network", "registry", "engine", "build", "api"},
     "main": {"cli"},
     "__main__": {"main"},
 }

@@ -67,3 +67,19 @@ def test_docker_loads_minirun_save_and_minirun_loads_docker_save(loaded, docker,
     other = type(loaded)(str(tmp_path / "other"))
     assert "Loaded image: example.com/from/docker:v1" in other("load", "-i", theirs).stdout
     assert json.loads(other("image", "inspect", "example.com/from/docker:v1").stdout)[0]["Id"] == iid
+
+
+def test_docker_runs_an_image_minirun_built(loaded, docker, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM busybox\nRUN rm /bin/ls && echo built > /x\n'
+                                    'CMD ["cat", "/x"]\n')
+    loaded("build", "-t", "built:1", str(ctx))
+    ours = str(tmp_path / "built.tar")
+    loaded("save", "-o", ours, "built:1")
+    docker("load", "-i", ours)
+    iid = json.loads(loaded("image", "inspect", "built:1").stdout)[0]["Id"]
+    assert docker("image", "inspect", "built:1", "--format", "{{.Id}}").stdout.strip() == iid
+    out = docker("run", "--rm", "--network", "none", "built:1", "sh", "-c",
+                 "cat /x; test -e /bin/ls || echo no-ls").stdout
+    assert out == "built\nno-ls\n"

@@ -15,6 +15,7 @@ import sys
 import threading
 
 from .. import __version__, config
+from ..build.service import sweep_contexts
 from ..engine.engine import Engine
 from ..errors import MinirunError
 from ..statedb import private_root
@@ -77,6 +78,7 @@ def serve(root, host, log_file=None, debug=False, userns_remap=None):
                            f"subordinate ids) is supported")
     engine = Engine(root, log, log_file, userns_remap=bool(userns_remap))
     engine.startup()
+    sweep_contexts(root)                          # contexts of builds a killed minirund ran
     server = _listen(path, engine, log)
     stop = threading.Event()
 

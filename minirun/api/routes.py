@@ -125,7 +125,12 @@ def info(engine, req):
 # -- images ---------------------------------------------------------------------------
 @route("GET", "/images/json")
 def images_list(engine, req):
-    return [_image_summary(record, refs) for record, refs in engine.images.list()]
+    """Images; as dockerd, an untagged image another was made from (a build's intermediate
+    step) only with ``all``."""
+    images = engine.images.list()
+    parents = {record["parent"] for record, _ in images if record["parent"]}
+    return [_image_summary(record, refs) for record, refs in images
+            if refs or req.flag("all") or record["id"] not in parents]
 
 
 def _image_summary(record, refs, containers=-1):
@@ -197,19 +202,45 @@ def _streamed(work):
     """Run *work(progress)* in a thread; yield its JSON messages as they come, then an
     error message if it failed (Docker reports errors inside the 200 stream)."""
     from ..registry.progress import JsonProgress   # lazy: see the module's note
-    lines = queue.Queue()
+    return _stream_lines(lambda put, _cancelled: work(JsonProgress(put)))
+
+
+def _stream_lines(work, gone=lambda: False):
+    """Run *work(put, cancelled)* in a thread: each line it puts is sent as it comes, then
+    an error message if it failed. *cancelled* is set once the client has gone (*gone()*
+    is asked each second it stays quiet)."""
+    lines, cancelled = queue.Queue(), threading.Event()
 
     def run():
         try:
-            work(JsonProgress(lines.put))
+            work(lines.put, cancelled)
         except MinirunError as e:
-            lines.put(json.dumps({"errorDetail": {"message": str(e)}, "error": str(e)}).encode()
-                      + b"\n")
+            detail = {"message": str(e)}
+            if getattr(e, "step_code", None) is not None:
+                detail["code"] = e.step_code            # a build step's exit code
+            lines.put(json.dumps({"errorDetail": detail, "error": str(e)}).encode() + b"\n")
+        except Exception as e:              # minirun's bug: said in the stream, kept in the log
+            import traceback
+            traceback.print_exc()
+            message = f"internal error: {type(e).__name__}: {e}"
+            lines.put(json.dumps({"errorDetail": {"message": message}, "error": message}
+                                 ).encode() + b"\n")
         finally:
             lines.put(None)
     threading.Thread(target=run, daemon=True).start()
-    while (line := lines.get()) is not None:
-        yield line
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                if gone():
+                    cancelled.set()
+                continue
+            if line is None:
+                return
+            yield line
+    finally:
+        cancelled.set()
 
 
 @route("POST", "/images/(?P<name>.+)/push")
@@ -614,6 +645,44 @@ def _body_to_file(engine, req, what):
         os.unlink(path)
         raise ApiError(400, f"reading the request body: {e}") from None
     return path
+
+
+# -- build ------------------------------------------------------------------------------
+@route("POST", "/build", streams_body=True)
+def image_build(engine, req):
+    """``docker build`` (the classic builder's API): the body is the context as a tar (plain
+    or compressed), the answer Docker's JSON progress, the steps run by this engine."""
+    from ..build import service         # lazy: only a build needs the builder
+    if req.arg("remote"):
+        raise ApiError(400, "building from a remote context (remote=) is not supported: send "
+                            "the context as the body")
+    if req.arg("version") == "2":
+        raise ApiError(400, "BuildKit (version=2) is not supported: minirun builds as "
+                            "Docker's classic builder (DOCKER_BUILDKIT=0)")
+    options = service.options_from_query(req.query)
+    context = service.unpack_context(engine.images.root, req.stream)
+
+    def work(put, cancelled):
+        try:
+            image_id = service.build(service.DaemonSteps(engine, cancelled), context,
+                                     options, lambda m: put(json.dumps(m).encode() + b"\n"))
+            for tag in options.tags:
+                engine.emit("image", "tag", image_id, {"name": tag})
+        finally:
+            context.close()
+    return Stream(_stream_lines(work, req.peer_gone), "application/json", chunked=True)
+
+
+@route("POST", "/build/prune")
+def build_prune(engine, req):
+    from ..build import service         # lazy: as above
+    removed, freed = service.prune(engine.images, engine.containers)
+    return {"CachesDeleted": removed, "SpaceReclaimed": freed}
+
+
+@route("POST", "/build/cancel")
+def build_cancel(engine, req):
+    return 200, None                    # a client's cancel: its build ends with its connection
 
 
 # -- copy (docker cp) ---------------------------------------------------------------------

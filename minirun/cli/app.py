@@ -77,7 +77,7 @@ def cli(ctx, root, host, debug):
 
 
 def main():
-    from . import containers, images, network, registry, run, volumes  # noqa: F401 (register)
+    from . import build, containers, images, network, registry, run, volumes  # noqa: F401
     from .report import report                                # on use: not on every start
     try:
         rv = cli.main(standalone_mode=False)

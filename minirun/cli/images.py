@@ -15,11 +15,13 @@ def _short(image_id):
 
 @cli.command("images")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+@click.option("-a", "--all", "all_", is_flag=True,
+              help="Show intermediate images too (a build's steps).")
 @click.pass_obj
-def images_cmd(ctx, quiet):
+def images_cmd(ctx, quiet, all_):
     """List images."""
     rows, seen = [], set()
-    for image in ctx.api.call("GET", "/images/json"):
+    for image in ctx.api.call("GET", "/images/json", all=int(all_)):
         if quiet:
             if image["Id"] not in seen:
                 seen.add(image["Id"])

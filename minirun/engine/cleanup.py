@@ -28,7 +28,8 @@ def reap_orphans(containers, networking, trace=lambda *a: None):
         driver.kill_all(row["id"])
         driver.remove(row["id"])
         networking.disconnect(row["id"])
-        if containers.options(row).get("rm") or row["state"] == "created":
+        if containers.options(row).get("rm") or row["state"] == "created" \
+                or containers.build_step(row):
             remove_container(containers, row["id"], volumes=True)
         else:
             containers.mark_exited(row["id"], KILLED)

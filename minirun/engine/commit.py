@@ -114,8 +114,9 @@ def changes(spec):
 
 
 # -- commit ------------------------------------------------------------------------------
-def layer_tar(spec):
-    """The upper directory as an OCI layer tar, in chunks."""
+def layer_tar(spec, clamp=None):
+    """The upper directory as an OCI layer tar, in chunks; *clamp*: no time later than this
+    (SOURCE_DATE_EPOCH, for a reproducible build)."""
     upper = spec.upper
     fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -123,20 +124,20 @@ def layer_tar(spec):
             parent, _, name = rel.rpartition("/")
             if _is_whiteout(st):
                 yield tar_header(f"{parent}/.wh.{name}" if parent else f".wh.{name}",
-                                 _Empty(st))
+                                 _Empty(st), clamp=clamp)
                 continue
             pfd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
                           | os.O_CLOEXEC, dir_fd=fd)
             try:
                 if stat.S_ISREG(st.st_mode):
-                    yield from tar_file(pfd, name, rel)
+                    yield from tar_file(pfd, name, rel, clamp)
                     continue
                 header = tar_header(rel, st, os.readlink(name, dir_fd=pfd)
-                                    if stat.S_ISLNK(st.st_mode) else "")
+                                    if stat.S_ISLNK(st.st_mode) else "", clamp)
                 if header:
                     yield header
                 if stat.S_ISDIR(st.st_mode) and _opaque(os.path.join(upper, rel)):
-                    yield tar_header(f"{rel}/.wh..wh..opq", _Empty(st))
+                    yield tar_header(f"{rel}/.wh..wh..opq", _Empty(st), clamp=clamp)
             finally:
                 os.close(pfd)
         yield b"\0" * (2 * BLOCK)
@@ -215,33 +216,40 @@ def commit(images, containers, row, repo=None, tag=None, comment="", author="", 
     config = dict(base, config=apply_changes(base.get("config") or {}, changes))
     ref = _reference(repo, tag)
     with images.adding():
-        blob_digest, diff_id, size = _store_layer(images, layer_tar(spec))
+        layer = store_layer(images, layer_tar(spec))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         config["created"] = now
-        config["rootfs"] = {"type": "layers",
-                            "diff_ids": list(base["rootfs"]["diff_ids"]) + [diff_id]}
         config["history"] = list(base.get("history") or []) + [
             {"created": now, "created_by": " ".join(spec.args), "comment": comment,
              **({"author": author} if author else {})}]
         if author:
             config["author"] = author
-        config_bytes = json.dumps(config, separators=(",", ":")).encode()
-        config_digest = images.blobs.put_bytes(config_bytes, what="config")
-        old = images.manifest(row["image_id"])
-        manifest = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
-                    "config": {"mediaType": mf.OCI_CONFIG, "digest": config_digest,
-                               "size": len(config_bytes)},
-                    "layers": list(old["layers"]) + [
-                        {"mediaType": GZIP_LAYER, "digest": blob_digest,
-                         "size": size}]}
-        image_id = images.add_image(json.dumps(manifest, separators=(",", ":")).encode(),
-                                    parent=row["image_id"])
+        image_id = add_image(images, config, images.manifest(row["image_id"])["layers"],
+                             layer, parent=row["image_id"])
         if ref:
             images.tag(ref, image_id)
     return image_id
 
 
-def _store_layer(images, chunks):
+def add_image(images, config, layers, layer=None, media=GZIP_LAYER, parent=""):
+    """Record an image: *config* (its rootfs gains *layer*'s diff ID) over the layer
+    descriptors *layers*, plus *layer* ((digest, diff ID, size) or None); its ID."""
+    layers = list(layers)
+    if layer is not None:
+        digest, diff_id, size = layer
+        config = dict(config, rootfs={"type": "layers", "diff_ids": list(
+            (config.get("rootfs") or {}).get("diff_ids") or []) + [diff_id]})
+        layers.append({"mediaType": media, "digest": digest, "size": size})
+    config_bytes = json.dumps(config, separators=(",", ":")).encode()
+    config_digest = images.blobs.put_bytes(config_bytes, what="config")
+    manifest = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
+                "config": {"mediaType": mf.OCI_CONFIG, "digest": config_digest,
+                           "size": len(config_bytes)},
+                "layers": layers}
+    return images.add_image(json.dumps(manifest, separators=(",", ":")).encode(), parent=parent)
+
+
+def store_layer(images, chunks):
     """Gzip *chunks* into the blob store; (blob digest, diff ID, compressed size)."""
     r, w = os.pipe()
     diff = hashlib.sha256()
@@ -292,7 +300,7 @@ def import_tar(images, path, repo=None, tag=None, changes=(), message=""):
     with images.adding():
         with open(path, "rb") as f:
             if not kind:                        # plain: gzip it, as a pushed layer would be
-                blob, diff_id, size = _store_layer(images, iter(lambda: f.read(1 << 20), b""))
+                blob, diff_id, size = store_layer(images, iter(lambda: f.read(1 << 20), b""))
             else:
                 blob = images.blobs.put_stream(f, what="layer")
                 size = os.path.getsize(images.blobs.path(blob))
@@ -305,16 +313,10 @@ def import_tar(images, path, repo=None, tag=None, changes=(), message=""):
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         config = {"architecture": mf.host_platform()[1], "os": "linux", "created": now,
                   "config": apply_changes({}, changes),
-                  "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                  "rootfs": {"type": "layers", "diff_ids": []},
                   "history": [{"created": now, "created_by": "docker import",
                                "comment": message or "Imported from -"}]}
-        config_bytes = json.dumps(config, separators=(",", ":")).encode()
-        config_digest = images.blobs.put_bytes(config_bytes, what="config")
-        manifest = {"schemaVersion": 2, "mediaType": mf.OCI_MANIFEST,
-                    "config": {"mediaType": mf.OCI_CONFIG, "digest": config_digest,
-                               "size": len(config_bytes)},
-                    "layers": [{"mediaType": media, "digest": blob, "size": size}]}
-        image_id = images.add_image(json.dumps(manifest, separators=(",", ":")).encode())
+        image_id = add_image(images, config, [], (blob, diff_id, size), media)
         if ref:
             images.tag(ref, image_id)
     return image_id

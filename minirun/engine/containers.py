@@ -19,6 +19,9 @@ from ..runtime.spec import spec_from_dict, spec_to_dict
 from .names import random_name
 
 NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+# A build step's container (build/steps.py): it lives only as long as its build, so one that
+# outlived it — its builder killed, or minirund stopped mid-build — goes at the next chance.
+BUILD_STEP_LABEL = "org.minirun.build-step"
 
 
 def process_identity(pid=None):
@@ -145,6 +148,9 @@ class ContainerStore:
             db.execute("UPDATE containers SET state='exited', pid=NULL, exit_code=?, "
                        "oom_killed=?, finished=? WHERE id=?",
                        (code, int(oom_killed), time.time(), cid))
+
+    def build_step(self, row):
+        return BUILD_STEP_LABEL in (self.options(row).get("labels") or {})
 
     def orphans(self):
         """Containers whose supervising process is gone (minirun was killed, or crashed)."""

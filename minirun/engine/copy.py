@@ -135,7 +135,7 @@ def _bind_inside(root, mnt):
     the container's root; one of the wrong kind (a file where a volume goes) is skipped."""
     is_dir = os.path.isdir(mnt.source)
     try:
-        _make_in_root(root, mnt.target, is_dir)
+        make_in_root(root, mnt.target, is_dir)
         target = openat2(root, mnt.target, os.O_PATH, RESOLVE_IN_ROOT)
     except OSError:
         return
@@ -150,7 +150,7 @@ def _bind_inside(root, mnt):
         os.close(target)
 
 
-def _make_in_root(root, path, is_dir):
+def make_in_root(root, path, is_dir):
     """mkdir -p (and, for a file, touch) *path* inside the root: each missing component
     made relative to its parent's descriptor, itself resolved in the root."""
     parts = [p for p in path.split("/") if p]
@@ -254,10 +254,11 @@ def tar_path(root, path, name=None):
         os.close(pfd)
 
 
-def tar_header(name, st, link=""):
+def tar_header(name, st, link="", clamp=None):
+    """A tar header for *st*; *clamp*: no time later than this (a reproducible layer)."""
     info = tarfile.TarInfo(name)
     info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
-    info.mtime = int(st.st_mtime)
+    info.mtime = int(st.st_mtime) if clamp is None else min(int(st.st_mtime), clamp)
     if stat.S_ISDIR(st.st_mode):
         info.type = tarfile.DIRTYPE
     elif stat.S_ISLNK(st.st_mode):
@@ -293,7 +294,7 @@ def _entry(pfd, base, name):
             os.close(fd)
 
 
-def tar_file(pfd, base, name):
+def tar_file(pfd, base, name, clamp=None):
     """A regular file: its header, then exactly as many bytes as the header says (a file
     that grows or shrinks while it is read, in a running container, cannot break the tar)."""
     try:
@@ -305,7 +306,7 @@ def tar_file(pfd, base, name):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return
-        yield tar_header(name, st)
+        yield tar_header(name, st, clamp=clamp)
         left = st.st_size
         while left:
             data = os.read(fd, min(CHUNK, left)) or b"\0" * min(CHUNK, left)
@@ -323,10 +324,12 @@ def _tree(dfd, name):
 
 
 # -- in: a tar into a directory ----------------------------------------------------------
-def extract_into(root, path, stream, owner=None, no_dir_overwrite=False):
+def extract_into(root, path, stream, owner=None, no_dir_overwrite=False, unended_ok=False):
     """Unpack the tar *stream* into the directory *path* of the container. *owner*: (uid,
     gid) every entry gets (the container's root, unless the client asked to keep the tar's,
-    copyUIDGID)."""
+    copyUIDGID). *unended_ok*: a tar may stop right after its last member's data, without
+    the padding and end blocks (the docker CLI sends a build context so when -f names a
+    Dockerfile outside it, and dockerd takes it); a member cut short is still an error."""
     try:
         dfd = openat2(root, path or "/", os.O_RDONLY | os.O_DIRECTORY, RESOLVE_IN_ROOT)
     except OSError as e:
@@ -339,7 +342,7 @@ def extract_into(root, path, stream, owner=None, no_dir_overwrite=False):
         os.close(dfd)                   # the writer has its own: ours would keep the mount busy
     try:
         tar = tarfile.open(fileobj=stream, mode="r|", errorlevel=2)
-        for member in tar:
+        for member in _members(tar, unended_ok):
             if member.ischr() or member.isblk():
                 raise LayerError(f"{member.name!r}: device files cannot be copied into a "
                                  f"container")
@@ -354,6 +357,19 @@ def extract_into(root, path, stream, owner=None, no_dir_overwrite=False):
         raise MinirunError(f"not a valid tar archive: {e}") from None
     finally:
         writer.close()
+
+
+def _members(tar, unended_ok):
+    while True:
+        try:
+            member = tar.next()
+        except tarfile.ReadError as e:
+            if unended_ok and str(e) == "unexpected end of data":
+                return                  # after a whole member: the writer read all its data
+            raise
+        if member is None:
+            return
+        yield member
 
 
 def _would_replace_dir(dfd, member):

@@ -109,7 +109,7 @@ def mounts(opts, image_config, containers):
                 out.append(Mount(target=m["target"], kind="bind", source=m["source"],
                                  volume=m.get("volume", ""),
                                  readonly=m["readonly"] if not mode else mode == "ro"))
-    for target in image_config.get("Volumes") or {}:
+    for target in (image_config.get("Volumes") or {}) if opts.image_volumes else ():
         target = os.path.normpath(target)
         if target not in targets and target.startswith("/") and target != "/":
             targets.add(target)

@@ -82,6 +82,12 @@ class Engine:
         """After a restart: re-adopt what runs, finish what a crash left half-made."""
         cid = row["id"]
         config = self.containers.config(row)
+        if self.containers.build_step(row):           # its build ended with the last minirund
+            self.cgroups.kill_all(cid)
+            self.cgroups.remove(cid)
+            self.networking.disconnect(cid)
+            remove_container(self.containers, cid, volumes=True)
+            return
         if "spec" not in config:                      # create was cut short
             if not process_alive(row["owner"]):
                 self.containers.remove(cid)

@@ -36,6 +36,7 @@ class RunOptions(Record):
         "group_add": [], "ip": None, "ip6": None, "mac_address": None,
         "env_from_host": True,          # False through the API (see parse_env)
         "runtime": "", "isolation": "",  # the API's accepted names, shown back by inspect
+        "image_volumes": True,          # False: a build's COPY writes below VOLUMEs too
     }
 
 

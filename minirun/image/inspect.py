@@ -1,6 +1,11 @@
 """``image inspect``: the Docker Engine API's ImageInspect shape."""
 
 ZERO_TIME = "0001-01-01T00:00:00Z"   # Go's zero time: Go clients cannot parse "" as a time
+# dockerd shows every field of an image's Config, unset ones empty (clients index them)
+CONFIG_FIELDS = {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+                 "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
+                 "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
+                 "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None}
 
 
 def inspect_image(store, image_id):
@@ -15,7 +20,7 @@ def inspect_image(store, image_id):
                                for r in refs}),
         "Created": config.get("created") or ZERO_TIME,
         "Author": config.get("author", ""),
-        "Config": config.get("config") or {},
+        "Config": {**CONFIG_FIELDS, **(config.get("config") or {})},
         "Architecture": config.get("architecture", ""),
         "Variant": config.get("variant", ""),
         "Os": config.get("os", ""),

@@ -34,6 +34,12 @@ class LayerStore:
         """Short name of the layer's files, relative to ``self.dir``."""
         return "l/" + hex_of(diff_id)[:SHORT]
 
+    def empty(self):
+        """The link name of an empty, read-only-by-use directory (the lower of no layers)."""
+        path = os.path.join(self.links, "empty")
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        return "l/empty"
+
     def has(self, diff_id):
         return os.path.isdir(self.diff_dir(diff_id))
 

@@ -149,8 +149,15 @@ class ImageStore:
         return [self.layers.diff_dir(d) for d in self.config(image_id)["rootfs"]["diff_ids"]]
 
     def layer_links(self, image_id):
-        """Short names of the layer directories (relative to ``layers.dir``), lowest first."""
-        return [self.layers.link(d) for d in self.config(image_id)["rootfs"]["diff_ids"]]
+        """Short names of the layer directories (relative to ``layers.dir``), lowest first.
+
+        An image of no layers (a build ``FROM scratch``) stands on one empty directory:
+        overlayfs needs a lower one. An image may hold one layer twice (two build steps
+        that changed nothing): overlayfs refuses a directory twice in its stack (ELOOP), and
+        the lower copy decides nothing the upper one does not, so only the topmost stays."""
+        diff_ids = self.config(image_id)["rootfs"]["diff_ids"]
+        kept = [d for i, d in enumerate(diff_ids) if d not in diff_ids[i + 1:]]
+        return [self.layers.link(d) for d in kept] or [self.layers.empty()]
 
     # -- removing --------------------------------------------------------
     def remove(self, name, force=False, in_use=lambda image_id: False):
