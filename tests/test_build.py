@@ -58,6 +58,7 @@ def test_instructions_continuations_comments_and_forms_parse_as_docker_reads_the
     ("FROM busybox\nSHELL sh -c\n", "SHELL requires the arguments to be in JSON form"),
     ("FROM busybox\nRUN --mount=type=cache,target=/x true\n", "unknown flag: mount"),
     ("FROM busybox\nWORKDIR\n", "WORKDIR requires exactly one argument"),
+    ("FROM busybox\nRUN <<EOF\necho hi\nEOF\n", "here-documents .* need BuildKit"),
     ("FROM a b\n", "FROM requires either one or three arguments"),
     ("# escape=x\nFROM busybox\n", "invalid escape token"),
     ("\n# only a comment\n", "cannot be empty"),

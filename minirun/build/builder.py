@@ -271,10 +271,9 @@ class Builder:
 
     def do_arg(self, stage, ins):
         self._declare(ins, stage.args, self.global_args, self._env(stage))
+        names = [w.partition("=")[0] for w in ins.args]
         self._metadata(stage, "ARG " + " ".join(
-            f"{k}={v}" if v is not None else k
-            for k, v in ((w.partition("=")[0], stage.args.get(w.partition("=")[0]))
-                         for w in ins.args)))
+            n if stage.args[n] is None else f"{n}={stage.args[n]}" for n in names))
 
     def _declare(self, ins, into, globals_, env=None):
         env = dict(env if env is not None else {k: v for k, v in globals_.items()
@@ -302,14 +301,11 @@ class Builder:
 
     def do_label(self, stage, ins):
         env = self._env(stage)
-        labels = dict(stage.config["config"].get("Labels") or {})
-        for key, value in ins.args:
-            labels[process_word(key, env, self.escape)] = process_word(value, env, self.escape)
-        stage.config["config"]["Labels"] = labels
-        self._metadata(stage, "LABEL " + " ".join(f"{k}={v}" for k, v in
-                                                  (( process_word(k, env, self.escape),
-                                                     process_word(v, env, self.escape))
-                                                   for k, v in ins.args)))
+        pairs = [(process_word(k, env, self.escape), process_word(v, env, self.escape))
+                 for k, v in ins.args]
+        stage.config["config"]["Labels"] = {**(stage.config["config"].get("Labels") or {}),
+                                            **dict(pairs)}
+        self._metadata(stage, "LABEL " + " ".join(f"{k}={v}" for k, v in pairs))
 
     def do_expose(self, stage, ins):
         ports = dict(stage.config["config"].get("ExposedPorts") or {})

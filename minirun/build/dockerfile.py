@@ -105,6 +105,9 @@ def _instruction(logical, line, escape):
         raise DockerfileError(f"Dockerfile parse error line {line}: unknown instruction: "
                               f"{word.upper()}")
     flags, rest = _flags(cmd, rest, line)
+    if cmd in ("run", "copy", "add") and rest.startswith("<<"):
+        raise DockerfileError(f"Dockerfile parse error line {line}: here-documents ({rest[:8]}"
+                              f"…) need BuildKit, which minirun's builder is not")
     ins = Instruction(cmd=cmd, text=rest, flags=flags, line=line, original=logical)
     if cmd in JSON_FORMS and rest.startswith("["):
         try:
