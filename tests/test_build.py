@@ -421,6 +421,9 @@ def test_docker_py_images_build_streams_progress_and_tags(daemon, tmp_path):
     text = "".join(l.get("stream", "") for l in logs)
     assert "step-output" in text and "[Warning] One or more build-args [UNUSED]" in text
     assert image.labels == {"by": "docker-py"} and "py:1" in image.tags
+    again, logs = client.images.build(path=str(ctx), target="one", gzip=True,   # a gzip body
+                                      labels={"by": "docker-py"})
+    assert again.id == image.id and "Using cache" in "".join(l.get("stream", "") for l in logs)
     assert client.api.prune_builds()["SpaceReclaimed"] >= 0
     with pytest.raises(Exception, match="returned a non-zero code: 3"):
         client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN exit 3\n"))

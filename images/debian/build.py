@@ -8,7 +8,7 @@ becomes the image's one layer, written as the bundled busybox's layers are
 it leaves out documentation, man pages and translations, and keeps no apt lists.
 
 Usage: build.py [--suite bookworm] [--mirror URL] [--out DIR]
-       (default out: images/debian/build/oci; takes a few minutes; needs root)
+       (default out: images/debian/oci; takes a few minutes; needs root)
 """
 import argparse
 import datetime
@@ -63,10 +63,16 @@ def slim(root):
                 shutil.rmtree(path)
             else:
                 os.unlink(path)
-    for path in glob.glob(os.path.join(root, "usr/share/doc/*/*")):
-        if os.path.basename(path) != "copyright":
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) \
-                else os.unlink(path)
+    docs = os.path.join(root, "usr/share/doc")
+    for package in os.listdir(docs):
+        here = os.path.join(docs, package)
+        if os.path.islink(here) or not os.path.isdir(here):
+            continue                      # a link to another package's: that one is cleaned
+        for name in os.listdir(here):
+            path = os.path.join(here, name)
+            if name != "copyright":
+                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) \
+                    else os.unlink(path)
     with open(os.path.join(root, "etc/dpkg/dpkg.cfg.d/docker"), "w") as f:
         f.write(SLIM)
     with open(os.path.join(root, "etc/apt/apt.conf.d/docker-clean"), "w") as f:
@@ -121,7 +127,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="bookworm")
     ap.add_argument("--mirror", default=None, help="default: the host's apt mirror")
-    ap.add_argument("--out", default=os.path.join(HERE, "build", "oci"))
+    ap.add_argument("--out", default=os.path.join(HERE, "oci"))
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (debootstrap needs it)")

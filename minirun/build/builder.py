@@ -28,7 +28,7 @@ from ..image import manifest as mf
 from ..image import reference
 from ..image.store import ImageNotFound
 from ..record import Record
-from .context import ChunkReader, ContextError, Source
+from .context import ChunkReader, ContextError, Source, decompressing
 from .dockerfile import DockerfileError, parse
 from .patterns import Ignore
 from .words import process_word
@@ -204,11 +204,7 @@ class Builder:
                 self._instruction(stage, ins)
         for ins in rest:
             self._step(ins)
-            if ins.cmd == "from":
-                raise BuildError("FROM inside a stage")       # parse splits on FROM
             self._instruction(stage, ins)
-        if not rest and not triggers:
-            self.say(f" ---> {_short(stage.image_id)}")
 
     def _from(self, stage, ins):
         env = {k: v for k, v in self.global_args.items() if v is not None}
@@ -261,10 +257,9 @@ class Builder:
         return env
 
     def _words(self, stage, ins):
+        """The arguments, each substituted (quotes and escapes removed)."""
         env = self._env(stage)
-        if ins.json:
-            return [process_word(w, env, self.escape) for w in ins.args]
-        return [w for a in ins.args for w in [process_word(a, env, self.escape)]]
+        return [process_word(word, env, self.escape) for word in ins.args]
 
     def _instruction(self, stage, ins):
         getattr(self, "do_" + ins.cmd)(stage, ins)
@@ -494,7 +489,7 @@ class Builder:
                     None if keep_owners else (0, 0)
                 for src, path in items:
                     self._copy_one(src, path, target, root, dest, into_dir, owner, chmod,
-                                   add and not getattr(src, "url", False))
+                                   add and not isinstance(src, _Downloaded))
             self._with_container(stage, NOP + what, copy)
 
     def do_add(self, stage, ins):
@@ -721,33 +716,21 @@ def _is_url(text):
     return text.startswith(("http://", "https://"))
 
 
-_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
-
-
 def _archive(src, path):
     """ADD's local archive: a decompressing reader of the tar at *path*, or None when it is
     no tar (then it is copied as it is)."""
-    import bz2
-    import gzip
-    import lzma
-    fd = src.open(path, os.O_RDONLY)
-    f = os.fdopen(fd, "rb")
+    f = os.fdopen(src.open(path, os.O_RDONLY), "rb")
     head = f.read(6)
     f.seek(0)
-    kind = next((k for magic, k in _MAGIC if head.startswith(magic)), "")
-    reader = {"gzip": lambda: gzip.GzipFile(fileobj=f), "bz2": lambda: bz2.BZ2File(f),
-              "xz": lambda: lzma.LZMAFile(f), "": lambda: f}[kind]()
     try:
-        block = reader.read(512)
-    except (OSError, EOFError, lzma.LZMAError):
+        block = decompressing(f, head).read(512)
+    except Exception:                   # corrupt gzip, bzip2 or xz: no archive, a file
         block = b""
     if len(block) < 512 or block[257:262] != b"ustar":
         f.close()
         return None
-    reader = {"gzip": lambda: gzip.GzipFile(fileobj=f), "bz2": lambda: bz2.BZ2File(f),
-              "xz": lambda: lzma.LZMAFile(f), "": lambda: f}[kind]
     f.seek(0)
-    return reader()
+    return decompressing(f, head)
 
 
 class _Lines:
@@ -767,6 +750,14 @@ class _Lines:
 
     def flush(self):
         pass
+
+
+class _Downloaded(Source):
+    """ADD's download: one file, named *name*, copied as it is (never unpacked)."""
+
+    def __init__(self, root_fd, name, what):
+        super().__init__(root_fd, what=what)
+        self.name = name
 
 
 def _download(url, root):
@@ -794,10 +785,7 @@ def _download(url, root):
                 reason = getattr(e, "reason", None) or e
                 raise BuildError(f"ADD {url}: cannot download it: {reason}") from None
             fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            source = Source(fd, what=f"download {url}")
-            source.url = True
-            source.name = name
-            yield source
+            yield _Downloaded(fd, name, what=f"download {url}")
         finally:
             if fd is not None:
                 os.close(fd)

@@ -8,8 +8,11 @@ are copied as links. .dockerignore's rules hide what they exclude, as if it
 were not there. ``digest`` is what the cache keys a COPY on: names, types,
 modes, owners, link targets and contents — not times.
 """
+import bz2
+import gzip
 import hashlib
 import io
+import lzma
 import os
 import stat
 import tarfile
@@ -270,3 +273,16 @@ class ChunkReader(io.RawIOBase):
         buf[:n] = self.left[:n]
         self.left = self.left[n:]
         return n
+
+
+_MAGIC = ((b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f)), (b"BZh", bz2.BZ2File),
+          (b"\xfd7zXZ\x00", lzma.LZMAFile))
+
+
+def decompressing(f, head):
+    """*f* read through the decompressor its first bytes *head* call for (gzip, bzip2, xz:
+    what Docker takes for a build context or an ADD archive), or as it is."""
+    for magic, opener in _MAGIC:
+        if head.startswith(magic):
+            return opener(f)
+    return f

@@ -5,8 +5,11 @@ import os
 import shutil
 import tempfile
 
+from .. import statedb
+from ..engine.copy import extract_into
 from ..errors import MinirunError
 from .builder import BuildOptions, Builder
+from .context import decompressing
 from .steps import DaemonSteps, LocalSteps  # noqa: F401 (the hosts the API and CLI pick)
 
 CONTEXTS = "builds"          # under the state root: contexts unpacked from /build bodies
@@ -75,7 +78,6 @@ def _strings(text):
 def unpack_context(root, stream):
     """A /build body (a tar: plain, gzip, bzip2 or xz) unpacked into a private directory,
     by the escape-proof unpacker (no whiteouts, no xattrs, no devices)."""
-    from ..engine.copy import extract_into
     base = os.path.join(root, CONTEXTS)
     os.makedirs(base, mode=0o700, exist_ok=True)
     sweep_contexts(root)
@@ -112,18 +114,8 @@ class _Peeked:
 
 
 def _decompressed(stream):
-    import bz2
-    import gzip
-    import lzma
     head = stream.read(6)
-    peeked = _Peeked(head, stream)
-    if head.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=peeked)
-    if head.startswith(b"BZh"):
-        return bz2.BZ2File(peeked)
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(peeked)
-    return peeked
+    return decompressing(_Peeked(head, stream), head)
 
 
 def build(steps, context, options, out, dockerfile_text=None):
@@ -134,7 +126,6 @@ def build(steps, context, options, out, dockerfile_text=None):
 def prune(images, containers):
     """``builder prune``: forget the build cache, and remove the steps' images nothing else
     names (no tag, no container, no image made from them); (cache entries, bytes freed)."""
-    from .. import statedb
     rows = images.db.execute("SELECT key, image_id FROM build_cache").fetchall()
     with statedb.transaction(images.db) as db:
         db.execute("DELETE FROM build_cache")

@@ -14,8 +14,14 @@ import select
 import signal
 
 from ..engine import commit
-from ..errors import MinirunError
+from ..engine.containers import ContainerStore
 from ..engine.copy import container_root
+from ..engine.create import create
+from ..engine.networking import Networking, wired
+from ..engine.start import start
+from ..engine.volumes import remove_container
+from ..errors import MinirunError
+from ..image.store import ImageStore
 from ..runtime.trace import quiet
 
 
@@ -50,20 +56,14 @@ class LocalSteps(Steps):
     """Containers forked by this process (a single-threaded CLI, as a foreground run)."""
 
     def __init__(self, root):
-        from ..engine.containers import ContainerStore
-        from ..engine.networking import Networking
-        from ..image.store import ImageStore
         images = ImageStore(root)
         super().__init__(images, ContainerStore(root, db=images.db))
         self.networking = Networking(root, self.containers)
 
     def create(self, opts):
-        from ..engine.create import create
         return create(self.images, self.containers, opts, self.networking)[0]
 
     def run(self, cid, output):
-        from ..engine.networking import wired
-        from ..engine.start import start
         spec = self.containers.spec(self.containers.get(cid))
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -94,7 +94,6 @@ class LocalSteps(Steps):
         return code
 
     def remove(self, cid):
-        from ..engine.volumes import remove_container
         remove_container(self.containers, cid, volumes=True)
 
 

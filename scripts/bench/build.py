@@ -48,14 +48,15 @@ def change_one_file(ctx, n):
         f.write(f"changed {n}\n")
 
 
-def start_dockerd(d):
-    """containerd + dockerd of our own (no bridge, no iptables), as tests/test_docker_interop."""
+def start_dockerd(d, procs):
+    """containerd + dockerd of our own (no bridge, no iptables), as tests/test_docker_interop;
+    their processes go to *procs*."""
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "ctd.toml"), "w") as f:
         f.write(f'version = 2\nroot = "{d}/ctd-root"\nstate = "{d}/ctd-state"\n'
                 f'[grpc]\n  address = "{d}/containerd.sock"\n')
-    procs = [subprocess.Popen(["containerd", "--config", f"{d}/ctd.toml"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs.append(subprocess.Popen(["containerd", "--config", f"{d}/ctd.toml"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for _ in range(100):
         if os.path.exists(f"{d}/containerd.sock"):
             break
@@ -68,16 +69,15 @@ def start_dockerd(d):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for _ in range(150):
         if subprocess.run([DOCKER, "-H", host, "info"], capture_output=True).returncode == 0:
-            return host, procs
+            return host
         time.sleep(0.2)
-    stop(procs)
     sys.exit("dockerd did not start")
 
 
 def start_minirund(root, sock, env):
     proc = subprocess.Popen([os.path.join(REPO, ".venv", "bin", "minirund"), "-H",
                              "unix://" + sock, "--log-file", os.path.join(WORK, "minirund.log")],
-                            env=env)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             with socket.socket(socket.AF_UNIX) as s:
@@ -98,8 +98,8 @@ def stop(procs):
             p.wait()
 
 
-def builders(ctx):
-    """name -> (argv of a build (no_cache), env)."""
+def builders(ctx, procs):
+    """name -> (argv of a build (no_cache), env); the daemons started go to *procs*."""
     out = {}
     root = os.path.join(WORK, "minirun-root")
     shutil.rmtree(root, ignore_errors=True)
@@ -111,14 +111,13 @@ def builders(ctx):
     shutil.rmtree(droot, ignore_errors=True)           # `minirun build`'s root would take its
     _, denv0 = load_busybox(droot)                    # builds (the CLI goes to it then)
     sock = os.path.join(WORK, "minirund.sock")
-    procs = [start_minirund(droot, sock, denv0)]
+    procs.append(start_minirund(droot, sock, denv0))
     denv = dict(os.environ, DOCKER_HOST="unix://" + sock, DOCKER_BUILDKIT="0")
     out["docker CLI → minirund"] = (lambda nc: [DOCKER, "build", "-q", "--network", "none",
                                                 *(["--no-cache"] if nc else []), "-t",
                                                 "bench2", ctx], denv)
     if shutil.which("dockerd") and shutil.which("containerd") and os.path.exists(DOCKER):
-        host, more = start_dockerd(os.path.join(WORK, "docker"))
-        procs += more
+        host = start_dockerd(os.path.join(WORK, "docker"), procs)
         sh(minirun, "save", "-o", os.path.join(WORK, "busybox.tar"), "busybox", env=env)
         sh(DOCKER, "-H", host, "load", "-q", "-i", os.path.join(WORK, "busybox.tar"))
         genv = dict(os.environ, DOCKER_HOST=host, DOCKER_BUILDKIT="0")
@@ -132,7 +131,8 @@ def builders(ctx):
             f.write('[containers]\ndefault_ulimits = ["nofile=20000:20000", '
                     '"nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\n'
                     f'events_logger = "file"\nevents_logfile_path = "{p}/events.log"\n'
-                    f'tmp_dir = "{p}/tmp"\nruntime = "crun"\n')
+                    f'tmp_dir = "{p}/tmp"\n'
+                    f'runtime = "{"crun" if shutil.which("crun") else "runc"}"\n')
         with open(f"{p}/storage.conf", "w") as f:
             f.write(f'[storage]\ndriver = "overlay"\nrunroot = "{p}/run"\n'
                     f'graphroot = "{p}/storage"\n')
@@ -145,7 +145,7 @@ def builders(ctx):
         out["podman build"] = (lambda nc: ["podman", "build", "-q", "--network", "none",
                                            "--pull=never", *(["--no-cache"] if nc else []),
                                            "-t", "bench", ctx], penv)
-    return out, procs
+    return out
 
 
 def timed(argv, env):
@@ -164,9 +164,10 @@ def main():
     os.makedirs(WORK)
     ctx = os.path.join(WORK, "context")
     make_context(ctx)
-    runs, procs = builders(ctx)
-    times = {name: {"cold": [], "no change": [], "one file changed": []} for name in runs}
+    procs = []
     try:
+        runs = builders(ctx, procs)
+        times = {name: {"cold": [], "no change": [], "one file changed": []} for name in runs}
         for n in range(rounds):
             for name, (argv, env) in runs.items():             # interleaved, round by round
                 times[name]["cold"].append(timed(argv(True), env))
