@@ -8,7 +8,7 @@ import sys
 GROUPS = [
     ("swarm, services, secrets, configs, nodes, plugins (minirun has no swarm)",
      r"(service|swarm|secret|config|node|plugin)s?_test\.py|init_swarm|not a swarm manager"),
-    ("build (issue 12)", r"build"),
+    ("build", r"build"),
     ("pulls from the internet (an offline machine)", r"cannot reach registry"),
     ("client-side docker contexts", r"context_api_test"),
     ("what minirun refuses (a one-line 400 naming it)", r"is not supported by minirun|"
