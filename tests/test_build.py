@@ -187,6 +187,24 @@ def test_deletions_are_whiteouts_seen_from_inside_and_in_the_layer(loaded, tmp_p
 
 
 @pytest.mark.root
+def test_extended_attributes_reach_the_layers_but_not_trusted_ones(loaded, tmp_path):
+    ctx = _context(tmp_path, "FROM busybox\nCOPY cap.bin /cap.bin\n"
+                             "RUN mv /cap.bin /moved.bin\n", {"cap.bin": "x"})
+    os.setxattr(ctx / "cap.bin", "user.origin", b"\x00binary\xff")
+    os.setxattr(ctx / "cap.bin", "trusted.overlay.redirect", b"/etc")   # must not travel
+    loaded("build", "-t", "xattrs", "--iidfile", str(tmp_path / "iid"), "--label", "k=v",
+           str(ctx))
+    copied = _layer_names(loaded, "xattrs", -2)["cap.bin"].pax_headers
+    moved = _layer_names(loaded, "xattrs", -1)["moved.bin"].pax_headers   # the RUN's layer
+    for headers in (copied, moved):
+        assert headers["SCHILY.xattr.user.origin"].encode("utf-8", "surrogateescape") == \
+            b"\x00binary\xff"
+        assert not any("trusted" in k for k in headers)
+    assert (tmp_path / "iid").read_text() == _inspect(loaded, "xattrs")["Id"]
+    assert _inspect(loaded, "xattrs")["Config"]["Labels"] == {"k": "v"}
+
+
+@pytest.mark.root
 def test_the_cache_reuses_steps_until_a_copied_file_changes(loaded, tmp_path):
     ctx = _context(tmp_path, "FROM busybox\nCOPY a.txt /a\nRUN cat /a > /a2\n"
                              "ARG V=1\nCOPY b.txt /b\nRUN echo $V; cat /b > /b2\n",

@@ -517,7 +517,7 @@ class Builder:
                 plan = [(src.resolve(path), "")] + plan
             plans = [(where, plan)]
         stream = ChunkReader(src.tar(plans, chmod, self.epoch))
-        extract_into(root, "/", stream, owner=owner)
+        extract_into(root, "/", stream, owner=owner, xattrs=True)
 
     def _source_of(self, ref, stage):
         """COPY --from: a stage built before this one, or an image; its root, read-only."""

@@ -18,6 +18,7 @@ import stat
 import tarfile
 
 from ..errors import MinirunError
+from ..image.unpack import pax_xattrs, read_xattrs
 from ..linux.fs import RESOLVE_IN_ROOT, openat2
 from .patterns import Ignore, clean, compile_pattern, has_wildcards
 
@@ -221,6 +222,7 @@ class Source:
                     raise ContextError(f"{rel}: names beginning with {WHITEOUT_PREFIX} are "
                                        f"layer whiteouts and cannot be copied into an image")
                 info = tarfile.TarInfo(name)
+                info.pax_headers = pax_xattrs(read_xattrs(f"/proc/self/fd/{pfd}/{base}"))
                 info.mode = chmod if chmod is not None else st.st_mode & 0o7777
                 info.uid, info.gid = st.st_uid, st.st_gid
                 info.mtime = int(st.st_mtime) if mtime is None else min(int(st.st_mtime),

@@ -22,6 +22,7 @@ from ..errors import MinirunError
 from ..image import manifest as mf
 from ..image import reference
 from ..image.layout import GZIP_LAYER
+from ..image.unpack import read_xattrs
 
 ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 from ..runtime.rootfs import mount_readonly_view
@@ -129,11 +130,12 @@ def layer_tar(spec, clamp=None):
             pfd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
                           | os.O_CLOEXEC, dir_fd=fd)
             try:
+                xattrs = read_xattrs(os.path.join(upper, rel))   # file capabilities, user.*
                 if stat.S_ISREG(st.st_mode):
-                    yield from tar_file(pfd, name, rel, clamp)
+                    yield from tar_file(pfd, name, rel, clamp, xattrs)
                     continue
                 header = tar_header(rel, st, os.readlink(name, dir_fd=pfd)
-                                    if stat.S_ISLNK(st.st_mode) else "", clamp)
+                                    if stat.S_ISLNK(st.st_mode) else "", clamp, xattrs)
                 if header:
                     yield header
                 if stat.S_ISDIR(st.st_mode) and _opaque(os.path.join(upper, rel)):

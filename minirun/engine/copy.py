@@ -29,7 +29,7 @@ import threading
 import time
 
 from ..errors import Conflict, MinirunError, NotFound
-from ..image.unpack import LayerError, LayerWriter, clean_parts
+from ..image.unpack import LayerError, LayerWriter, clean_parts, pax_xattrs
 from ..linux import mount as m
 from ..linux import namespaces as ns
 from ..linux.fs import RESOLVE_IN_ROOT, openat2
@@ -254,9 +254,12 @@ def tar_path(root, path, name=None):
         os.close(pfd)
 
 
-def tar_header(name, st, link="", clamp=None):
-    """A tar header for *st*; *clamp*: no time later than this (a reproducible layer)."""
+def tar_header(name, st, link="", clamp=None, xattrs=None):
+    """A tar header for *st*; *clamp*: no time later than this (a reproducible layer);
+    *xattrs*: extended attributes to carry ({name: bytes})."""
     info = tarfile.TarInfo(name)
+    if xattrs:
+        info.pax_headers = pax_xattrs(xattrs)
     info.mode, info.uid, info.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
     info.mtime = int(st.st_mtime) if clamp is None else min(int(st.st_mtime), clamp)
     if stat.S_ISDIR(st.st_mode):
@@ -294,7 +297,7 @@ def _entry(pfd, base, name):
             os.close(fd)
 
 
-def tar_file(pfd, base, name, clamp=None):
+def tar_file(pfd, base, name, clamp=None, xattrs=None):
     """A regular file: its header, then exactly as many bytes as the header says (a file
     that grows or shrinks while it is read, in a running container, cannot break the tar)."""
     try:
@@ -306,7 +309,7 @@ def tar_file(pfd, base, name, clamp=None):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return
-        yield tar_header(name, st, clamp=clamp)
+        yield tar_header(name, st, clamp=clamp, xattrs=xattrs)
         left = st.st_size
         while left:
             data = os.read(fd, min(CHUNK, left)) or b"\0" * min(CHUNK, left)
@@ -324,12 +327,14 @@ def _tree(dfd, name):
 
 
 # -- in: a tar into a directory ----------------------------------------------------------
-def extract_into(root, path, stream, owner=None, no_dir_overwrite=False, unended_ok=False):
+def extract_into(root, path, stream, owner=None, no_dir_overwrite=False, unended_ok=False,
+                 xattrs=False):
     """Unpack the tar *stream* into the directory *path* of the container. *owner*: (uid,
     gid) every entry gets (the container's root, unless the client asked to keep the tar's,
     copyUIDGID). *unended_ok*: a tar may stop right after its last member's data, without
     the padding and end blocks (the docker CLI sends a build context so when -f names a
-    Dockerfile outside it, and dockerd takes it); a member cut short is still an error."""
+    Dockerfile outside it, and dockerd takes it); a member cut short is still an error.
+    *xattrs*: set the tar's extended attributes (a build's own COPY; never a client's tar)."""
     try:
         dfd = openat2(root, path or "/", os.O_RDONLY | os.O_DIRECTORY, RESOLVE_IN_ROOT)
     except OSError as e:
@@ -337,7 +342,7 @@ def extract_into(root, path, stream, owner=None, no_dir_overwrite=False, unended
             raise MinirunError(f"extraction point is not a directory: {path}") from None
         raise PathNotFound(f"Could not find the file {path} in container") from None
     try:
-        writer = LayerWriter(root_fd=dfd, whiteouts=False, xattrs=False)
+        writer = LayerWriter(root_fd=dfd, whiteouts=False, xattrs=xattrs)
     finally:
         os.close(dfd)                   # the writer has its own: ours would keep the mount busy
     try:

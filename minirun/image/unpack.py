@@ -228,12 +228,40 @@ class LayerWriter:
         self._dir_times = []
 
 
+def layer_xattr(name):
+    """May a layer carry (and set) the extended attribute *name*? Not trusted.* (overlayfs's
+    own — redirects, metacopy, opaque — and privileged), nor SELinux labels (the host's)."""
+    return not name.startswith("trusted.") and name != "security.selinux"
+
+
+def read_xattrs(path):
+    """{name: value} of the extended attributes at *path* (not followed) a layer keeps:
+    user.*, file capabilities (security.capability), ACLs."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out = {}
+    for name in names:
+        if layer_xattr(name):
+            try:
+                out[name] = os.getxattr(path, name, follow_symlinks=False)
+            except OSError:
+                pass
+    return out
+
+
+def pax_xattrs(xattrs):
+    """The tar PAX records of *xattrs* (GNU tar's and Docker's SCHILY.xattr. names)."""
+    return {XATTR_PREFIX + k: v.decode("utf-8", "surrogateescape") for k, v in xattrs.items()}
+
+
 def _set_xattrs(target, member):
     for key, value in member.pax_headers.items():
         if not key.startswith(XATTR_PREFIX):
             continue
         attr = key[len(XATTR_PREFIX):]
-        if attr.startswith("trusted.overlay."):
+        if not layer_xattr(attr):
             continue    # a layer must not steer overlayfs (redirects, metacopy)
         os.setxattr(target, attr, value.encode("utf-8", "surrogateescape"))
 
