@@ -187,6 +187,26 @@ def test_deletions_are_whiteouts_seen_from_inside_and_in_the_layer(loaded, tmp_p
 
 
 @pytest.mark.root
+def test_symlinks_in_the_image_resolve_inside_it_for_copy_and_copy_from(loaded, tmp_path):
+    victim = tmp_path / "host-dir"
+    victim.mkdir()
+    ctx = _context(tmp_path, f"FROM busybox AS evil\n"
+                             f"RUN ln -s {victim} /link && ln -s / /up && "
+                             f"ln -s /etc/passwd /pw\n"
+                             f"COPY f /link/f\n"
+                             f"COPY f /up/../../..{victim}/g\n"
+                             f"FROM busybox\nCOPY --from=evil /pw /copied-passwd\n"
+                             f"COPY --from=evil {victim}/f /from-stage\n", {"f": "planted"})
+    loaded("build", "-t", "links", "--target", "evil", str(ctx))
+    assert list(victim.iterdir()) == []                   # nothing reached the host
+    p = loaded("run", "--rm", "links", "cat", f"{victim}/f", f"{victim}/g")
+    assert p.stdout == "plantedplanted"                   # inside the image instead
+    loaded("build", "-t", "links2", str(ctx))
+    p = loaded("run", "--rm", "links2", "sh", "-c", "head -1 /copied-passwd; cat /from-stage")
+    assert p.stdout == "root:x:0:0:root:/root:/bin/sh\nplanted"   # the stage's, not the host's
+
+
+@pytest.mark.root
 def test_extended_attributes_reach_the_layers_but_not_trusted_ones(loaded, tmp_path):
     ctx = _context(tmp_path, "FROM busybox\nCOPY cap.bin /cap.bin\n"
                              "RUN mv /cap.bin /moved.bin\n", {"cap.bin": "x"})
@@ -461,6 +481,11 @@ def test_hostile_build_contexts_through_the_api_are_refused(daemon, tmp_path):
         (_tar([("Dockerfile", "file", b"FROM busybox\nCOPY link/x /x\n"),
                ("link", "sym", "/"), ("link/x", "file", b"x")]), "would leave"),
     ]
+    answer = api._post(api._url("/build"), params={"t": "Bad Name"},      # docker-py would
+                       data=_tar([("Dockerfile", "file", b"FROM busybox\n")]),   # refuse it
+                       headers={"Content-Type": "application/x-tar"})
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "invalid reference format: 'Bad Name'"
     for body, error in cases:
         try:
             out = "".join(json.dumps(m) for m in api.build(fileobj=io.BytesIO(body),

@@ -8,6 +8,7 @@ import tempfile
 from .. import statedb
 from ..engine.copy import extract_into
 from ..errors import MinirunError
+from ..image import reference
 from .builder import BuildOptions, Builder
 from .context import decompressing
 from .steps import DaemonSteps, LocalSteps  # noqa: F401 (the hosts the API and CLI pick)
@@ -51,6 +52,8 @@ def options_from_query(query):
         if not isinstance(value, dict):
             raise MinirunError(f"{name}: not a JSON object: {text[:80]}")
         return {str(k): v for k, v in value.items()}
+    for tag in query.get("t", []):
+        reference.parse(tag)                 # a bad name is a 400 before any step runs
     args = {k: v for k, v in mapping("buildargs").items() if v is not None}
     network = arg("networkmode") or ""
     return BuildOptions(tags=query.get("t", []), dockerfile=arg("dockerfile") or "Dockerfile",

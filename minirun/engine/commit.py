@@ -23,12 +23,11 @@ from ..image import manifest as mf
 from ..image import reference
 from ..image.layout import GZIP_LAYER
 from ..image.unpack import read_xattrs
-
-ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 from ..runtime.rootfs import mount_readonly_view
 from .copy import BLOCK, private_mounts, tar_file, tar_header, tar_path
 from .options import OptionError
 
+ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 CHANGED, ADDED, DELETED = 0, 1, 2         # Docker's change kinds
 
