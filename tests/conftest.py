@@ -247,3 +247,15 @@ def wait_for(predicate, timeout=10):
             return True
         time.sleep(0.05)
     return False
+
+
+def remove_new_cgroups(name, before):
+    """rmdir what another engine (podman's libpod_parent, dockerd's docker) left of the
+    cgroups named *name* that did not exist *before* (a set of paths): empty ones only,
+    children first — never a cgroup this test run did not make."""
+    for top in set(glob.glob(f"/sys/fs/cgroup/*/{name}")) - before:
+        for folder, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass

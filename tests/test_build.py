@@ -1,10 +1,12 @@
 """minirun build: the Dockerfile language, each step a real container, the cache, and
 ``docker build`` / docker-py through minirund."""
+import glob
 import gzip
 import http.server
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,7 +16,7 @@ import threading
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import remove_new_cgroups, wait_for
 
 from minirun.build.dockerfile import DockerfileError, parse
 from minirun.build.patterns import Ignore
@@ -534,7 +536,7 @@ def test_a_build_cut_short_by_minirund_s_death_is_cleaned_up_by_the_next(daemon,
 
 # -- the image runs elsewhere ---------------------------------------------------------------
 @pytest.mark.root
-@pytest.mark.skipif(not __import__("shutil").which("podman"), reason="podman not installed")
+@pytest.mark.skipif(not shutil.which("podman"), reason="podman not installed")
 def test_a_built_image_loads_into_podman_with_the_same_id(loaded, tmp_path):
     ctx = _context(tmp_path, "FROM busybox\nRUN rm /bin/ls && echo x > /x\nCMD [\"cat\", \"/x\"]\n")
     loaded("build", "-t", "export:1", str(ctx))
@@ -543,9 +545,15 @@ def test_a_built_image_loads_into_podman_with_the_same_id(loaded, tmp_path):
     conf = tmp_path / "storage.conf"
     conf.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{tmp_path}/prun"\n'
                     f'graphroot = "{tmp_path}/pgraph"\n')
-    env = dict(os.environ, CONTAINERS_STORAGE_CONF=str(conf))
-    podman = lambda *a: subprocess.run(["podman", "--cgroup-manager=cgroupfs", *a], env=env,
-                                       check=True, capture_output=True, text=True)
+    engine = tmp_path / "containers.conf"         # as ../shared/peers/00_env.sh: this VM's
+    engine.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", '   # limits
+                      '"nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\n'
+                      f'events_logger = "file"\nevents_logfile_path = "{tmp_path}/ev.log"\n'
+                      'runtime = "runc"\n')
+    env = dict(os.environ, CONTAINERS_STORAGE_CONF=str(conf), CONTAINERS_CONF=str(engine))
+    podman = lambda *a: subprocess.run(["podman", *a], env=env, check=True,
+                                       capture_output=True, text=True, timeout=120)
+    cgroups = set(glob.glob("/sys/fs/cgroup/*/libpod_parent"))
     try:
         podman("load", "-i", ours)
         name = "docker.io/library/export:1"
@@ -558,6 +566,10 @@ def test_a_built_image_loads_into_podman_with_the_same_id(loaded, tmp_path):
             assert os.path.exists(os.path.join(mounted, "bin", "cat"))
         finally:
             podman("image", "unmount", name)
+        if shutil.which("runc"):                            # podman's runtime here
+            out = podman("run", "--rm", "--network", "none", name, "sh", "-c",
+                         "cat /x; test -e /bin/ls || echo no-ls").stdout
+            assert out == "x\nno-ls\n"
     finally:
-        subprocess.run(["podman", "--cgroup-manager=cgroupfs", "system", "reset", "-f"],
-                       env=env, capture_output=True)
+        subprocess.run(["podman", "system", "reset", "-f"], env=env, capture_output=True)
+        remove_new_cgroups("libpod_parent", cgroups)

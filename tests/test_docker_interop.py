@@ -3,6 +3,7 @@
 Starts its own containerd + dockerd (no bridge, no iptables: nothing on the host's
 network changes) with all state in a temporary directory, when they are installed.
 """
+import glob
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import remove_new_cgroups
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(not (shutil.which("dockerd") and shutil.which("containerd")
@@ -80,6 +82,10 @@ def test_docker_runs_an_image_minirun_built(loaded, docker, tmp_path):
     docker("load", "-i", ours)
     iid = json.loads(loaded("image", "inspect", "built:1").stdout)[0]["Id"]
     assert docker("image", "inspect", "built:1", "--format", "{{.Id}}").stdout.strip() == iid
-    out = docker("run", "--rm", "--network", "none", "built:1", "sh", "-c",
-                 "cat /x; test -e /bin/ls || echo no-ls").stdout
+    cgroups = set(glob.glob("/sys/fs/cgroup/*/docker"))
+    try:
+        out = docker("run", "--rm", "--network", "none", "built:1", "sh", "-c",
+                     "cat /x; test -e /bin/ls || echo no-ls").stdout
+    finally:
+        remove_new_cgroups("docker", cgroups)
     assert out == "built\nno-ls\n"

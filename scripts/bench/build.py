@@ -1,5 +1,6 @@
 """Benchmark: image builds, minirun vs docker's classic builder and podman (see
 scripts/bench/build)."""
+import glob
 import os
 import shutil
 import socket
@@ -165,6 +166,8 @@ def main():
     ctx = os.path.join(WORK, "context")
     make_context(ctx)
     procs = []
+    engines_cgroups = set(glob.glob("/sys/fs/cgroup/*/libpod_parent")
+                          + glob.glob("/sys/fs/cgroup/*/docker"))
     try:
         runs = builders(ctx, procs)
         times = {name: {"cold": [], "no change": [], "one file changed": []} for name in runs}
@@ -182,6 +185,10 @@ def main():
                            capture_output=True)
         subprocess.run(["umount", "-R", os.path.join(WORK, "docker")], capture_output=True)
         subprocess.run(["umount", "-R", os.path.join(WORK, "podman")], capture_output=True)
+        for top in set(glob.glob("/sys/fs/cgroup/*/libpod_parent")
+                       + glob.glob("/sys/fs/cgroup/*/docker")) - engines_cgroups:
+            subprocess.run(["find", top, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
+                           capture_output=True)          # the peers' cgroups, once empty
     report(times, rounds)
 
 
