@@ -499,34 +499,31 @@ def test_hostile_build_contexts_through_the_api_are_refused(daemon, tmp_path):
     assert os.listdir(os.path.join(daemon.minirun.root, "builds")) == []
 
 
+def _build_running_a_step(daemon):
+    """A connection to minirund whose /build is in a RUN step (its output seen)."""
+    body = _tar([("Dockerfile", "file", b"FROM busybox\nRUN echo started; sleep 60\n")])
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(daemon.sock)
+    s.sendall(b"POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar"
+              b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    seen = b""
+    while b'"started\\n"' not in seen:              # its output, not its Step line
+        chunk = s.recv(4096)
+        assert chunk, seen
+        seen += chunk
+    return s
+
+
 @pytest.mark.root
 def test_a_client_that_goes_away_mid_build_takes_its_step_container_with_it(daemon, tmp_path):
-    body = _tar([("Dockerfile", "file", b"FROM busybox\nRUN echo started; sleep 60\n")])
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(daemon.sock)
-        s.sendall(b"POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar"
-                  b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        seen = b""
-        while b'"started\\n"' not in seen:          # its output, not its Step line
-            chunk = s.recv(4096)
-            assert chunk, seen
-            seen += chunk
+    with _build_running_a_step(daemon):
         assert daemon.cli("ps", "-q").stdout.strip()
     assert wait_for(lambda: not daemon.cli("ps", "-aq").stdout.strip(), timeout=15)
 
 
 @pytest.mark.root
 def test_a_build_cut_short_by_minirund_s_death_is_cleaned_up_by_the_next(daemon, tmp_path):
-    body = _tar([("Dockerfile", "file", b"FROM busybox\nRUN echo started; sleep 60\n")])
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(daemon.sock)
-        s.sendall(b"POST /v1.41/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar"
-                  b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        seen = b""
-        while b'"started\\n"' not in seen:          # its output, not its Step line
-            chunk = s.recv(4096)
-            assert chunk, seen
-            seen += chunk
+    with _build_running_a_step(daemon):
         daemon.stop(signal.SIGKILL)
     daemon.start()
     assert daemon.cli("ps", "-aq").stdout.strip() == ""

@@ -675,27 +675,26 @@ def _owner(root, text):
     """--chown=user[:group] → (uid, gid), names looked up in the image's /etc/passwd and
     /etc/group (read inside its root)."""
     user, _, group = text.partition(":")
-    uid = gid = None
+    gid = None
     if user.isdigit():
         uid = int(user)
     else:
-        entry = _lookup(root, "/etc/passwd", user)
-        if entry is None:
-            raise BuildError(f"unable to convert uid/gid chown string to host mapping: "
-                             f"can't find uid for user {user}: no such user: {user}")
+        entry = _entry(root, "/etc/passwd", user, "uid", "user")
         uid, gid = int(entry[2]), int(entry[3])
     if group:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            entry = _lookup(root, "/etc/group", group)
-            if entry is None:
-                raise BuildError(f"unable to convert uid/gid chown string to host mapping: "
-                                 f"can't find gid for group {group}: no such group: {group}")
-            gid = int(entry[2])
-    elif gid is None or user.isdigit():
+        gid = int(group) if group.isdigit() else \
+            int(_entry(root, "/etc/group", group, "gid", "group")[2])
+    elif gid is None:
         gid = uid                      # as Docker: a user alone is also the group's number
     return uid, gid
+
+
+def _entry(root, path, name, field, kind):
+    entry = _lookup(root, path, name)
+    if entry is None:
+        raise BuildError(f"unable to convert uid/gid chown string to host mapping: can't "
+                         f"find {field} for {kind} {name}: no such {kind}: {name}")
+    return entry
 
 
 def _lookup(root, path, name):
