@@ -177,6 +177,20 @@ ENTRYPOINT cat message
 
 
 @pytest.mark.root
+def test_proxy_args_reach_run_but_not_history_and_copy_from_takes_an_image(loaded, tmp_path):
+    ctx = _context(tmp_path, "FROM --platform=linux/amd64 busybox\n"
+                             "RUN echo \"proxy=$HTTP_PROXY\" > /seen\n"
+                             "COPY --from=busybox:latest /etc/group /group-of-busybox\n")
+    p = loaded("build", "-t", "proxied", "--build-arg", "HTTP_PROXY=http://proxy.test:3128",
+               str(ctx))
+    assert "[Warning]" not in p.stdout                       # predefined: no need to declare
+    out = loaded("run", "--rm", "proxied", "sh", "-c", "cat /seen; head -1 /group-of-busybox")
+    assert out.stdout == "proxy=http://proxy.test:3128\nroot:x:0:\n"
+    history = json.dumps(loaded.store().config(loaded.store().resolve("proxied"))["history"])
+    assert "proxy.test" not in history
+
+
+@pytest.mark.root
 def test_deletions_are_whiteouts_seen_from_inside_and_in_the_layer(loaded, tmp_path):
     ctx = _context(tmp_path, "FROM busybox\n"
                              "RUN rm /bin/ls && rm -rf /usr && mkdir /usr && echo x > /usr/only\n")
