@@ -38,8 +38,10 @@ def docker(tmp_path_factory):
              "--bridge=none", "--iptables=false", "--ip6tables=false",
              "--exec-opt", "native.cgroupdriver=cgroupfs"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        run = lambda *a: subprocess.run(["/usr/bin/docker", "-H", host, *a], check=True,
-                                        capture_output=True, text=True)
+        def run(*a):
+            return subprocess.run(["/usr/bin/docker", "-H", host, *a], check=True,
+                                  capture_output=True, text=True)
+        run.host = host
         for _ in range(100):
             if subprocess.run(["/usr/bin/docker", "-H", host, "info"],
                               capture_output=True).returncode == 0:
@@ -83,9 +85,17 @@ def test_docker_runs_an_image_minirun_built(loaded, docker, tmp_path):
     iid = json.loads(loaded("image", "inspect", "built:1").stdout)[0]["Id"]
     assert docker("image", "inspect", "built:1", "--format", "{{.Id}}").stdout.strip() == iid
     cgroups = set(glob.glob("/sys/fs/cgroup/*/docker"))
+    run = lambda image, *cmd: subprocess.run(["/usr/bin/docker", "-H", docker.host, "run",
+                                              "--rm", "--network", "none", image, *cmd],
+                                             capture_output=True, text=True)
     try:
-        out = docker("run", "--rm", "--network", "none", "built:1", "sh", "-c",
-                     "cat /x; test -e /bin/ls || echo no-ls").stdout
+        base = str(tmp_path / "busybox.tar")              # can this dockerd run anything?
+        loaded("save", "-o", base, "busybox")
+        docker("load", "-i", base)
+        probe = run("busybox", "true")
+        if probe.returncode != 0:                          # (a guest without apparmor_parser)
+            pytest.skip(f"this dockerd runs no container: {probe.stderr.strip()[:200]}")
+        p = run("built:1", "sh", "-c", "cat /x; test -e /bin/ls || echo no-ls")
     finally:
         remove_new_cgroups("docker", cgroups)
-    assert out == "built\nno-ls\n"
+    assert (p.returncode, p.stdout) == (0, "built\nno-ls\n"), p.stderr
