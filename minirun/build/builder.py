@@ -19,6 +19,7 @@ import posixpath
 import tempfile
 import time
 
+from .. import statedb
 from ..errors import MinirunError
 from ..engine import commit as commits
 from ..engine.containers import BUILD_STEP_LABEL
@@ -121,8 +122,8 @@ class Builder:
             stage = target
             stage.config["config"]["Labels"] = {
                 **(stage.config["config"].get("Labels") or {}), **self.options.labels}
-            self._commit(stage, NOP + "LABEL " + " ".join(
-                f"{k}={v}" for k, v in sorted(self.options.labels.items())), cached=True)
+            self._metadata(stage, "LABEL " + " ".join(
+                f"{k}={v}" for k, v in sorted(self.options.labels.items())))
             image_id = stage.image_id
         unused = sorted(set(self.options.build_args) - self.used_args - set(PROXY_ARGS)
                         - {EPOCH_ARG})
@@ -288,7 +289,11 @@ class Builder:
 
     def _metadata(self, stage, description):
         """A step that changes only the config: its image, cached like any other."""
-        self._commit(stage, NOP + description, cached=True)
+        if self._cached(stage, NOP + description):
+            return
+        with self.images.adding():
+            self._commit(stage, NOP + description)
+        self.say(f" ---> {_short(stage.image_id)}")
 
     def do_maintainer(self, stage, ins):
         stage.config["author"] = " ".join(ins.args)
@@ -558,7 +563,7 @@ class Builder:
             [stage.image_id, created_by, stage.config["config"]],
             sort_keys=True).encode()).hexdigest()
 
-    def _cached(self, stage, created_by, announce=True):
+    def _cached(self, stage, created_by):
         """Take the step from the cache if it is there: True if it was."""
         if self.options.no_cache:
             return False
@@ -569,9 +574,8 @@ class Builder:
         if self.cache_sources is not None and row["image_id"] not in self.cache_sources:
             return False                       # --cache-from: only their steps count
         self._load(stage, row["image_id"])
-        if announce:
-            self.say(" ---> Using cache")
-            self.say(f" ---> {_short(stage.image_id)}")
+        self.say(" ---> Using cache")
+        self.say(f" ---> {_short(stage.image_id)}")
         return True
 
     def _lineage(self, names):
@@ -588,27 +592,23 @@ class Builder:
                 image_id = record["parent"] if record is not None else ""
         return ids
 
-    def _commit(self, stage, created_by, layer=None, cached=False):
-        """The stage's next image: its config as it stands now, plus *layer*."""
-        if cached and self._cached(stage, created_by):
-            return
+    def _commit(self, stage, created_by, layer=None):
+        """The stage's next image: its config as it stands now, plus *layer*. The caller
+        holds ``images.adding()``: one, never nested (an inner one would forget what the outer
+        one wrote, and a failure would leave it)."""
         key = self._cache_key(stage, created_by)
         now = _timestamp(self.epoch if self.epoch is not None else time.time())
         config = dict(stage.config, created=now)
         config["history"] = list(config.get("history") or []) + [
             {"created": now, "created_by": created_by,
              **({} if layer is not None else {"empty_layer": True})}]
-        with self.images.adding():
-            image_id = commits.add_image(self.images, config,
-                                         self.images.manifest(stage.image_id)["layers"],
-                                         layer, parent=stage.image_id)
-        from .. import statedb
+        image_id = commits.add_image(self.images, config,
+                                     self.images.manifest(stage.image_id)["layers"], layer,
+                                     parent=stage.image_id)
         with statedb.transaction(self.images.db) as db:
             db.execute("INSERT OR REPLACE INTO build_cache (key, image_id, created) "
                        "VALUES (?, ?, ?)", (key, image_id, time.time()))
         self._load(stage, image_id)
-        if cached:
-            self.say(f" ---> {_short(image_id)}")
 
 
 EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
