@@ -237,6 +237,9 @@ def test_extended_attributes_reach_the_layers_but_not_trusted_ones(loaded, tmp_p
         assert not any("trusted" in k for k in headers)
     assert (tmp_path / "iid").read_text() == _inspect(loaded, "xattrs")["Id"]
     assert _inspect(loaded, "xattrs")["Config"]["Labels"] == {"k": "v"}
+    os.setxattr(ctx / "cap.bin", "user.origin", b"changed")        # the cache sees it
+    again = loaded("build", str(ctx)).stdout
+    assert again.count("Using cache") == 0 and "Running in" in again
 
 
 @pytest.mark.root

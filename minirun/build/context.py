@@ -6,7 +6,7 @@ openat2(RESOLVE_IN_ROOT): a symlink in a context (a client's tar can hold
 source named by COPY follows its symlinks (as Docker's does); below it, links
 are copied as links. .dockerignore's rules hide what they exclude, as if it
 were not there. ``digest`` is what the cache keys a COPY on: names, types,
-modes, owners, link targets and contents — not times.
+modes, owners, extended attributes, link targets and contents — not times.
 """
 import bz2
 import gzip
@@ -119,6 +119,8 @@ class Source:
                          .encode("utf-8", "surrogateescape"))
                 if self.keep_owners:
                     h.update(f"{st.st_uid}:{st.st_gid}\0".encode())
+                for key, value in sorted(self._xattrs(fd, rel).items()):   # copied too
+                    h.update(key.encode() + b"=" + value + b"\0")
                 if stat.S_ISLNK(st.st_mode):
                     h.update(os.readlink(os.path.basename(rel), dir_fd=fd).encode(
                         "utf-8", "surrogateescape"))
@@ -200,6 +202,10 @@ class Source:
         finally:
             os.close(fd)
 
+    @staticmethod
+    def _xattrs(pfd, rel):
+        return read_xattrs(f"/proc/self/fd/{pfd}/{os.path.basename(rel)}")
+
     def _content(self, pfd, rel):
         fd = os.open(os.path.basename(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
                      dir_fd=pfd)
@@ -222,7 +228,7 @@ class Source:
                     raise ContextError(f"{rel}: names beginning with {WHITEOUT_PREFIX} are "
                                        f"layer whiteouts and cannot be copied into an image")
                 info = tarfile.TarInfo(name)
-                info.pax_headers = pax_xattrs(read_xattrs(f"/proc/self/fd/{pfd}/{base}"))
+                info.pax_headers = pax_xattrs(self._xattrs(pfd, rel))
                 info.mode = chmod if chmod is not None else st.st_mode & 0o7777
                 info.uid, info.gid = st.st_uid, st.st_gid
                 info.mtime = int(st.st_mtime) if mtime is None else min(int(st.st_mtime),
