@@ -68,6 +68,8 @@ def _build_args(items):
             args[key] = value
         elif key in os.environ:                    # as docker: a bare KEY takes its value
             args[key] = os.environ[key]
+    if "SOURCE_DATE_EPOCH" in os.environ:          # as docker buildx: the environment's
+        args.setdefault("SOURCE_DATE_EPOCH", os.environ["SOURCE_DATE_EPOCH"])
     return args
 
 
