@@ -653,6 +653,7 @@ def image_build(engine, req):
     """``docker build`` (the classic builder's API): the body is the context as a tar (plain
     or compressed), the answer Docker's JSON progress, the steps run by this engine."""
     from ..build import service         # lazy: only a build needs the builder
+    from ..build.steps import DaemonSteps
     if req.arg("remote"):
         raise ApiError(400, "building from a remote context (remote=) is not supported: send "
                             "the context as the body")
@@ -664,7 +665,7 @@ def image_build(engine, req):
 
     def work(put, cancelled):
         try:
-            image_id = service.build(service.DaemonSteps(engine, cancelled), context,
+            image_id = service.build(DaemonSteps(engine, cancelled), context,
                                      options, lambda m: put(json.dumps(m).encode() + b"\n"))
             for tag in options.tags:
                 engine.emit("image", "tag", image_id, {"name": tag})

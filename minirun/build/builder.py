@@ -28,6 +28,8 @@ from ..engine.options import OptionError, RunOptions, parse_duration
 from ..image import manifest as mf
 from ..image import reference
 from ..image.store import ImageNotFound
+from ..linux.fs import RESOLVE_IN_ROOT, openat2
+from ..network.ports import PortError, parse_exposed
 from ..record import Record
 from .context import ChunkReader, ContextError, Source, decompressing
 from .dockerfile import DockerfileError, parse
@@ -45,7 +47,6 @@ class BuildOptions(Record):
     FIELDS = {
         "tags": [], "dockerfile": "Dockerfile", "build_args": {}, "target": "",
         "no_cache": False, "quiet": False, "network": "", "labels": {},
-        "source_date_epoch": None,     # int: clamp every time in layers and config
         "cache_from": [],              # only these images (and their parents) are the cache
         "extra_hosts": [],             # "name:address" lines for the RUN steps' /etc/hosts
     }
@@ -71,9 +72,8 @@ class Builder:
         self.dockerfile_text = dockerfile_text
         self.ignore = Ignore(self._context_file(".dockerignore", missing_ok=True) or "")
         self.context = Source(context_fd, self.ignore)
-        self.epoch = options.source_date_epoch
-        if self.epoch is None and options.build_args.get(EPOCH_ARG):
-            self.epoch = _int(options.build_args[EPOCH_ARG], EPOCH_ARG)
+        epoch = options.build_args.get(EPOCH_ARG)     # clamps every time in layers, config
+        self.epoch = _int(epoch, EPOCH_ARG) if epoch else None
         self.stages = []
         self.cache_sources = self._lineage(options.cache_from) if options.cache_from else None
         self.used_args = set()
@@ -397,8 +397,10 @@ class Builder:
 
         def make(root):
             target = Source(root, what="image")
-            if target.kind(path) is None:
-                make_in_root(root, target.resolve(path, missing_ok=True), is_dir=True)
+            if target.kind(path) is not None:
+                return False                   # there already: no layer for it
+            make_in_root(root, target.resolve(path, missing_ok=True), is_dir=True)
+            return True
         self._with_container(stage, NOP + "WORKDIR " + path, make)
 
     def do_env(self, stage, ins):
@@ -469,20 +471,20 @@ class Builder:
             if flags.get("from"):
                 source = stack.enter_context(self._source_of(flags["from"], stage))
                 keep_owners = True
-            items = []                            # (source, path) of each copied thing
+            items = []                     # (source, path, plan) of each copied thing
             for pattern in sources:
                 if add and _is_url(pattern):
                     fetched = stack.enter_context(_download(pattern, self.images.root))
-                    items.append((fetched, fetched.name))
+                    items.append((fetched, fetched.name, fetched.plan(fetched.name)))
                     continue
-                items += [(source, p) for p in source.expand(pattern)]
+                items += [(source, p, source.plan(p)) for p in source.expand(pattern)]
             if len(items) > 1 and not into_dir:
                 raise BuildError(f"When using {ins.cmd.upper()} with more than one source "
                                  f"file, the destination must be a directory and end with "
                                  f"a /")
             digest = hashlib.sha256()
-            for src, path in items:
-                digest.update(src.digest([("", src.plan(path))]).encode())
+            for src, _, plan in items:
+                digest.update(src.digest([("", plan)]).encode())
             what = f"{ins.cmd.upper()} " + " ".join(
                 f"--{k}={v}" for k, v in sorted(flags.items()) if k in ("chown", "chmod",
                                                                        "from")) + \
@@ -492,16 +494,15 @@ class Builder:
                 target = Source(root, what="image")
                 owner = _owner(root, flags["chown"]) if flags.get("chown") else \
                     None if keep_owners else (0, 0)
-                for src, path in items:
-                    self._copy_one(src, path, target, root, dest, into_dir, owner, chmod,
-                                   add and not isinstance(src, _Downloaded))
+                for src, path, plan in items:
+                    self._copy_one(src, path, plan, target, root, dest, into_dir, owner,
+                                   chmod, add and not isinstance(src, _Downloaded))
             self._with_container(stage, NOP + what, copy)
 
     def do_add(self, stage, ins):
         self.do_copy(stage, ins, add=True)
 
-    def _copy_one(self, src, path, target, root, dest, into_dir, owner, chmod, unpack):
-        plan = src.plan(path)
+    def _copy_one(self, src, path, plan, target, root, dest, into_dir, owner, chmod, unpack):
         single = len(plan) == 1 and plan[0][1] == "" and path != "." and not src.is_dir(path)
         if single and unpack:
             opened = _archive(src, plan[0][0])
@@ -542,17 +543,16 @@ class Builder:
     # -- committing ------------------------------------------------------------------------
     def _with_container(self, stage, created_by, change):
         """A step that changes files: *change(root fd)* in a created (never started)
-        container of the stage's image; its changes become the step's layer."""
+        container of the stage's image; its changes become the step's layer (none when
+        *change* says False: it found nothing to do)."""
         if self._cached(stage, created_by):
             return
         cid = self.steps.create(_quiet_container(stage.image_id, created_by))
         try:
             with self.steps.root(cid) as root:
-                change(root)
+                changed = change(root) is not False
             with self.images.adding():
-                layer = self.steps.layer(cid, self.epoch)
-                if layer[1] == EMPTY_LAYER and created_by.startswith(NOP + "WORKDIR"):
-                    layer = None               # it was there already: no layer for it
+                layer = self.steps.layer(cid, self.epoch) if changed else None
                 self._commit(stage, created_by, layer)
         finally:
             self.steps.remove(cid)
@@ -611,9 +611,6 @@ class Builder:
         self._load(stage, image_id)
 
 
-EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
-
-
 def _quiet_container(image_id, what):
     """Options of a container that never runs: a COPY's or WORKDIR's file system."""
     return RunOptions(image=image_id, command=["#(nop)", what], entrypoint=[],
@@ -656,19 +653,20 @@ def _json_list(text):
 
 
 def _ports(word):
-    """EXPOSE's word: 80, 80/udp, 8000-8002/tcp → Docker's "80/tcp" keys."""
+    """EXPOSE's word: 80, 80/udp, 8000-8002/tcp → Docker's "80/tcp" keys, each checked as
+    ``run`` checks an image's exposed ports (so the image runs)."""
     number, _, proto = word.partition("/")
-    proto = (proto or "tcp").lower()
-    if proto not in ("tcp", "udp", "sctp"):
-        raise BuildError(f"invalid proto: {proto}")
     low, dash, high = number.partition("-")
+    last = high if dash and high.isdigit() else low
     try:
-        first, last = int(low), int(high) if dash else int(low)
-    except ValueError:
-        raise BuildError(f"invalid containerPort: {number}") from None
-    if not 0 < first <= last <= 65535:
-        raise BuildError(f"invalid port range: {number}")
-    return [f"{p}/{proto}" for p in range(first, last + 1)]
+        first, _ = parse_exposed(f"{low}/{proto or 'tcp'}")
+        end, proto = parse_exposed(f"{last}/{proto or 'tcp'}")
+    except PortError:
+        raise BuildError(f"EXPOSE {word}: invalid port or protocol (80, 80/udp, "
+                         f"8000-8002/tcp)") from None
+    if first > end:
+        raise BuildError(f"EXPOSE {word}: invalid port range")
+    return [f"{p}/{proto}" for p in range(first, end + 1)]
 
 
 def _owner(root, text):
@@ -698,7 +696,6 @@ def _entry(root, path, name, field, kind):
 
 
 def _lookup(root, path, name):
-    from ..linux.fs import RESOLVE_IN_ROOT, openat2
     try:
         fd = openat2(root, path, os.O_RDONLY | os.O_CLOEXEC, RESOLVE_IN_ROOT)
     except OSError:
@@ -762,7 +759,7 @@ class _Downloaded(Source):
 def _download(url, root):
     """ADD <url>: the file, downloaded into a private directory under the state root, as a
     Source (mode 0600, as Docker gives it)."""
-    import urllib.error
+    import urllib.error                 # only an ADD of a URL needs http (and ssl)
     import urllib.request
 
     @contextlib.contextmanager

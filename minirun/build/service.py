@@ -11,7 +11,6 @@ from ..errors import MinirunError
 from ..image import reference
 from .builder import BuildOptions, Builder
 from .context import decompressing
-from .steps import DaemonSteps, LocalSteps  # noqa: F401 (the hosts the API and CLI pick)
 
 CONTEXTS = "builds"          # under the state root: contexts unpacked from /build bodies
 

@@ -93,7 +93,8 @@ def _dockerfile_text(context, dockerfile):
 
 
 def _here(ctx, context, dockerfile, options):
-    from ..build.service import Context, LocalSteps, build
+    from ..build.service import Context, build
+    from ..build.steps import LocalSteps
     from ..errors import MinirunError
     if os.geteuid() != 0:
         raise MinirunError("minirun build needs root (try: sudo minirun build …)")
