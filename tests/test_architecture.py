@@ -16,6 +16,7 @@ ALLOWED = {
     "image": {"linux"},
     "runtime": {"linux"},
     "network": {"linux"},
+    "oci": {"linux", "runtime"},
     "registry": {"linux", "image"},
     "engine": {"linux", "image", "runtime", "network", "registry"},
     "build": {"linux", "image", "runtime", "network", "registry", "engine"},

@@ -1,4 +1,7 @@
 """Capability numbers, from linux/capability.h (python-prctl's list stops before 40)."""
+import ctypes
+
+from . import check, libc
 
 CAPS = {
     "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5,
@@ -19,3 +22,28 @@ def last_cap():
             return int(f.read())
     except OSError:
         return max(CAPS.values())
+
+
+
+_VERSION_3 = 0x20080522      # _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set
+
+
+class _Header(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _Data(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capset(effective, permitted, inheritable):
+    """capset(2): this thread's three sets, exactly (capability numbers, any of them; the
+    inheritable set can only be raised this way, python-prctl's sets only narrow)."""
+    data = (_Data * 2)()
+    for word in range(2):
+        for field, caps in (("effective", effective), ("permitted", permitted),
+                            ("inheritable", inheritable)):
+            setattr(data[word], field,
+                    sum(1 << (c - 32 * word) for c in caps if 32 * word <= c < 32 * word + 32))
+    check(libc.capset(ctypes.byref(_Header(_VERSION_3, 0)), data), "capset")

@@ -69,3 +69,42 @@ def _walk_nofollow(dirfd, path, flags):
     except BaseException:
         os.close(fd)
         raise
+
+
+def make_in_root(root_fd, path, directory=True, _depth=0):
+    """An O_PATH descriptor of *path* inside the tree *root_fd* is the root of, made when
+    missing (directories on the way; the last one a directory or an empty file). Every
+    step resolves as if *root_fd* were / (RESOLVE_IN_ROOT): a symlink in the tree, absolute
+    or full of .., cannot lead outside it; one that dangles is followed and its target made
+    (inside the tree), as runc's securejoin does. Mount onto ``/proc/self/fd/N`` of it."""
+    if _depth > 40:
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    for n in range(1, len(parts) + 1):
+        prefix, last = "/".join(parts[:n]), n == len(parts)
+        try:
+            fd = openat2(root_fd, prefix, os.O_PATH, RESOLVE_IN_ROOT)
+        except FileNotFoundError:
+            parent = openat2(root_fd, "/".join(parts[:n - 1]) or ".",
+                             os.O_PATH | os.O_DIRECTORY, RESOLVE_IN_ROOT)
+            try:                      # (an O_PATH descriptor serves as a dir_fd)
+                try:
+                    link = os.readlink(parts[n - 1], dir_fd=parent)
+                except OSError:
+                    link = None
+                if link is not None:  # dangling: make where it points, inside the tree
+                    base = link if link.startswith("/") else "/".join(parts[:n - 1] + [link])
+                    return make_in_root(root_fd, "/".join([base, *parts[n:]]), directory,
+                                        _depth + 1)
+                if directory or not last:
+                    os.mkdir(parts[n - 1], 0o755, dir_fd=parent)
+                else:
+                    os.close(os.open(parts[n - 1], os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent))
+            finally:
+                os.close(parent)
+            fd = openat2(root_fd, prefix, os.O_PATH, RESOLVE_IN_ROOT)
+        if last:
+            return fd
+        os.close(fd)
+    return os.dup(root_fd)

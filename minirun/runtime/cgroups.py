@@ -26,12 +26,13 @@ import time
 from ..config import RUN_DIR
 from ..errors import MinirunError
 from ..record import Record
-from .devices import DEFAULT_RULES
+from .devices import DEFAULT_RULES, DENY
 
 PARENT = "minirun"
 OWNERS = os.path.join(RUN_DIR, "cgroups")
 CONTROLLERS = ("memory", "cpu", "pids", "cpuset", "io")     # v2's names
-V1_EXTRA = ("cpuacct", "devices", "freezer", "blkio")   # accounting, devices, pause, block I/O
+V1_EXTRA = ("cpuacct", "devices", "freezer", "blkio", "hugetlb")   # accounting, devices,
+# pause, block I/O, huge pages
 CFS_PERIOD = 100_000
 
 class CgroupError(MinirunError):
@@ -49,6 +50,17 @@ class Limits(Record):
         "blkio_weight": None,      # 10..1000, v1's scale (Docker's --blkio-weight)
         "device_read_bps": [],     # [[major, minor, bytes per second]]
         "device_write_bps": [],
+        # What an OCI bundle's linux.resources can say besides (minirun-runc):
+        "cpu_period": None,        # microseconds (default CFS_PERIOD)
+        "cpu_rt_runtime": None,    # real-time microseconds per cpu_rt_period (v1)
+        "cpu_rt_period": None,
+        "cpuset_mems": None,
+        "memory_reservation": None,
+        "memory_swap": None,       # memory + swap, bytes (v1's meaning; -1 unlimited)
+        "memory_swappiness": None,
+        "oom_kill_disable": False,
+        "device_rules": None,      # ["c 1:3 rwm", …] replacing Docker's defaults; None: those
+        "hugetlb": [],             # [[page size as "2MB", bytes]]
     }
 
 
@@ -82,8 +94,15 @@ def _mounts():
     return out
 
 
-def detect(trace=None):
-    """The cgroup driver for this host: v2 when unified, else v1 (hybrid included)."""
+def hierarchies():
+    """[(mount point, fstype, super options)] of the host's cgroup file systems (an OCI
+    bundle's ``cgroup`` mount shows the container the same ones)."""
+    return _mounts()
+
+
+def detect(trace=None, parent=PARENT):
+    """The cgroup driver for this host: v2 when unified, else v1 (hybrid included).
+    *parent*: the directory, relative to each hierarchy's root, containers go in."""
     mounts = _mounts()
     v1 = {}
     for point, fstype, opts in mounts:
@@ -93,9 +112,9 @@ def detect(trace=None):
     if not v1:
         for point, fstype, _ in mounts:
             if fstype == "cgroup2":
-                return CgroupV2(point, trace)
+                return CgroupV2(point, trace, parent)
         raise CgroupError("no cgroup file system is mounted")
-    return CgroupV1(v1, trace)
+    return CgroupV1(v1, trace, parent)
 
 
 def _record_owner(cid, owner):
@@ -148,11 +167,12 @@ def _write(path, value, trace, why, gone_ok=False):
         raise CgroupError(f"cannot set {os.path.basename(path)} to {value}: {e.strerror}") from None
 
 
-def _mkdir_under_parent(path, make_parent):
+def _mkdir_under_parent(path, make_parent, exist_ok=False):
     """mkdir a container's cgroup, (re)making minirun's parent when it is missing.
 
     The parent goes away with its last container, so another minirun may remove
-    it between our making it and our mkdir: then make it again.
+    it between our making it and our mkdir: then make it again. *exist_ok*: an OCI
+    caller may name a cgroup it made itself (a Kubernetes pod's): the container joins it.
     """
     for _ in range(5):
         if not os.path.isdir(os.path.dirname(path)):
@@ -162,6 +182,10 @@ def _mkdir_under_parent(path, make_parent):
             return
         except FileNotFoundError:
             continue
+        except FileExistsError:
+            if exist_ok:
+                return
+            raise
     os.mkdir(path)
 
 
@@ -191,13 +215,14 @@ def _rmdir(path):
 class CgroupV1:
     version = 1
 
-    def __init__(self, controllers, trace=None):
+    def __init__(self, controllers, trace=None, parent=PARENT):
         self.controllers = controllers    # name -> hierarchy mount point
         self.trace = trace
+        self.parent = parent              # where containers go: "a/b" for an OCI "/a/b/<id>"
 
     def dirs(self, cid):
         """Directory of the container in each hierarchy (one per mount point)."""
-        return {c: os.path.join(p, PARENT, cid) for c, p in self.controllers.items()}
+        return {c: os.path.join(p, self.parent, cid) for c, p in self.controllers.items()}
 
     def create(self, cid, limits, owner=None):
         """The container's cgroups with *limits*; *owner*: a path that exists as long as the
@@ -205,9 +230,10 @@ class CgroupV1:
         made = []
         try:
             for point in dict.fromkeys(self.controllers.values()):
-                parent = os.path.join(point, PARENT)
+                parent = os.path.join(point, self.parent)
                 path = os.path.join(parent, cid)
-                _mkdir_under_parent(path, lambda: self._make_parent(point, parent))
+                _mkdir_under_parent(path, lambda: self._make_parent(point, parent),
+                                    exist_ok=self.parent != PARENT)
                 made.append(path)
                 if point == self.controllers.get("cpuset"):
                     # Another minirun may have made the parent a moment ago and not yet given
@@ -223,9 +249,16 @@ class CgroupV1:
         return self
 
     def _make_parent(self, point, parent):
-        os.makedirs(parent, exist_ok=True)
-        if point == self.controllers.get("cpuset"):
-            self._inherit_cpuset(point, parent)
+        # Level by level: each new v1 cpuset starts empty and takes its parent's CPUs.
+        level = point
+        for name in os.path.relpath(parent, point).split(os.sep):
+            above, level = level, os.path.join(level, name)
+            try:
+                os.mkdir(level)
+            except FileExistsError:
+                continue
+            if point == self.controllers.get("cpuset"):
+                self._inherit_cpuset(above, level)
 
     @staticmethod
     def _inherit_cpuset(src, dst, only_if_empty=False):
@@ -250,17 +283,41 @@ class CgroupV1:
         if limits.memory and "memory" in d:
             _write(f"{d['memory']}/memory.limit_in_bytes", limits.memory, t,
                    "the kernel reclaims, then OOM-kills, past this much memory")
+        if "memory" in d:
+            for name, value, why in (
+                    ("memory.soft_limit_in_bytes", limits.memory_reservation,
+                     "reclaimed down to this first when memory is short"),
+                    ("memory.memsw.limit_in_bytes", limits.memory_swap, "memory and swap together"),
+                    ("memory.swappiness", limits.memory_swappiness, "how eagerly to swap"),
+                    ("memory.oom_control", 1 if limits.oom_kill_disable else None,
+                     "no OOM kill: tasks wait for memory instead")):
+                if value is not None:
+                    _write(f"{d['memory']}/{name}", value, t, why)
+        if (limits.cpu_quota or limits.cpu_period) and "cpu" in d:
+            _write(f"{d['cpu']}/cpu.cfs_period_us", limits.cpu_period or CFS_PERIOD, t,
+                   "CPU time is counted per period (100 ms unless given)")
         if limits.cpu_quota and "cpu" in d:
-            _write(f"{d['cpu']}/cpu.cfs_period_us", CFS_PERIOD, t, "CPU time is counted per 100 ms")
             _write(f"{d['cpu']}/cpu.cfs_quota_us", limits.cpu_quota, t,
                    "at most this much CPU time per period, across all CPUs")
         if limits.cpu_shares and "cpu" in d:
             _write(f"{d['cpu']}/cpu.shares", limits.cpu_shares, t,
                    "relative CPU weight when CPUs are contended")
+        for name, value in (("cpu.rt_period_us", limits.cpu_rt_period),
+                            ("cpu.rt_runtime_us", limits.cpu_rt_runtime)):
+            if value is not None and "cpu" in d:
+                _write(f"{d['cpu']}/{name}", value, t, "real-time scheduling budget")
         if limits.pids and limits.pids > 0 and "pids" in d:
             _write(f"{d['pids']}/pids.max", limits.pids, t, "fork() fails past this many tasks")
         if limits.cpuset_cpus and "cpuset" in d:
             _write(f"{d['cpuset']}/cpuset.cpus", limits.cpuset_cpus, t, "run only on these CPUs")
+        if limits.cpuset_mems and "cpuset" in d:
+            _write(f"{d['cpuset']}/cpuset.mems", limits.cpuset_mems, t,
+                   "allocate memory only on these NUMA nodes")
+        for size, value in limits.hugetlb:
+            if "hugetlb" not in d:
+                raise CgroupError("huge page limits need the hugetlb cgroup controller")
+            _write(f"{d['hugetlb']}/hugetlb.{size}.limit_in_bytes", value, t,
+                   f"at most this much memory in {size} huge pages")
         if limits.blkio_weight or limits.device_read_bps or limits.device_write_bps:
             if "blkio" not in d:
                 raise CgroupError("block I/O limits need the blkio cgroup controller")
@@ -279,8 +336,10 @@ class CgroupV1:
                 _write(f"{d['devices']}/devices.allow", "a", t, "privileged: every device")
             else:
                 _write(f"{d['devices']}/devices.deny", "a", t, "no device unless allowed below")
-                for rule in DEFAULT_RULES:
-                    _write(f"{d['devices']}/devices.allow", rule, t, "Docker's default device")
+                for rule in _device_rules(limits):
+                    deny = rule.startswith(DENY)
+                    _write(f"{d['devices']}/devices.{'deny' if deny else 'allow'}",
+                           rule.removeprefix(DENY), t, "in order: the last match decides")
 
     def add(self, cid, pid):
         for point in dict.fromkeys(self.dirs(cid).values()):
@@ -308,6 +367,14 @@ class CgroupV1:
             _write(f"{path}/freezer.state", "FROZEN" if frozen else "THAWED", self.trace,
                    "pause: the container's tasks stop being scheduled", gone_ok=not frozen)
 
+    def is_frozen(self, cid):
+        path = self.dirs(cid).get("freezer")
+        try:
+            with open(f"{path}/freezer.state") as f:
+                return f.read().strip() != "THAWED"
+        except (OSError, TypeError):
+            return False
+
     def usage(self, cid):
         """(memory bytes, memory limit, cpu ns, pids) for stats."""
         d = self.dirs(cid)
@@ -324,18 +391,24 @@ class CgroupV1:
         for path in dict.fromkeys(self.dirs(cid).values()):
             _rmdir(path)
             _remove_if_empty(os.path.dirname(path))
-        _forget_owner(cid)
+        if self.parent == PARENT:
+            _forget_owner(cid)
+
+
+def _device_rules(limits):
+    return DEFAULT_RULES if limits.device_rules is None else limits.device_rules
 
 
 class CgroupV2:
     version = 2
 
-    def __init__(self, root="/sys/fs/cgroup", trace=None):
+    def __init__(self, root="/sys/fs/cgroup", trace=None, parent=PARENT):
         self.root = root
         self.trace = trace
+        self.parent = parent
 
     def path(self, cid):
-        return os.path.join(self.root, PARENT, cid)
+        return os.path.join(self.root, self.parent, cid)
 
     def _available(self, path):
         try:
@@ -354,19 +427,22 @@ class CgroupV2:
         return have
 
     def create(self, cid, limits, owner=None):
-        parent = os.path.join(self.root, PARENT)
+        parent = os.path.join(self.root, self.parent)
 
         def make_parent():
             os.makedirs(parent, exist_ok=True)
-            self._enable(parent, self._enable(self.root, set(CONTROLLERS)))
+            have, level = self._enable(self.root, set(CONTROLLERS)), self.root
+            for name in self.parent.split(os.sep):
+                level = os.path.join(level, name)
+                have = self._enable(level, have)
         make_parent()              # (again: enabling is idempotent, and a parent may predate it)
         path = self.path(cid)
-        _mkdir_under_parent(path, make_parent)
+        _mkdir_under_parent(path, make_parent, exist_ok=self.parent != PARENT)
         try:
             self._apply(path, limits)
             if not limits.allow_all_devices:
                 from .devices import attach_allow_list   # bpf only where v2 needs it
-                attach_allow_list(path)
+                attach_allow_list(path, _device_rules(limits))
                 if self.trace:
                     self.trace(f"bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, {path})",
                                "v2's device allow-list: an eBPF program checks every open/mknod")
@@ -387,9 +463,17 @@ class CgroupV2:
                    "the kernel reclaims, then OOM-kills, past this much memory")
             if os.path.exists(f"{path}/memory.swap.max"):
                 _write(f"{path}/memory.swap.max", 0, t, "and no swap to escape to")
-        if limits.cpu_quota:
-            _write(f"{path}/cpu.max", f"{limits.cpu_quota} {CFS_PERIOD}", t,
-                   "at most this much CPU time per 100 ms period")
+        if limits.memory_reservation:
+            _write(f"{path}/memory.low", limits.memory_reservation, t,
+                   "kept from reclaim up to this much")
+        if limits.memory_swap and os.path.exists(f"{path}/memory.swap.max"):
+            # v1's figure counts memory and swap together; v2's swap alone
+            swap = "max" if limits.memory_swap == -1 else limits.memory_swap - (limits.memory or 0)
+            _write(f"{path}/memory.swap.max", swap, t, "at most this much swap")
+        if limits.cpu_quota or limits.cpu_period:
+            quota = "max" if (limits.cpu_quota or -1) < 0 else limits.cpu_quota
+            _write(f"{path}/cpu.max", f"{quota} {limits.cpu_period or CFS_PERIOD}", t,
+                   "at most this much CPU time per period")
         if limits.cpu_shares:
             _write(f"{path}/cpu.weight", shares_to_weight(limits.cpu_shares), t,
                    "relative CPU weight when CPUs are contended")
@@ -397,6 +481,10 @@ class CgroupV2:
             _write(f"{path}/pids.max", limits.pids, t, "fork() fails past this many tasks")
         if limits.cpuset_cpus:
             _write(f"{path}/cpuset.cpus", limits.cpuset_cpus, t, "run only on these CPUs")
+        if limits.cpuset_mems:
+            _write(f"{path}/cpuset.mems", limits.cpuset_mems, t, "memory only on these nodes")
+        for size, value in limits.hugetlb:
+            _write(f"{path}/hugetlb.{size}.max", value, t, f"at most this much in {size} pages")
         if limits.blkio_weight:            # iocost's io.weight, else BFQ's (v1's scale)
             weight = _first_present(path, ("io.weight", "io.bfq.weight"), "block I/O weight")
             _write(weight, f"default {weight_to_io_weight(limits.blkio_weight)}"
@@ -426,6 +514,9 @@ class CgroupV2:
             _write(f"{self.path(cid)}/cgroup.freeze", int(frozen), self.trace,
                    "pause: the container's tasks stop being scheduled", gone_ok=not frozen)
 
+    def is_frozen(self, cid):
+        return _counter(os.path.join(self.path(cid), "cgroup.events"), "frozen") == 1
+
     def usage(self, cid):
         """(memory bytes, memory limit, cpu ns, pids) for stats."""
         p = self.path(cid)
@@ -447,7 +538,8 @@ class CgroupV2:
     def remove(self, cid):
         _rmdir(self.path(cid))
         _remove_if_empty(os.path.dirname(self.path(cid)))
-        _forget_owner(cid)
+        if self.parent == PARENT:
+            _forget_owner(cid)
 
 
 def _kill_all(procs_file):

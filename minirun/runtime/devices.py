@@ -25,16 +25,20 @@ _TYPES = {"b": DEV_BLOCK, "c": DEV_CHAR, "a": None}
 _ACCESS = {"m": ACC_MKNOD, "r": ACC_READ, "w": ACC_WRITE}
 
 
+DENY = "!"       # a rule so marked takes access away (an OCI bundle's "allow": false)
+
+
 def parse_rule(rule):
     """'c 1:3 rwm' → (type or None, major or None, minor or None, access bits)."""
-    kind, numbers, access = rule.split()
+    kind, numbers, access = rule.removeprefix(DENY).split()
     major, minor = numbers.split(":")
     return (_TYPES[kind], None if major == "*" else int(major),
             None if minor == "*" else int(minor), sum(_ACCESS[a] for a in access))
 
 
 def program(rules):
-    """eBPF instructions: allow what a rule matches, deny everything else."""
+    """eBPF instructions: the last rule that matches decides (as v1's files, written in
+    order, do); no match denies."""
     R0, R1, R2, R3, R4, R5 = range(6)
     out = [
         bpf.insn(bpf.LDX_MEM_W, R2, R1, 0),          # r2 = access_type
@@ -44,8 +48,9 @@ def program(rules):
         bpf.insn(bpf.LDX_MEM_W, R4, R1, 4),          # r4 = major
         bpf.insn(bpf.LDX_MEM_W, R5, R1, 8),          # r5 = minor
     ]
-    for rule in rules:
+    for rule in reversed(rules):          # the first match from the end is the last one
         kind, major, minor, access = parse_rule(rule)
+        verdict = 0 if rule.startswith(DENY) else 1
         checks = []                                   # each: jump to the next rule if no match
         if kind is not None:
             checks.append([(bpf.JMP_JNE_K, R2, 0, kind)])
@@ -56,7 +61,8 @@ def program(rules):
             checks.append([(bpf.JMP_JNE_K, R4, 0, major)])
         if minor is not None:
             checks.append([(bpf.JMP_JNE_K, R5, 0, minor)])
-        block = [i for c in checks for i in c] + [(bpf.ALU64_MOV_K, R0, 0, 1), (bpf.JMP_EXIT, 0, 0, 0)]
+        block = [i for c in checks for i in c] + [(bpf.ALU64_MOV_K, R0, 0, verdict),
+                                                  (bpf.JMP_EXIT, 0, 0, 0)]
         for n, (code, dst, src, imm) in enumerate(block):
             off = len(block) - n - 1 if code == bpf.JMP_JNE_K else 0   # to the next rule
             out.append(bpf.insn(code, dst, src, off, imm or 0))

@@ -62,10 +62,16 @@ def lock_down(process, trace, create_workdir, seccomp=b"", enter_userns=None):
     but an exec into a missing directory fails. *seccomp*: read_filter's program.
     *enter_userns*: with --userns, enters the container's user namespace — after what
     only the host's root may do (rlimits above the hard limit), before the filter."""
-    uid, gid, groups, home = security.resolve_user(process.user)
-    groups = sorted(set(groups) | set(security.resolve_groups(process.group_add)))
+    if process.ids:              # an OCI process: numbers, and only the groups it lists
+        (uid, gid), groups = process.ids, sorted(set(process.group_add))
+        home = security.home_of(uid)
+    else:
+        uid, gid, groups, home = security.resolve_user(process.user)
+        groups = sorted(set(groups) | set(security.resolve_groups(process.group_add)))
     if not any(e.startswith("HOME=") for e in process.env):
         process.env.append(f"HOME={home}")
+    if process.umask is not None:
+        os.umask(process.umask)
     security.set_rlimits(process.rlimits, trace)
     enter_workdir(process.cwd, trace, create_workdir)
     if enter_userns is not None:
@@ -76,12 +82,18 @@ def lock_down(process, trace, create_workdir, seccomp=b"", enter_userns=None):
         load_filter(seccomp)
         trace(f"seccomp(SECCOMP_SET_MODE_FILTER, {len(seccomp) // 8} BPF instructions)",
               "system calls outside the profile fail with EPERM from now on")
-    security.drop_bounding_caps(process.caps, trace)
+    sets = process.cap_sets
+    security.drop_bounding_caps(sets.get("bounding", process.caps), trace)
+    if sets:
+        security.keep_caps_across_setuid()
     security.switch_user(uid, gid, groups, trace)
-    security.set_caps(process.caps, uid, trace)
+    if sets:
+        security.set_cap_sets(sets, trace)
+    else:
+        security.set_caps(process.caps, uid, trace)
     if process.no_new_privileges:
         security.no_new_privs(trace)
-    close_inherited_fds()
+    close_inherited_fds(3 + process.preserve_fds)
 
 
 def enter_workdir(cwd, trace, create):
@@ -103,11 +115,14 @@ def enter_workdir(cwd, trace, create):
     trace(f"chdir({cwd!r})", "checked to be inside the container (CVE-2024-21626)")
 
 
-def close_inherited_fds():
-    """Every descriptor but stdio is close-on-exec: nothing of the host leaks in."""
+def close_inherited_fds(first=3):
+    """Every descriptor but stdio (and those an OCI caller asked to preserve, below *first*)
+    is close-on-exec: nothing of the host leaks in."""
+    for fd in range(3, first):
+        os.set_inheritable(fd, True)
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2:
+        if fd >= first:
             try:
                 os.set_inheritable(fd, False)
             except OSError:

@@ -248,10 +248,10 @@ def _dev_null_fd():
     return fd
 
 
-def mask_paths(trace):
+def mask_paths(trace, paths=MASKED_PATHS):
     null = _dev_null_fd()
     try:
-        for path in MASKED_PATHS:
+        for path in paths:
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -266,8 +266,8 @@ def mask_paths(trace):
           "hide kernel memory, keys and timers from the container")
 
 
-def readonly_paths(trace):
-    for path in READONLY_PATHS:
+def readonly_paths(trace, paths=READONLY_PATHS):
+    for path in paths:
         try:
             m.mount(path, path, None, m.MS_BIND | m.MS_REC)
         except OSError as e:

@@ -90,7 +90,10 @@ def _arches(profile):
         if entry.get("architecture") == native:
             return [sc.ARCH[a] for a in [native, *(entry.get("subArchitectures") or [])]
                     if a in sc.ARCH]
-    return [sc.ARCH[native]]
+    listed = profile.get("architectures") or []      # an OCI bundle's form
+    if not isinstance(listed, list) or not all(isinstance(a, str) for a in listed):
+        raise ProfileError("architectures must be a list of names")
+    return [sc.ARCH[a] for a in dict.fromkeys([native, *listed]) if a in sc.ARCH]
 
 
 def compile_profile(profile, caps, cache_dir):

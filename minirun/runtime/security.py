@@ -11,8 +11,8 @@ import resource
 import prctl
 
 from ..errors import MinirunError
-from ..linux.capability import CAPS, last_cap
-from ..linux.process import clear_ambient_caps
+from ..linux.capability import CAPS, capset, last_cap
+from ..linux.process import clear_ambient_caps, raise_ambient_cap
 
 RLIMITS = {
     "core": resource.RLIMIT_CORE, "cpu": resource.RLIMIT_CPU, "data": resource.RLIMIT_DATA,
@@ -57,6 +57,12 @@ def resolve_user(spec_user):
     name = entry[0] if entry else None
     extra = sorted({int(e[2]) for e in groups if name and name in e[3].split(",")} - {gid})
     return uid, gid, extra, home
+
+
+def home_of(uid):
+    """The home directory /etc/passwd gives *uid*, else / (runc's HOME for an OCI process)."""
+    entry = next((e for e in _entries("/etc/passwd") if len(e) >= 7 and e[2] == str(uid)), None)
+    return entry[5] if entry else "/"
 
 
 def resolve_groups(names):
@@ -113,6 +119,25 @@ def set_caps(keep, uid, trace):
     prctl.cap_permitted.limit(*caps)
     trace(f"capset(effective=permitted={len(caps)} caps, inheritable=none)",
           "root in the container is not root on the host")
+
+
+def keep_caps_across_setuid():
+    """An OCI process may keep capabilities as a non-root user: setuid must not clear them."""
+    prctl.set_keepcaps(True)
+
+
+def set_cap_sets(sets, trace):
+    """An OCI process's five sets, exactly (after the user switch; bounding is cut already)."""
+    numbers = {k: cap_numbers(sets.get(k, ())) for k in ("effective", "permitted", "inheritable")}
+    capset(numbers["effective"], numbers["permitted"], numbers["inheritable"])
+    prctl.set_keepcaps(False)
+    for cap in cap_numbers(sets.get("ambient", ())):
+        try:
+            raise_ambient_cap(cap)
+        except OSError:
+            pass          # not in permitted and inheritable: runc only warns, and goes on
+    trace(f"capset(effective={len(numbers['effective'])}, permitted={len(numbers['permitted'])}"
+          f", inheritable={len(numbers['inheritable'])} caps)", "the sets config.json gives")
 
 
 def no_new_privs(trace):

@@ -48,6 +48,12 @@ class Process(Record):
         "rlimits": [],            # [(name, soft, hard)]
         "seccomp": "",            # a compiled BPF program (runtime/seccomp.py), "": unconfined
         "userns": [],             # [host base, count]: root is an unprivileged range; []: none
+        # As an OCI bundle states a process (minirun-runc):
+        "ids": [],                # [uid, gid]: exactly these (user and group_add unread)
+        "cap_sets": {},           # {"bounding"|"effective"|"permitted"|"inheritable"|"ambient":
+                                  #  [names]}; {}: caps is each of the first four, no ambient
+        "umask": None,
+        "preserve_fds": 0,        # descriptors 3…3+N-1 stay open across the exec
     }
 
 

@@ -65,6 +65,7 @@ install_minirun() {   # $1: pip extras, e.g. "[test]"
     .venv/bin/python -m compileall -q minirun >/dev/null
     ln -sf "$PWD/.venv/bin/minirun" /usr/local/bin/minirun
     ln -sf "$PWD/.venv/bin/minirund" /usr/local/bin/minirund
+    ln -sf "$PWD/.venv/bin/minirun-runc" /usr/local/bin/minirun-runc
 }
 
 build_busybox_image() {

@@ -1,0 +1,285 @@
+"""One function per minirun-runc command: (state root, flags, arguments, log) → exit code.
+
+What each prints is what runc prints (containerd and conmon parse ``state``,
+``ps --format json`` and ``features``; people read ``list`` and ``ps``).
+"""
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+from . import bundle, lifecycle, state
+from .lifecycle import OciError
+
+
+def _out(text):
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def create(root, flags, args, log):
+    cfg = bundle.load(flags.get("bundle") or ".")
+    lifecycle.create(cfg, root, args[0], flags.get("pid-file", ""),
+                     flags.get("console-socket", ""), flags.get("preserve-fds", 0),
+                     flags.get("no-pivot", False), log.trace)
+    return 0
+
+
+def start(root, flags, args, log):
+    c = state.load(root, args[0], lock=True)
+    lifecycle.start(c)
+    _warnings(log)
+    return 0
+
+
+def run(root, flags, args, log):
+    """create + start; without -d, wait for the container's end, delete it and exit with its
+    code (this process is the first process's parent, so it reaps it)."""
+    cfg = bundle.load(flags.get("bundle") or ".")
+    detach = flags.get("detach", False)
+    if cfg.terminal and not flags.get("console-socket"):
+        raise OciError("a terminal needs --console-socket (minirun-runc relays no terminal "
+                       "itself)")
+    holding = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT]
+    if not detach:
+        signal.pthread_sigmask(signal.SIG_BLOCK, holding)
+    c = lifecycle.create(cfg, root, args[0], flags.get("pid-file", ""),
+                         flags.get("console-socket", ""), flags.get("preserve-fds", 0),
+                         flags.get("no-pivot", False), log.trace, foreground=not detach)
+    try:
+        lifecycle.start(c)
+    except BaseException:
+        lifecycle.delete(c, force=True)
+        raise
+    finally:
+        c.unlock()
+    _warnings(log)
+    if detach:
+        return 0
+    return _wait_and_delete(c, holding)
+
+
+def _wait_and_delete(c, holding):
+    """Forward the signals a foreground runc forwards, wait, delete."""
+    pidfd = os.pidfd_open(c.pid)
+    sigfd_r, sigfd_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    signal.set_wakeup_fd(sigfd_w)
+    for sig in holding:
+        signal.signal(sig, lambda *_: None)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, holding)
+    while True:
+        ready, _, _ = select.select([pidfd, sigfd_r], [], [])
+        if sigfd_r in ready:
+            for n in os.read(sigfd_r, 64):
+                try:
+                    signal.pidfd_send_signal(pidfd, n)
+                except ProcessLookupError:
+                    pass
+        if pidfd in ready:
+            break
+    _, status = os.waitpid(c.pid, 0)
+    lifecycle.delete(state.load(c.root, c.id, lock=True), force=True)
+    return os.waitstatus_to_exitcode(status) if os.waitstatus_to_exitcode(status) >= 0 \
+        else 128 - os.waitstatus_to_exitcode(status)
+
+
+def state_(root, flags, args, log):
+    c = state.load(root, args[0])
+    st = lifecycle.status(c)
+    out = c.oci_state(st)
+    out.update(rootfs=c.data.get("rootfs", ""), created=c.data.get("created", ""),
+               owner=c.data.get("owner", ""))
+    _out(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+
+def kill(root, flags, args, log):
+    c = state.load(root, args[0])
+    sig = parse_signal(args[1] if len(args) > 1 else "SIGTERM")
+    lifecycle.kill(c, sig, flags.get("all", False))
+    return 0
+
+
+def parse_signal(text):
+    name = text.upper()
+    if name.isdigit():
+        n = int(name)
+        if not 0 < n < 65:
+            raise OciError(f"invalid signal: {text}")
+        return n
+    name = name if name.startswith("SIG") else "SIG" + name
+    sig = getattr(signal, name, None)
+    if not isinstance(sig, signal.Signals):
+        raise OciError(f"unknown signal {text!r}")
+    return sig
+
+
+def delete(root, flags, args, log):
+    force = flags.get("force", False)
+    try:
+        c = state.load(root, args[0], lock=True)
+    except state.StateError:
+        if force and os.path.basename(args[0]) == args[0]:
+            state.check_id(args[0])
+            return 0              # runc: deleting what is not there, with --force, is done
+        raise
+    lifecycle.delete(c, force)
+    _warnings(log)
+    return 0
+
+
+def pause(root, flags, args, log):
+    lifecycle.pause(state.load(root, args[0], lock=True), True)
+    return 0
+
+
+def resume(root, flags, args, log):
+    lifecycle.pause(state.load(root, args[0], lock=True), False)
+    return 0
+
+
+def exec_(root, flags, args, log):
+    from . import exec as ex            # the join machinery: only for exec
+    c = state.load(root, args[0])
+    if flags.get("process"):
+        raw = ex.process_from_file(flags["process"])
+    else:
+        if len(args) < 2:
+            raise OciError("exec needs a command (or --process)")
+        raw = ex.process_from_flags(c, args[1:], flags.get("cwd", ""), flags.get("env", []),
+                                    flags.get("user", ""), flags.get("additional-gids", []),
+                                    flags.get("cap", []), flags.get("no-new-privs", False),
+                                    flags.get("tty", False))
+    return ex.run(c, raw, flags.get("console-socket", ""), flags.get("pid-file", ""),
+                  flags.get("detach", False), flags.get("preserve-fds", 0))
+
+
+def ps(root, flags, args, log):
+    c = state.load(root, args[0])
+    if lifecycle.status(c) == "stopped":
+        raise OciError("container not running")
+    pids = lifecycle.pids(c)
+    if flags.get("format", "table") == "json":
+        _out(json.dumps(pids) + "\n")
+        return 0
+    import subprocess                   # a table: ps(1)'s, filtered, as runc does
+    out = subprocess.run(["ps", *(args[1:] or ["-ef"])], capture_output=True, text=True)
+    lines = out.stdout.splitlines()
+    if not lines:
+        raise OciError(f"ps failed: {out.stderr.strip()}")
+    column = lines[0].split().index("PID")
+    _out("\n".join([lines[0]] + [l for l in lines[1:]
+                                 if int(l.split()[column]) in pids]) + "\n")
+    return 0
+
+
+def list_(root, flags, args, log):
+    found = [(c, lifecycle.status(c)) for c in state.all_containers(root)]
+    if flags.get("quiet"):
+        _out("".join(c.id + "\n" for c, _ in found))
+        return 0
+    if flags.get("format", "table") == "json":
+        _out(json.dumps([{**c.oci_state(s), "rootfs": c.data.get("rootfs", ""),
+                          "created": c.data.get("created", ""), "owner": ""}
+                         for c, s in found]) + "\n")
+        return 0
+    rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+    rows += [(c.id, str(c.pid if s != "stopped" else 0), s, c.data.get("bundle", ""),
+              c.data.get("created", ""), "root") for c, s in found]
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    _out("".join("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n"
+                 for r in rows))
+    return 0
+
+
+def events(root, flags, args, log):
+    c = state.load(root, args[0])
+    interval = _seconds(flags.get("interval", "5s"))
+    while True:
+        if lifecycle.status(c) == "stopped":
+            raise OciError("container not running")
+        d, name = lifecycle.driver(c)
+        memory, limit, cpu, pids = d.usage(name)
+        _out(json.dumps({"type": "stats", "id": c.id, "data": {
+            "cpu": {"usage": {"total": cpu}},
+            "memory": {"usage": {"usage": memory, "limit": limit}},
+            "pids": {"current": pids}}}) + "\n")
+        if flags.get("stats"):
+            return 0
+        time.sleep(interval)
+
+
+def _seconds(text):
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for unit in ("ms", "s", "m", "h"):
+        if text.endswith(unit) and text[:-len(unit)].replace(".", "", 1).isdigit():
+            return float(text[:-len(unit)]) * units[unit]
+    raise OciError(f"invalid interval {text!r} (e.g. 5s)")
+
+
+def update(root, flags, args, log):
+    c = state.load(root, args[0], lock=True)
+    raw = {}
+    if flags.get("resources"):
+        path = flags["resources"]
+        try:
+            text = sys.stdin.read() if path == "-" else open(path).read()
+            raw = json.loads(text)
+        except OSError as e:
+            raise OciError(f"cannot read {path}: {e.strerror}") from None
+        except ValueError as e:
+            raise OciError(f"resources are not JSON: {e}") from None
+    limits = bundle.resources(raw)
+    for flag, attr in (("memory", "memory"), ("memory-reservation", "memory_reservation"),
+                       ("memory-swap", "memory_swap")):
+        if flag in flags:
+            setattr(limits, attr, _bytes(flags[flag]))
+    for flag, attr in (("cpu-shares", "cpu_shares"), ("cpu-quota", "cpu_quota"),
+                       ("cpu-period", "cpu_period"), ("cpuset-cpus", "cpuset_cpus"),
+                       ("cpuset-mems", "cpuset_mems"), ("pids-limit", "pids")):
+        if flag in flags:
+            setattr(limits, attr, flags[flag])
+    if lifecycle.status(c) == "stopped":
+        raise OciError("container not running")
+    d, name = lifecycle.driver(c)
+    d.update(name, limits)
+    return 0
+
+
+def _bytes(text):
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.lower().rstrip("b")
+    try:
+        return int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
+    except ValueError:
+        raise OciError(f"invalid size {text!r}") from None
+
+
+def features(root, flags, args, log):
+    from .features import FEATURES
+    _out(json.dumps(FEATURES, indent=4) + "\n")
+    return 0
+
+
+def spec(root, flags, args, log):
+    from .features import default_spec
+    path = os.path.join(flags.get("bundle") or ".", "config.json")
+    if os.path.exists(path):
+        raise OciError("File config.json exists. Remove it first.")
+    with open(path, "w") as f:
+        json.dump(default_spec(flags.get("rootless", False)), f, indent="\t")
+    return 0
+
+
+def _warnings(log):
+    for w in lifecycle.warnings():
+        log.write("warning", w)
+
+
+def command(name):
+    """The function of command *name* (three have a trailing _: a module's or a builtin's
+    name is taken)."""
+    return {"state": state_, "list": list_, "exec": exec_}.get(name) or globals()[name]

@@ -1,0 +1,68 @@
+"""A bundle's hooks: programs the runtime runs at points of a container's life.
+
+    prestart, createRuntime   create, once the namespaces exist    runtime's namespaces
+    createContainer           create, in the container's mount ns  (init.py runs them)
+    startContainer            start, just before the user's process (init.py)
+    poststart                 start, once the process runs         runtime's namespaces
+    poststop                  delete                               runtime's namespaces
+
+Each gets the container's state (the runtime spec's JSON) on its stdin. A
+failing hook before the start fails the create or start; a failing poststart
+or poststop only warns (the spec's rule: the container is already running, or
+already gone).
+"""
+import json
+import signal
+import subprocess
+
+from ..errors import MinirunError
+
+
+class HookError(MinirunError):
+    pass
+
+
+def run(hooks, kind, state):
+    """Run every hook of *kind*, in order; a failure raises HookError."""
+    for hook in hooks.get(kind, ()):
+        run_one(hook, kind, state)
+
+
+def run_one(hook, kind, state):
+    args = hook["args"] or [hook["path"]]
+    # A hook may exit without reading its stdin: that must be an EPIPE here, not a SIGPIPE
+    # that kills the runtime halfway through create (leaving the container half made).
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(args, executable=hook["path"], env=_env(hook["env"]),
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, close_fds=True)
+    except OSError as e:
+        raise HookError(f"{kind} hook {hook['path']}: {e.strerror}") from None
+    try:
+        _, err = proc.communicate(json.dumps(state).encode(), timeout=hook["timeout"])
+    except BrokenPipeError:               # a hook that exits without reading its stdin
+        err = proc.stderr.read() if proc.stderr else b""
+        proc.wait()
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise HookError(f"{kind} hook {hook['path']} timed out after {hook['timeout']} s") \
+            from None
+    if proc.returncode != 0:
+        why = err.decode(errors="replace").strip().splitlines()
+        raise HookError(f"{kind} hook {hook['path']} exited with {proc.returncode}"
+                        + (f": {why[-1]}" if why else ""))
+
+
+def _env(env):
+    return dict(e.split("=", 1) for e in env if "=" in e)
+
+
+def run_warning(hooks, kind, state, warn):
+    """poststart and poststop: every hook runs; a failure is a warning."""
+    for hook in hooks.get(kind, ()):
+        try:
+            run_one(hook, kind, state)
+        except HookError as e:
+            warn(str(e))
