@@ -93,7 +93,7 @@ class Spec(Record):
 
 def process_of(spec):
     """The process part of a container's spec (a fresh copy: the lock-down adds HOME)."""
-    return Process(**{k: _copy(getattr(spec, k)) for k in Process.FIELDS})
+    return Process(**{k: _copy(getattr(spec, k)) for k in Process.FIELDS if k in Spec.FIELDS})
 
 
 def _copy(value):

@@ -1,5 +1,6 @@
 """Benchmark: container start latency, minirun vs runc/crun/podman/docker, without a network and
-with each one's default bridge network (see scripts/bench/start)."""
+with each one's default bridge network (see scripts/bench/start); minirun-runc runs the very
+bundle runc and crun run."""
 import os
 import shutil
 import statistics
@@ -27,11 +28,12 @@ def variants():
     out["minirun/bridge"] = (lambda i: cmd + ["busybox", "true"], env)
     if shutil.which("runc"):
         bundle = prepare_bundle(ROOT, os.path.join(WORK, "bundle"))
-        for rt in ("runc", "crun"):
-            if shutil.which(rt):
+        ours = os.path.join(REPO, ".venv", "bin", "minirun-runc")   # the same bundle, as runc
+        for rt, binary in (("runc", "runc"), ("crun", "crun"), ("minirun-runc", ours)):
+            if shutil.which(binary):
                 state = os.path.join(WORK, rt + "-state")
-                out[rt] = (lambda i, rt=rt, state=state:
-                           [rt, "--root", state, "run", "-b", bundle, f"bench{i}"], None)
+                out[rt] = (lambda i, b=binary, state=state:
+                           [b, "--root", state, "run", "-b", bundle, f"bench{i}"], None)
     conf = os.path.join("/tmp/peers/podman/containers.conf")
     if shutil.which("podman") and os.path.exists(conf):   # set up by ../shared/peers/00_env.sh
         penv = dict(os.environ, CONTAINERS_CONF=conf,
