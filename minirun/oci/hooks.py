@@ -13,7 +13,6 @@ already gone).
 """
 import json
 import signal
-import subprocess
 
 from ..errors import MinirunError
 
@@ -29,6 +28,7 @@ def run(hooks, kind, state):
 
 
 def run_one(hook, kind, state):
+    import subprocess       # 4 ms; most bundles have no hooks
     args = hook["args"] or [hook["path"]]
     # A hook may exit without reading its stdin: that must be an EPIPE here, not a SIGPIPE
     # that kills the runtime halfway through create (leaving the container half made).

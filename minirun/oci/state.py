@@ -12,10 +12,10 @@ observed:
     created  exec.fifo is still there: the process waits for ``start``
     running  otherwise
 """
-import datetime
 import fcntl
 import json
 import os
+import time
 
 from ..errors import MinirunError
 
@@ -146,4 +146,6 @@ def all_containers(root):
 
 
 def now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC with nanoseconds, as runc's ``created`` (datetime costs 1.5 ms)."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
