@@ -322,22 +322,22 @@ def test_a_symlink_in_the_root_cannot_aim_a_mount_or_device_at_the_host(rt, tmp_
 def test_preserved_descriptors_reach_the_process_and_others_do_not(rt):
     b = rt.bundle(args=["sh", "-c", "ls /proc/self/fd; echo via-fd3 >&3"])
     r, w = os.pipe()
-    os.set_inheritable(w, True)
-    os.dup2(w, 3) if w != 3 else None
     opened = os.open("/etc/hostname", os.O_RDONLY)
     leak = os.dup2(opened, 50)                          # inheritable, not preserved
     os.close(opened)
+
+    def fds_3_and_50():                                 # in the child, before the exec
+        os.dup2(w, 3)
     try:
         p = subprocess.run(["minirun-runc", "--root", rt.root, "run", "--preserve-fds", "1",
                             "--bundle", b, "c1"], capture_output=True, text=True, timeout=60,
-                           pass_fds=(3, leak))
+                           pass_fds=(3, leak), preexec_fn=fds_3_and_50)
     finally:
         os.close(w)
         os.close(leak)
     assert p.returncode == 0, p.stderr
     fds = sorted(int(x) for x in p.stdout.split() if x.isdigit())
     assert fds == [0, 1, 2, 3, 4]           # 4: ls's own, reading /proc/self/fd
-    os.close(3)
     assert os.read(r, 100) == b"via-fd3\n"
     os.close(r)
 

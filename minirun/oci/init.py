@@ -1,9 +1,10 @@
 """A bundle's first process, from fork to exec: runc's "standard init".
 
     (lifecycle.py forked it: PID 1 of a new PID namespace, or in the one config.json names)
-    GO ─ in its cgroups; joins the namespaces given by path, unshares the new ones
+    joins the namespaces given by path, unshares the new ones (but cgroup's),
     root: the host's mounts made slave (or what rootfsPropagation says), the bundle's
-         root bound onto itself, config.json's mounts in order — HOOKS: the parent runs
+         root bound onto itself, config.json's mounts in order — up to the first cgroup
+         one: GO (in its cgroups now), the cgroup namespace, the rest — HOOKS: the parent runs
          prestart and createRuntime hooks; createContainer hooks run here — pivot_root,
          devices, sysctls, masked and read-only paths
     (-t: a terminal from the container's devpts → PTY) READY: create returns
@@ -50,13 +51,9 @@ def main(cfg, sock, fifo_fd, trace):
         if cfg.oom_score_adj is not None:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(cfg.oom_score_adj))
-        kind, msg, _ = sync.recv(sock)      # GO: we are in our cgroups
-        if kind != sync.GO:
-            os._exit(lockdown.EXIT_RUNTIME)
-        state = msg["state"]
         process = cfg.process
         seccomp = lockdown.read_filter(process)
-        setup(cfg, sock, state, trace)
+        state = setup(cfg, sock, trace)
         sync.send(sock, sync.READY)
         sock.close()                        # create returns: the container is "created"
         wait_for_start(fifo_fd)               # its write end stays open until the exec
@@ -87,7 +84,14 @@ def _fail(sock, message, code):
     child.fail(sock, message, code)
 
 
-def setup(cfg, sock, state, trace):
+def setup(cfg, sock, trace):
+    """Everything up to READY; returns the state GO brought (for the hooks).
+
+    The parent moves us into our cgroups meanwhile: on cgroup v1 the first such move
+    waits for an RCU grace period (~10 ms here, runc waits as long), so the set-up that
+    does not depend on the cgroups — namespaces, the root, the mounts before the first
+    ``cgroup`` one — runs while it does. A new cgroup namespace must be made after the
+    move (its root is the cgroup we are in then), and a ``cgroup`` mount after that."""
     joined, flags = [], 0
     for kind, path in cfg.namespaces:
         if kind in ("pid", "user"):
@@ -100,8 +104,9 @@ def setup(cfg, sock, state, trace):
         ns.setns(fd, NS_FLAGS[kind])
         os.close(fd)
         trace(f"setns({kind})", "a namespace config.json names by path")
-    ns.unshare(flags)
-    trace(f"unshare({ns.flag_names(flags)})", "the namespaces config.json asks for")
+    early = flags & ~ns.CLONE_NEWCGROUP
+    ns.unshare(early)
+    trace(f"unshare({ns.flag_names(early)})", "the namespaces config.json asks for")
     if cfg.hostname:
         socket.sethostname(cfg.hostname)
     if cfg.domainname:
@@ -111,11 +116,23 @@ def setup(cfg, sock, state, trace):
         prepare_root(cfg, trace)
     root_fd = os.open(cfg.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     host_cgroups = hierarchies() if any(x.type == "cgroup" for x in cfg.mounts) else []
-    for mnt in cfg.mounts:
+    first_cgroup = next((n for n, x in enumerate(cfg.mounts) if x.type == "cgroup"),
+                        len(cfg.mounts))
+    for mnt in cfg.mounts[:first_cgroup]:
+        with step(f"mounting {mnt.destination}"):
+            mount_one(mnt, root_fd, host_cgroups)
+    kind, msg, _ = sync.recv(sock)          # GO: we are in our cgroups
+    if kind != sync.GO:
+        os._exit(lockdown.EXIT_RUNTIME)
+    if flags & ns.CLONE_NEWCGROUP:
+        ns.unshare(ns.CLONE_NEWCGROUP)
+        trace("unshare(CLONE_NEWCGROUP)", "its own cgroup is the root of its view")
+    for mnt in cfg.mounts[first_cgroup:]:
         with step(f"mounting {mnt.destination}"):
             mount_one(mnt, root_fd, host_cgroups)
     os.close(root_fd)
     trace(f"{len(cfg.mounts)} mounts of config.json", "in order, each resolved inside the root")
+    state = msg["state"]
     if cfg.hooks.get("prestart") or cfg.hooks.get("createRuntime"):
         sync.send(sock, HOOKS)
         sync.expect(sock, DONE)
@@ -152,6 +169,7 @@ def setup(cfg, sock, state, trace):
             userns.become_root()
         else:
             userns.enter(sock, cfg.uid_mappings[0][1], trace)
+    return state
 
 
 def prepare_root(cfg, trace):

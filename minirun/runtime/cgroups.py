@@ -198,8 +198,9 @@ def _remove_if_empty(parent):
 
 
 def _rmdir(path):
-    """Remove a cgroup directory; the kernel says EBUSY until its last task is reaped."""
-    for _ in range(100):
+    """Remove a cgroup directory; the kernel says EBUSY until its last task is reaped (and,
+    on v1, for a moment after: the exited task leaves its cgroup asynchronously)."""
+    for n in range(150):
         try:
             os.rmdir(path)
             return
@@ -208,7 +209,7 @@ def _rmdir(path):
         except OSError as e:
             if e.errno != errno.EBUSY:
                 raise
-            time.sleep(0.01)
+            time.sleep(0.001 if n < 50 else 0.01)     # usually free within a millisecond
     os.rmdir(path)
 
 
