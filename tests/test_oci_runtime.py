@@ -364,3 +364,14 @@ def test_a_foreground_run_forwards_sigterm(rt):
     time.sleep(0.3)
     p.send_signal(signal.SIGTERM)
     assert p.wait(30) == 7
+
+
+def test_no_pivot_and_no_new_keyring_still_run_the_container(rt):
+    b = rt.bundle(args=["sh", "-c", "cat /etc/passwd; ls /"])
+    for flags in (["--no-pivot"], ["--no-new-keyring"]):
+        p = rt("run", *flags, "--bundle", b, "c1")
+        assert p.stdout.startswith("root:x:0:0:root:/root:/bin/sh\n")
+        assert "home" not in p.stdout.split()             # the bundle's root, not the host's
+    p = rt("run", "-d", "--bundle", b, "c2")
+    assert rt("exec", "--preserve-fds", "1", "c2", "true", check=False).returncode == 1
+    assert rt.errors()[-1] == "exec --preserve-fds is not supported by minirun-runc"

@@ -89,6 +89,9 @@ class Config(Record):
         "hooks": {},              # kind → [{path, args, env, timeout}]
         "annotations": {},
         "raw": {},                # the config as read (hooks and update read it back)
+        # create's flags that change how the container is made
+        "no_pivot": False,        # MS_MOVE the root onto / and chroot (a root on ramfs)
+        "new_keyring": True,      # a session keyring of its own (runc's default)
     }
 
     def has_namespace(self, kind):

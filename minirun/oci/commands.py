@@ -19,11 +19,16 @@ def _out(text):
     sys.stdout.flush()
 
 
-def create(root, flags, args, log):
+def _load(flags):
     cfg = bundle.load(flags.get("bundle") or ".")
-    lifecycle.create(cfg, root, args[0], flags.get("pid-file", ""),
-                     flags.get("console-socket", ""), flags.get("preserve-fds", 0),
-                     flags.get("no-pivot", False), log.trace)
+    cfg.no_pivot = flags.get("no-pivot", False)
+    cfg.new_keyring = not flags.get("no-new-keyring", False)
+    return cfg
+
+
+def create(root, flags, args, log):
+    lifecycle.create(_load(flags), root, args[0], flags.get("pid-file", ""),
+                     flags.get("console-socket", ""), flags.get("preserve-fds", 0), log.trace)
     return 0
 
 
@@ -37,7 +42,7 @@ def start(root, flags, args, log):
 def run(root, flags, args, log):
     """create + start; without -d, wait for the container's end, delete it and exit with its
     code (this process is the first process's parent, so it reaps it)."""
-    cfg = bundle.load(flags.get("bundle") or ".")
+    cfg = _load(flags)
     detach = flags.get("detach", False)
     if cfg.terminal and not flags.get("console-socket"):
         raise OciError("a terminal needs --console-socket (minirun-runc relays no terminal "
@@ -47,7 +52,7 @@ def run(root, flags, args, log):
         signal.pthread_sigmask(signal.SIG_BLOCK, holding)
     c = lifecycle.create(cfg, root, args[0], flags.get("pid-file", ""),
                          flags.get("console-socket", ""), flags.get("preserve-fds", 0),
-                         flags.get("no-pivot", False), log.trace, foreground=not detach)
+                         log.trace, foreground=not detach)
     try:
         lifecycle.start(c)
     except BaseException:
@@ -144,6 +149,8 @@ def resume(root, flags, args, log):
 def exec_(root, flags, args, log):
     from . import exec as ex            # the join machinery: only for exec
     c = state.load(root, args[0])
+    if flags.get("preserve-fds"):
+        raise OciError("exec --preserve-fds is not supported by minirun-runc")
     if flags.get("process"):
         raw = ex.process_from_file(flags["process"])
     else:
@@ -154,7 +161,7 @@ def exec_(root, flags, args, log):
                                     flags.get("cap", []), flags.get("no-new-privs", False),
                                     flags.get("tty", False))
     return ex.run(c, raw, flags.get("console-socket", ""), flags.get("pid-file", ""),
-                  flags.get("detach", False), flags.get("preserve-fds", 0))
+                  flags.get("detach", False))
 
 
 def ps(root, flags, args, log):

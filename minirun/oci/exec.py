@@ -49,7 +49,7 @@ def process_from_file(path):
         raise OciError(f"{path} is not JSON: {e}") from None
 
 
-def run(c, raw, console_socket="", pid_file="", detach=False, preserve_fds=0):
+def run(c, raw, console_socket="", pid_file="", detach=False):
     """Start the process; without *detach* wait for it and return its exit code."""
     st = status(c)
     if st not in ("running", "created"):
@@ -59,7 +59,6 @@ def run(c, raw, console_socket="", pid_file="", detach=False, preserve_fds=0):
         raise OciError("cannot allocate tty if runc will detach without setting console "
                        "socket")
     process.seccomp = c.data.get("seccomp") or ""
-    process.preserve_fds = preserve_fds
     console = None
     if tty and console_socket:
         console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

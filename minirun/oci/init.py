@@ -30,7 +30,7 @@ from ..linux import libc, check
 from ..linux import mount as m
 from ..linux import namespaces as ns
 from ..linux.fs import make_in_root
-from ..linux.process import TIOCSWINSZ
+from ..linux.process import TIOCSWINSZ, join_new_session_keyring
 from ..runtime import child, lockdown, rootfs, sync, userns
 from ..runtime.cgroups import hierarchies
 from . import hooks
@@ -48,6 +48,8 @@ def main(cfg, sock, fifo_fd, trace):
     """Never returns: execs the bundle's process or exits."""
     try:
         prctl.set_dumpable(False)           # no /proc/<pid>/… access to us (CVE-2019-5736)
+        if cfg.new_keyring:
+            join_new_session_keyring()
         if cfg.oom_score_adj is not None:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(cfg.oom_score_adj))
@@ -182,6 +184,15 @@ def prepare_root(cfg, trace):
 
 
 def enter_root(cfg, trace):
+    if cfg.no_pivot and cfg.has_namespace("mount"):
+        # --no-pivot (a root on ramfs, where pivot_root fails): move it over / and chroot.
+        # The host's root stays under it in this mount namespace: pivot_root's way is safer.
+        os.chdir(cfg.root)
+        m.mount(cfg.root, "/", None, m.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+        trace("mount(root, /, MS_MOVE); chroot(.)", "--no-pivot")
+        return
     if not cfg.has_namespace("mount"):
         # The caller's own mount namespace (config.json asked for none): pivot_root would
         # move the root of every process in it. chroot, as runc does; the mounts below

@@ -55,8 +55,8 @@ def status(c):
     return c.status(frozen_check(c))
 
 
-def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, no_pivot=False,
-           trace=None, foreground=False):
+def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace=None,
+           foreground=False):
     """Create the container; return its state.Container (its first process waits on
     exec.fifo). *foreground*: ``run`` without -d, which waits for the process itself."""
     if cfg.process is None:
@@ -64,8 +64,6 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, no_pi
     if cfg.terminal and not console_socket and not foreground:
         raise OciError("cannot allocate tty if runc will detach without setting "
                             "console socket")
-    if no_pivot:
-        raise OciError("--no-pivot is not supported: minirun-runc always pivot_roots")
     trace = trace or (lambda *a: None)
     c = state.make(root, cid)
     d = name = pid = None
