@@ -34,6 +34,16 @@ def _wait_for(predicate, seconds=20):
     return False
 
 
+def _stop(proc):
+    """A daemon this module started: asked to stop, killed after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
 def image(tmp_path_factory, busybox_oci):
     """busybox as a docker-archive tar (what ctr, podman and docker all import)."""
@@ -60,12 +70,7 @@ def containerd(tmp_path_factory):
         assert _wait_for(lambda: (d / "containerd.sock").exists())
         yield Containerd(d)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
         subprocess.run(["umount", "-R", str(d)], capture_output=True)
         remove_new_cgroups("default", cgroups)
         remove_new_cgroups("docker", cgroups)
@@ -142,12 +147,14 @@ def test_podman_runs_busybox_with_minirun_runc(image, tmp_path):
     cgroups = set(glob.glob("/sys/fs/cgroup/*/libpod_parent"))
     try:
         podman("load", "-i", image)
-        p = podman("run", "--rm", "--network", "none", "busybox", "sh", "-c",
-                   "echo hello from podman; cat /proc/self/cgroup")
-        assert p.stdout.startswith("hello from podman\n") and "libpod_parent" in p.stdout
+        p = podman("run", "--rm", "--network", "none", "busybox", "echo", "hello from podman")
+        assert p.stdout == "hello from podman\n"
         assert podman("run", "--rm", "--network", "none", "busybox", "sh", "-c", "exit 6",
                       check=False).returncode == 6
         podman("run", "-d", "--name", "p1", "--network", "none", "busybox", "sleep", "300")
+        pid = podman("inspect", "-f", "{{.State.Pid}}", "p1").stdout.strip()
+        with open(f"/proc/{pid}/cgroup") as f:                  # as the host sees it
+            assert "libpod_parent/libpod-" in f.read()           # conmon's cgroupsPath
         assert podman("exec", "p1", "echo", "exec-ok").stdout == "exec-ok\n"
         podman("pause", "p1")
         assert "paused" in podman("inspect", "-f", "{{.State.Status}}", "p1").stdout
@@ -194,9 +201,4 @@ def test_dockerd_runs_busybox_with_runtime_minirun(containerd, image):
         assert docker("exec", "d1", "echo", "exec-ok").stdout == "exec-ok\n"
         docker("rm", "-f", "d1")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)

@@ -9,10 +9,12 @@ removed, and that a hostile bundle is refused in one line and leaves nothing.
 import array
 import json
 import os
+import pathlib
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -232,20 +234,20 @@ def test_cgroups_path_and_limits_are_applied_then_removed(rt):
     b = rt.bundle(args=["sh", "-c", "cat /proc/self/cgroup; sleep 100"], change=limits)
     rt("run", "-d", "--bundle", b, "c1")
     pid = rt.state("c1")["pid"]
-    with open(f"/proc/{pid}/cgroup") as f:
-        mine = dict((l.split(":")[1], l.strip().split(":")[2]) for l in f)
-    path = next(v for k, v in mine.items() if "pids" in k.split(","))
+    with open(f"/proc/{pid}/cgroup") as f:            # v1: "N:pids:/path"; v2: "0::/path"
+        lines = [l.strip().split(":", 2) for l in f]
+    path = next(p for _, names, p in lines if "pids" in names.split(",") or names == "")
     assert path == "/minirun-runc-test/c1"
-    point = next(p for p in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup") if
-                 os.path.exists(p + path + "/pids.max"))
-    assert open(point + path + "/pids.max").read().strip() == "42"
+    pids = next(p for p in ("/sys/fs/cgroup/pids" + path, "/sys/fs/cgroup" + path)
+                if os.path.exists(p + "/pids.max"))
+    assert open(pids + "/pids.max").read().strip() == "42"
     mem = ("/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes"
            if os.path.isdir("/sys/fs/cgroup/memory") else "/sys/fs/cgroup" + path + "/memory.max")
     assert int(open(mem).read()) == 64 << 20
     rt("update", "--pids-limit", "7", "c1")
-    assert open(point + path + "/pids.max").read().strip() == "7"
+    assert open(pids + "/pids.max").read().strip() == "7"
     rt("delete", "--force", "c1")
-    assert not os.path.exists(point + path) and _cgroup_dirs("minirun-runc-test") == []
+    assert not os.path.exists(pids) and _cgroup_dirs("minirun-runc-test") == []
 
 
 def test_features_and_version(rt):
@@ -375,3 +377,26 @@ def test_no_pivot_and_no_new_keyring_still_run_the_container(rt):
     p = rt("run", "-d", "--bundle", b, "c2")
     assert rt("exec", "--preserve-fds", "1", "c2", "true", check=False).returncode == 1
     assert rt.errors()[-1] == "exec --preserve-fds is not supported by minirun-runc"
+
+
+def test_an_idmapped_bind_mount_shows_the_owners_through_its_maps(rt):
+    # Not under /tmp: tmpfs takes idmapped mounts only since Linux 6.3 (the guest's is 6.1).
+    shared = pathlib.Path(tempfile.mkdtemp(dir="/var/tmp"))
+    shared.chmod(0o755)
+    try:
+        (shared / "f").write_text("x")                      # owned by root on disk
+
+        def idmapped(c):
+            c["mounts"].append({"destination": "/data", "type": "bind", "source": str(shared),
+                                "options": ["bind", "idmap"],
+                                "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                                "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]})
+            c["mounts"].append({"destination": "/plain", "type": "bind", "source": str(shared),
+                                "options": ["bind"]})
+        b = rt.bundle(args=["sh", "-c", "stat -c %u:%g /data/f /plain/f"], change=idmapped)
+        # The mount's maps take an id on disk (as the container's 0) to the host's 1000: what a
+        # container whose root is host uid 1000 would see as its own files.
+        assert rt("run", "--bundle", b, "c1").stdout.split() == ["1000:1000", "0:0"]
+        assert os.stat(shared / "f").st_uid == 0                # nothing chowned on the host
+    finally:
+        shutil.rmtree(shared)

@@ -62,6 +62,7 @@ AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 AT_FDCWD = -100
 MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
+MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
 
 
 def open_tree(path, flags=OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE):
@@ -71,10 +72,13 @@ def open_tree(path, flags=OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE):
 
 
 def move_mount(fd, target):
-    """Attach the detached mount *fd* at *target*."""
+    """Attach the detached mount *fd* at *target* (a path, or a descriptor of the place)."""
+    if isinstance(target, int):
+        where, path, flags = target, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+    else:
+        where, path, flags = AT_FDCWD, encode(target), MOVE_MOUNT_F_EMPTY_PATH
     check(libc.syscall(ctypes.c_long(SYS_move_mount), ctypes.c_int(fd), b"",
-                       ctypes.c_int(AT_FDCWD), encode(target),
-                       ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), target)
+                       ctypes.c_int(where), path, ctypes.c_uint(flags)), str(target))
 
 
 SYS_mount_setattr = 442

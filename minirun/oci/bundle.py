@@ -59,6 +59,7 @@ class Mount(Record):
         "data": "",
         "bind": False,
         "recursive": False,
+        "idmap": None,            # (uid_map, gid_map) texts: an idmapped bind mount
     }
 
 
@@ -214,6 +215,14 @@ def _linux(cfg, linux):
         raise BundleError("a new user namespace needs linux.uidMappings and gidMappings")
     if (cfg.uid_mappings or cfg.gid_mappings) and not cfg.has_namespace("user"):
         raise BundleError("uid and gid mappings need a user namespace")
+    for mnt in cfg.mounts:              # an idmapped mount without its own: the container's
+        if mnt.idmap is not None:
+            uids = mnt.idmap[0] or "".join("%d %d %d\n" % e for e in cfg.uid_mappings)
+            gids = mnt.idmap[1] or "".join("%d %d %d\n" % e for e in cfg.gid_mappings)
+            if not uids or not gids:
+                raise BundleError(f"idmapped mount {mnt.destination} has no uid and gid "
+                                  "mappings (its own or the container's)")
+            mnt.idmap = (uids, gids)
     cfg.cgroups_path = _get(linux, "cgroupsPath", str, "")
     if ".." in cfg.cgroups_path.split("/") or ":" in cfg.cgroups_path:
         raise BundleError(f"cgroupsPath {cfg.cgroups_path!r}: a path of a cgroupfs hierarchy is "
@@ -322,19 +331,32 @@ def _mount(raw, bundle):
         elif opt in PROPAGATION:
             mnt.propagation.append(PROPAGATION[opt])
         elif opt in ("idmap", "ridmap"):
-            raise BundleError(f"mount {dest}: idmapped bind mounts are not supported by "
-                              "minirun-runc")
+            mnt.idmap = (_maps(raw, "uidMappings"), _maps(raw, "gidMappings"))
         elif opt not in IGNORED_OPTIONS:
             data.append(opt)
     mnt.data = ",".join(data)
     mnt.bind = kind == "bind" or bool(mnt.flags & m.MS_BIND)
     mnt.recursive = bool(mnt.flags & m.MS_REC)
     mnt.flags &= ~(m.MS_BIND | m.MS_REC)
+    if mnt.idmap is not None and not mnt.bind:
+        raise BundleError(f"mount {dest}: only bind mounts can be idmapped")
     if mnt.bind:
         if not source:
             raise BundleError(f"bind mount {dest} has no source")
         mnt.source = os.path.normpath(os.path.join(bundle, source))
     return mnt
+
+
+def _maps(raw, key):
+    """A mapping list as /proc/PID/uid_map takes it ("" when absent)."""
+    lines = []
+    for mp in _get(raw, key, list, []):
+        _want(mp, dict, f"{key}[]")
+        entry = [_get(mp, k, int, -1) for k in ("containerID", "hostID", "size")]
+        if min(entry) < 0:
+            raise BundleError(f"{key} entries need containerID, hostID and size")
+        lines.append("%d %d %d\n" % tuple(entry))
+    return "".join(lines)
 
 
 def _hooks(raw):

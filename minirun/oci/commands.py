@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 
+from ..runtime.lockdown import exit_code
 from . import bundle, lifecycle, state
 from .lifecycle import OciError
 
@@ -45,6 +46,8 @@ def run(root, flags, args, log):
     cfg = _load(flags)
     detach = flags.get("detach", False)
     if cfg.terminal and not flags.get("console-socket"):
+        # runc's foreground run relays a terminal itself; minirun-runc leaves that to the
+        # engines (they all pass a console socket) and to `minirun run -t`.
         raise OciError("a terminal needs --console-socket (minirun-runc relays no terminal "
                        "itself)")
     holding = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT]
@@ -52,7 +55,7 @@ def run(root, flags, args, log):
         signal.pthread_sigmask(signal.SIG_BLOCK, holding)
     c = lifecycle.create(cfg, root, args[0], flags.get("pid-file", ""),
                          flags.get("console-socket", ""), flags.get("preserve-fds", 0),
-                         log.trace, foreground=not detach)
+                         log.trace)
     try:
         lifecycle.start(c)
     except BaseException:
@@ -86,8 +89,7 @@ def _wait_and_delete(c, holding):
             break
     _, status = os.waitpid(c.pid, 0)
     lifecycle.delete(state.load(c.root, c.id, lock=True), force=True)
-    return os.waitstatus_to_exitcode(status) if os.waitstatus_to_exitcode(status) >= 0 \
-        else 128 - os.waitstatus_to_exitcode(status)
+    return exit_code(status)
 
 
 def state_(root, flags, args, log):

@@ -8,7 +8,7 @@ FEATURES = {
     "ociVersionMin": "1.0.0",
     "ociVersionMax": OCI_VERSION,
     "hooks": list(HOOK_KINDS),
-    "mountOptions": sorted([*MOUNT_FLAGS, *PROPAGATION, *IGNORED_OPTIONS]),
+    "mountOptions": sorted([*MOUNT_FLAGS, *PROPAGATION, *IGNORED_OPTIONS, "idmap", "ridmap"]),
     "linux": {
         "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
         "capabilities": ["CAP_" + c for c in CAPS],

@@ -63,15 +63,8 @@ def main(cfg, sock, fifo_fd, trace):
         hooks.run(cfg.hooks, "startContainer", state)
         lockdown.lock_down(process, trace, create_workdir=True, seccomp=seccomp)
         lockdown.execute(process.args, process.env)
-    except lockdown.ExecError as e:
-        _fail(sock, str(e), e.code)
-    except MinirunError as e:
-        _fail(sock, str(e), lockdown.EXIT_RUNTIME)
-    except OSError as e:
-        _fail(sock, f"{e.strerror}: {e.filename}" if e.filename else str(e),
-              lockdown.EXIT_RUNTIME)
     except BaseException as e:
-        _fail(sock, f"internal error: {type(e).__name__}: {e}", lockdown.EXIT_RUNTIME)
+        _fail(sock, *lockdown.failure(e))
 
 
 def _fail(sock, message, code):
@@ -218,8 +211,13 @@ def mount_one(mnt, root_fd, host_cgroups):
             is_dir = stat.S_ISDIR(os.stat(mnt.source).st_mode)
         except OSError as e:
             raise MinirunError(f"bind mount source {mnt.source}: {e.strerror}") from None
-        with _in_root(root_fd, mnt.destination, is_dir) as target:
-            m.mount(mnt.source, target, None, m.MS_BIND | (m.MS_REC if mnt.recursive else 0))
+        place = _in_root(root_fd, mnt.destination, is_dir)
+        with place as target:
+            if mnt.idmap:
+                idmapped_bind(mnt, place.fd)
+            else:
+                m.mount(mnt.source, target, None,
+                        m.MS_BIND | (m.MS_REC if mnt.recursive else 0))
         if mnt.flags:
             with _in_root(root_fd, mnt.destination, is_dir) as target:   # the new mount
                 m.mount(None, target, None, m.MS_BIND | m.MS_REMOUNT | mnt.flags
@@ -232,6 +230,25 @@ def mount_one(mnt, root_fd, host_cgroups):
     for flag in mnt.propagation:
         with _in_root(root_fd, mnt.destination) as target:
             m.mount(None, target, None, flag)
+
+
+def idmapped_bind(mnt, target_fd):
+    """A bind mount whose files' owners are seen through the mount's uid/gid maps (Linux
+    5.12+: mount_setattr(MOUNT_ATTR_IDMAP) on a detached copy, then attached)."""
+    flags = m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | (m.AT_RECURSIVE if mnt.recursive else 0)
+    fd = m.open_tree(mnt.source, flags)
+    userns_fd = userns.mapping_namespace(0, maps=mnt.idmap)
+    try:
+        try:
+            m.idmap(fd, userns_fd)
+        except OSError as e:
+            raise MinirunError(f"idmapped mount of {mnt.source}: {e.strerror} (its file "
+                               "system may not take idmapped mounts: Linux 5.12+, tmpfs 6.3+)") \
+                from None
+        m.move_mount(fd, target_fd)
+    finally:
+        os.close(userns_fd)
+        os.close(fd)
 
 
 class _in_root:

@@ -27,11 +27,14 @@ class OciError(MinirunError):
     pass
 
 
+DEFAULT_PARENT = "minirun-runc"
+
+
 def cgroup_of(cgroups_path, cid):
     """(parent, name) of a container's cgroup: cgroupsPath's, else minirun-runc/<id>."""
     path = cgroups_path.strip("/")
     if not path:
-        return "minirun-runc", cid
+        return DEFAULT_PARENT, cid
     parent, _, name = path.rpartition("/")
     return parent, name
 
@@ -55,15 +58,14 @@ def status(c):
     return c.status(frozen_check(c))
 
 
-def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace=None,
-           foreground=False):
+def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace=None):
     """Create the container; return its state.Container (its first process waits on
-    exec.fifo). *foreground*: ``run`` without -d, which waits for the process itself."""
+    exec.fifo)."""
     if cfg.process is None:
         raise BundleError("config.json has no process to run")
-    if cfg.terminal and not console_socket and not foreground:
-        raise OciError("cannot allocate tty if runc will detach without setting "
-                            "console socket")
+    if cfg.terminal and not console_socket:
+        raise OciError("cannot allocate tty if runc will detach without setting console "
+                       "socket")
     trace = trace or (lambda *a: None)
     c = state.make(root, cid)
     d = name = pid = None
@@ -84,6 +86,7 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace
                   "seccomp": cfg.process.seccomp, "userns": cfg.has_namespace("user"),
                   "host_mounts": not cfg.has_namespace("mount")}
         d = cg.detect(trace, parent=parent).create(name, cfg.limits)
+        c.data["cgroup_made"] = d.made
         if console_socket:
             console = _connect(console_socket)
         pid, pidfd, sock = _fork(cfg, fifo_fd, preserve_fds, trace)
@@ -91,14 +94,11 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace
         c.data.update(pid=pid, pid_start=state.start_time(pid))
         c.save()
         d.add(name, pid)
-        sync.send(sock, sync.GO, state=c.oci_state("creating"))
+        sync.send_go(sock, state=c.oci_state("creating"))
         master = _handshake(sock, pidfd, cfg, c)
-        if master is not None:
-            if console is not None:
-                socket.send_fds(console, [b"/dev/ptmx"], [master])
-                os.close(master)
-            else:
-                c.master = master
+        if master is not None:             # (a terminal always has a console socket)
+            socket.send_fds(console, [b"/dev/ptmx"], [master])
+            os.close(master)
         if pid_file:
             write_pid_file(pid_file, pid)
         return c
@@ -108,6 +108,7 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace
         if d is not None:
             d.kill_all(name)
             d.remove(name)
+            cg.remove_empty(d.made)
         _remove_dir(c)
         raise
     finally:
@@ -119,6 +120,7 @@ def _fork(cfg, fifo_fd, preserve_fds, trace):
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid_path = cfg.namespace_path("pid")
     pidns = os.open(pid_path, os.O_RDONLY | os.O_CLOEXEC) if pid_path else None
+    pid = None
     try:
         if cfg.has_namespace("pid"):
             pid = fork_in_pid_namespace(pidns, trace)
@@ -217,7 +219,7 @@ def start(c):
     st = status(c)
     if st != "created":
         raise OciError(f"cannot start a container that is {st}" if st != "running"
-                            else "cannot start an already running container")
+                       else "cannot start an already running container")
     pidfd = _pidfd(c)
     fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
@@ -292,6 +294,9 @@ def delete(c, force=False):
     if st in ("running", "paused") and not force:
         raise OciError(f"cannot delete container {c.id} that is not stopped: {st}")
     d, name = driver(c)
+    made = list(c.data.get("cgroup_made") or [])
+    if d.parent == DEFAULT_PARENT:      # ours by name: the last container's delete takes it
+        made += [os.path.dirname(os.path.dirname(f)) for f in d.procs_files(name)]
     if st != "stopped":
         try:
             pidfd = os.pidfd_open(c.pid)
@@ -305,6 +310,7 @@ def delete(c, force=False):
     else:
         d.kill_all(name)              # what the first process left behind
     d.remove(name)
+    cg.remove_empty(made)
     if c.data.get("host_mounts"):
         unmount_under(c.data["rootfs"])
     hooks.run_warning(c.data.get("hooks") or {}, "poststop", c.oci_state("stopped"), _warn)

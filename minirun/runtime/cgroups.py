@@ -197,6 +197,13 @@ def _remove_if_empty(parent):
         pass                  # still holds containers (EBUSY), or already gone
 
 
+def remove_empty(dirs):
+    """Parents a create made (its ``made``), deepest first, where no cgroup is left in them:
+    a parent someone else made (a Kubernetes pod's) is never ours to remove."""
+    for path in sorted(dirs, key=lambda d: -d.count("/")):
+        _remove_if_empty(path)
+
+
 def _rmdir(path):
     """Remove a cgroup directory; the kernel says EBUSY until its last task is reaped (and,
     on v1, for a moment after: the exited task leaves its cgroup asynchronously)."""
@@ -220,6 +227,7 @@ class CgroupV1:
         self.controllers = controllers    # name -> hierarchy mount point
         self.trace = trace
         self.parent = parent              # where containers go: "a/b" for an OCI "/a/b/<id>"
+        self.made = []                    # the parent's levels create made (remove_empty)
 
     def dirs(self, cid):
         """Directory of the container in each hierarchy (one per mount point)."""
@@ -256,6 +264,7 @@ class CgroupV1:
             above, level = level, os.path.join(level, name)
             try:
                 os.mkdir(level)
+                self.made.append(level)
             except FileExistsError:
                 continue
             if point == self.controllers.get("cpuset"):
@@ -389,9 +398,12 @@ class CgroupV1:
         return bool(path) and _counter(os.path.join(path, "memory.oom_control"), "oom_kill") > 0
 
     def remove(self, cid):
+        """The container's cgroups; minirun's parent too once empty (another parent is the
+        caller's: see remove_empty)."""
         for path in dict.fromkeys(self.dirs(cid).values()):
             _rmdir(path)
-            _remove_if_empty(os.path.dirname(path))
+            if self.parent == PARENT:
+                _remove_if_empty(os.path.dirname(path))
         if self.parent == PARENT:
             _forget_owner(cid)
 
@@ -407,6 +419,7 @@ class CgroupV2:
         self.root = root
         self.trace = trace
         self.parent = parent
+        self.made = []
 
     def path(self, cid):
         return os.path.join(self.root, self.parent, cid)
@@ -428,13 +441,15 @@ class CgroupV2:
         return have
 
     def create(self, cid, limits, owner=None):
-        parent = os.path.join(self.root, self.parent)
-
         def make_parent():
-            os.makedirs(parent, exist_ok=True)
             have, level = self._enable(self.root, set(CONTROLLERS)), self.root
             for name in self.parent.split(os.sep):
                 level = os.path.join(level, name)
+                try:
+                    os.mkdir(level)
+                    self.made.append(level)
+                except FileExistsError:
+                    pass
                 have = self._enable(level, have)
         make_parent()              # (again: enabling is idempotent, and a parent may predate it)
         path = self.path(cid)
@@ -538,8 +553,8 @@ class CgroupV2:
 
     def remove(self, cid):
         _rmdir(self.path(cid))
-        _remove_if_empty(os.path.dirname(self.path(cid)))
         if self.parent == PARENT:
+            _remove_if_empty(os.path.dirname(self.path(cid)))
             _forget_owner(cid)
 
 

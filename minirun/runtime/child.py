@@ -2,7 +2,8 @@
 
 It is PID 1 of a new PID namespace from birth (the parent unshared
 CLONE_NEWPID before forking). It then makes the other namespaces, builds
-the root file system, locks itself down and execs the command. It talks to
+the root file system (while the parent puts it in its cgroups), makes its
+cgroup namespace, locks itself down and execs the command. It talks to
 the parent over a socket: the parent says when the cgroup is joined and
 when the network is ready; the child reports errors (or, for -t, hands over
 its terminal's master side). The socket is close-on-exec, so a successful
@@ -31,17 +32,12 @@ def main(spec, sock, trace):
         if spec.die_with_parent:
             prctl.set_pdeathsig(signal.SIGKILL)   # a foreground run must not outlive minirun
         prctl.set_dumpable(False)             # no /proc/<pid>/… access to this process (CVE-2019-5736)
-        sync.expect(sock, sync.GO)            # the parent has put us in our cgroups
         process = setup(spec, sock, trace)
         argv = (["/dev/init", "--"] if spec.init else []) + list(process.args)
         trace(f"execve({argv[0]!r}, …)", "the container's command replaces minirun in PID 1")
         lockdown.execute(argv, process.env)
-    except lockdown.ExecError as e:
-        fail(sock, str(e), e.code)
-    except MinirunError as e:
-        fail(sock, str(e), lockdown.EXIT_RUNTIME)
-    except OSError as e:
-        fail(sock, f"{e.strerror}: {e.filename}" if e.filename else str(e), lockdown.EXIT_RUNTIME)
+    except (MinirunError, OSError) as e:
+        fail(sock, *lockdown.failure(e))
     except BaseException as e:
         import traceback          # only on a bug: it costs a few ms on every start otherwise
         fail(sock, f"internal error: {type(e).__name__}: {e}", lockdown.EXIT_RUNTIME,
@@ -59,14 +55,17 @@ def fail(sock, message, code, detail=""):
 
 
 def setup(spec, sock, trace):
-    flags = ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC | ns.CLONE_NEWCGROUP
+    """Everything up to READY. The parent moves us into our cgroups meanwhile (the first
+    move on cgroup v1 waits ~10 ms for an RCU grace period): what does not depend on them
+    runs first; the cgroup namespace, whose root is the cgroup we are in, after GO."""
+    flags = ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC
     if spec.netns:
         join_network(spec.netns, trace)
     elif spec.network != "host":
         flags |= ns.CLONE_NEWNET
     ns.unshare(flags)
     trace(f"unshare({ns.flag_names(flags)})",
-          "own mounts, hostname, IPC, cgroup view" + (", network" if flags & ns.CLONE_NEWNET else ""))
+          "own mounts, hostname, IPC" + (", network" if flags & ns.CLONE_NEWNET else ""))
     trace("fork() after unshare(CLONE_NEWPID)", "this process is PID 1 of a new PID namespace")
     if spec.userns and flags & ns.CLONE_NEWNET:
         userns.open_ports_and_ping()
@@ -79,6 +78,9 @@ def setup(spec, sock, trace):
     if flags & ns.CLONE_NEWNET:
         loopback_up()
         trace("ioctl(SIOCSIFFLAGS, lo, IFF_UP)", "an empty network namespace with only lo, up")
+    sync.expect(sock, sync.GO)            # the parent has put us in our cgroups
+    ns.unshare(ns.CLONE_NEWCGROUP)
+    trace("unshare(CLONE_NEWCGROUP)", "its own cgroup is the root of its cgroup view")
     slave = None
     if spec.tty:
         master, slave = open_pty(trace)

@@ -3,7 +3,8 @@
     fork_container(spec) ─ fork (PID 1 of a new PID namespace)
     start(spec, cgroups):
         ├─ parent: put the child in its cgroups → GO
-        ├─ child: namespaces, root file system → READY (and, for -t, its PTY)
+        ├─ child, meanwhile: namespaces, root file system; after GO its cgroup namespace
+        │    → READY (and, for -t, its PTY)
         ├─ parent: outside set-up (network) → CONTINUE
         └─ child: lock down, execve → the socket closes: started
     (runtime/sync.py draws the whole exchange)
@@ -97,7 +98,7 @@ def start(spec, cgroups, trace, outside=None, stdio=None, spawn=None):
     proc = Process(pid, pidfd, reaps=spawn is None)
     try:
         cgroups.add(spec.id, pid)
-        sync.send(sock, sync.GO)
+        sync.send_go(sock)
         _handshake(sock, proc, outside, spec)
     except BaseException:
         proc.signal(signal.SIGKILL)

@@ -19,7 +19,6 @@ import socket
 
 import prctl
 
-from ..errors import MinirunError
 from ..linux import namespaces as ns
 from . import lockdown, sync, userns
 from .child import fail, open_pty, stdio
@@ -94,15 +93,8 @@ def _join(sock, ns_fds, procs_files, process, target, trace_on):
                            enter_userns=enter)
         trace(f"execve({process.args[0]!r}, …)", "the command replaces minirun's process")
         lockdown.execute(process.args, process.env)
-    except lockdown.ExecError as e:
-        _report(sock, str(e), e.code)
-    except MinirunError as e:
-        _report(sock, str(e), lockdown.EXIT_RUNTIME)
-    except OSError as e:
-        _report(sock, f"{e.strerror}: {e.filename}" if e.filename else str(e),
-                lockdown.EXIT_RUNTIME)
     except BaseException as e:
-        _report(sock, f"{type(e).__name__}: {e}", lockdown.EXIT_RUNTIME)
+        _report(sock, *lockdown.failure(e))
 
 
 def _report(sock, message, code):

@@ -34,6 +34,18 @@ class ExecError(MinirunError):
         self.code = code
 
 
+def failure(e):
+    """(one line, exit code) for why entering a container failed: what its caller reports
+    (run's PID 1, exec's joining process and minirun-runc's init alike)."""
+    if isinstance(e, ExecError):
+        return str(e), e.code
+    if isinstance(e, MinirunError):
+        return str(e), EXIT_RUNTIME
+    if isinstance(e, OSError):
+        return (f"{e.strerror}: {e.filename}" if e.filename else str(e)), EXIT_RUNTIME
+    return f"internal error: {type(e).__name__}: {e}", EXIT_RUNTIME
+
+
 def exit_code(status):
     """A wait status as Docker reports it: the exit code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(status)

@@ -7,9 +7,10 @@ close-on-exec, so a successful execve shows up in the parent as end of file.
 ``run`` — a container's PID 1::
 
     parent                                  child (PID 1 of a new PID namespace)
-      │ put the child in its cgroups
-      ├── GO ──────────────────────────────▶│
-      │                                     │ namespaces, root file system
+      │ put the child in its cgroups        │ namespaces (but cgroup's), root file system
+      ├── GO ──────────────────────────────▶│ (both at once: the first cgroup v1 move waits
+      │                                     │ ~10 ms for an RCU grace period)
+      │                                     │ the cgroup namespace (rooted in its cgroup)
       │◀─────────────────────── PTY + fd ───┤ (-t only: the terminal's master side)
       │◀─────────────────────────── READY ──┤
       │ wire what lives outside (network)   │
@@ -32,7 +33,7 @@ import json
 import os
 import socket
 
-GO = "go"                # parent → child: the cgroups are joined, go on
+GO = "go"                # parent → child: the cgroups are joined, go on (to READY)
 PTY = "pty"              # child → parent, with one fd: the master side of the terminal
 READY = "ready"          # child → parent: namespaces and root file system are made
 CONTINUE = "continue"    # parent → child: the outside (network) is ready, lock down and exec
@@ -47,6 +48,15 @@ def send(sock, kind, fds=(), **payload):
         socket.send_fds(sock, [data], list(fds))
     else:
         sock.send(data)
+
+
+def send_go(sock, **payload):
+    """GO to a child that may have failed already: its set-up runs while the parent joins it
+    to its cgroups, so its ERROR can come first — then it is read next, and says why."""
+    try:
+        send(sock, GO, **payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 def recv(sock):

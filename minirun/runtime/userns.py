@@ -32,9 +32,10 @@ def write_maps(pid, base, count=RANGE):
             f.write(f"0 {base} {count}\n")
 
 
-def mapping_namespace(base, count=RANGE):
+def mapping_namespace(base, count=RANGE, maps=None):
     """An fd of a user namespace with the container's maps, for idmapped mounts: a helper
-    process makes it, we map it and keep a handle, the helper goes."""
+    process makes it, we map it and keep a handle, the helper goes. *maps*: (uid_map,
+    gid_map) texts instead of "0 base count" (an OCI bundle's idmapped mount)."""
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
@@ -49,7 +50,12 @@ def mapping_namespace(base, count=RANGE):
     os.close(w)
     try:
         proc_pid = int(os.read(r, 32))
-        write_maps(proc_pid, base, count)
+        if maps:
+            for name, text in zip(("uid_map", "gid_map"), maps):
+                with open(f"/proc/{proc_pid}/{name}", "w") as f:
+                    f.write(text)
+        else:
+            write_maps(proc_pid, base, count)
         return os.open(f"/proc/{proc_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(r)
