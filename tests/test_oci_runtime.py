@@ -250,6 +250,16 @@ def test_cgroups_path_and_limits_are_applied_then_removed(rt):
     assert not os.path.exists(pids) and _cgroup_dirs("minirun-runc-test") == []
 
 
+def test_namespaced_sysctls_are_set_in_the_container(rt):
+    b = rt.bundle(args=["cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/msgmax"],
+                  change=lambda c: c["linux"].update(
+                      sysctl={"net.ipv4.ip_forward": "1", "kernel.msgmax": "4242"},
+                      readonlyPaths=[]))
+    host = open("/proc/sys/kernel/msgmax").read()
+    assert rt("run", "--bundle", b, "c1").stdout.split() == ["1", "4242"]
+    assert open("/proc/sys/kernel/msgmax").read() == host
+
+
 def test_features_and_version(rt):
     f = json.loads(rt("features").stdout)
     assert f["ociVersionMin"] == "1.0.0" and "poststop" in f["hooks"]
@@ -265,6 +275,12 @@ def test_features_and_version(rt):
     (lambda c: c["linux"].update(devices=[{"path": "/etc/shadow", "type": "c"}]),
      "device path '/etc/shadow' is not under /dev"),
     (lambda c: c["linux"].update(sysctl={"../../etc": "1"}), "bad sysctl name '../../etc'"),
+    (lambda c: c["linux"].update(sysctl={"kernel.panic": "1"}),     # the host's own
+     "sysctl 'kernel.panic' is not in a separate kernel namespace"),
+    (lambda c: (c["linux"].update(sysctl={"net.ipv4.ip_forward": "1"}),
+                c["linux"].update(namespaces=[n for n in c["linux"]["namespaces"]
+                                              if n["type"] != "network"])),
+     "sysctl 'net.ipv4.ip_forward' is not in a separate kernel namespace"),
     (lambda c: c["linux"].update(cgroupsPath="../../escape"),
      "cgroupsPath '../../escape': a path of a cgroupfs hierarchy is needed (systemd's "
      "slice:prefix:name form is not supported)"),

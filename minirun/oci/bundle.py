@@ -249,6 +249,10 @@ def _linux(cfg, linux):
     for key in sysctl:
         if not key or "/" in key or ".." in key.split("."):
             raise BundleError(f"bad sysctl name {key!r}")
+        kind = _sysctl_namespace(key)
+        if kind is None or not cfg.has_namespace(kind):
+            # /proc/sys beyond these is the host's own: a write would change the host
+            raise BundleError(f"sysctl {key!r} is not in a separate kernel namespace")
     cfg.sysctl = sysctl
     prop = _get(linux, "rootfsPropagation", str, "")
     if prop and prop not in PROPAGATION:
@@ -262,6 +266,21 @@ def _linux(cfg, linux):
     for key in ("intelRdt", "personality"):
         if _get(linux, key, dict, None):
             raise BundleError(f"linux.{key} is not supported by minirun-runc")
+
+
+IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+               "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def _sysctl_namespace(key):
+    """The namespace a sysctl belongs to (as runc's list), or None: the host's alone."""
+    if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key.startswith("net."):
+        return "network"
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    return None
 
 
 def resources(raw):
