@@ -112,6 +112,8 @@ def test_create_waits_for_start_and_state_follows_the_lifecycle(rt):
     rt("create", "--bundle", b, "--pid-file", pid_file, "c1")
     st = rt.state("c1")
     assert st["status"] == "created" and st["id"] == "c1" and st["bundle"] == str(b)
+    # the state holds the process's environment: root's alone to read
+    assert os.stat(os.path.join(rt.root, "c1", "state.json")).st_mode & 0o777 == 0o600
     assert st["ociVersion"].startswith("1.") and st["pid"] == int(pid_file.read_text())
     time.sleep(0.3)
     assert not (b / "rootfs" / "started").exists()    # the user's process waits for start

@@ -88,7 +88,9 @@ class Container:
 
     def save(self):
         tmp = os.path.join(self.dir, f".{STATE}.tmp")
-        with open(tmp, "w") as f:
+        # 0600: it holds the process's environment, which may hold secrets
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with open(fd, "w") as f:
             json.dump(self.data, f)
         os.rename(tmp, os.path.join(self.dir, STATE))
 
