@@ -6,7 +6,6 @@ what a caller of runc checks: the state JSON, the statuses, exit codes, the --pi
 the terminal over --console-socket, hooks with the state on stdin, cgroups made and
 removed, and that a hostile bundle is refused in one line and leaves nothing.
 """
-import array
 import json
 import os
 import pathlib
@@ -170,16 +169,15 @@ def test_the_terminal_goes_to_the_console_socket(rt):
     b = rt.bundle(args=["sh", "-c", "tty; echo through-the-pty"],
                   change=lambda c: c["process"].update(terminal=True))
     path = str(rt.tmp / "console.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(1)
-    p = subprocess.Popen(["minirun-runc", "--root", rt.root, "create", "--bundle", b,
-                          "--console-socket", path, "c1"], stdout=subprocess.DEVNULL)
-    conn, _ = listener.accept()
-    fds = array.array("i")
-    _, anc, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(fds.itemsize))
-    fds.frombytes(anc[0][2][:fds.itemsize])
-    master = fds[0]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        p = subprocess.Popen(["minirun-runc", "--root", rt.root, "create", "--bundle", b,
+                              "--console-socket", path, "c1"], stdout=subprocess.DEVNULL)
+        conn, _ = listener.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 64, 1)
+    [master] = fds
     assert p.wait(30) == 0
     rt("start", "c1")
     out = b""
@@ -345,13 +343,10 @@ def test_preserved_descriptors_reach_the_process_and_others_do_not(rt):
     opened = os.open("/etc/hostname", os.O_RDONLY)
     leak = os.dup2(opened, 50)                          # inheritable, not preserved
     os.close(opened)
-
-    def fds_3_and_50():                                 # in the child, before the exec
-        os.dup2(w, 3)
-    try:
-        p = subprocess.run(["minirun-runc", "--root", rt.root, "run", "--preserve-fds", "1",
-                            "--bundle", b, "c1"], capture_output=True, text=True, timeout=60,
-                           pass_fds=(3, leak), preexec_fn=fds_3_and_50)
+    try:                                                # the pipe's write end as fd 3
+        p = subprocess.run(["bash", "-c", f"exec minirun-runc --root {rt.root} run "
+                            f"--preserve-fds 1 --bundle {b} c1 3>&{w}"],
+                           capture_output=True, text=True, timeout=60, pass_fds=(w, leak))
     finally:
         os.close(w)
         os.close(leak)
@@ -418,3 +413,34 @@ def test_an_idmapped_bind_mount_shows_the_owners_through_its_maps(rt):
         assert os.stat(shared / "f").st_uid == 0                # nothing chowned on the host
     finally:
         shutil.rmtree(shared)
+
+
+def test_a_foreground_run_relays_the_terminal_itself(rt):
+    """``minirun-runc spec`` asks for a terminal: ``run`` without --console-socket is it."""
+    import pty
+    b = rt.bundle(args=["sh"], change=lambda c: c["process"].update(terminal=True))
+    pid, fd = pty.fork()
+    if pid == 0:                                              # on its own terminal
+        try:
+            os.execvp("minirun-runc", ["minirun-runc", "--root", rt.root, "run", "--bundle",
+                                       str(b), "c1"])
+        finally:
+            os._exit(127)
+    out = b""
+    end = time.monotonic() + 30
+    while b"# " not in out and time.monotonic() < end:        # the shell's prompt
+        out += os.read(fd, 1024)
+    os.write(fd, b"tty; exit 5\n")
+    while time.monotonic() < end:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:                                       # EIO: the terminal closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 5, out
+    assert b"/dev/pts/0" in out
+    assert rt("list", "-q").stdout == ""

@@ -3,14 +3,15 @@
 What each prints is what runc prints (containerd and conmon parse ``state``,
 ``ps --format json`` and ``features``; people read ``list`` and ``ps``).
 """
+import contextlib
 import json
 import os
-import select
 import signal
+import socket
 import sys
 import time
 
-from ..runtime.lockdown import exit_code
+from ..runtime.container import Process
 from . import bundle, lifecycle, state
 from .lifecycle import OciError
 
@@ -41,55 +42,66 @@ def start(root, flags, args, log):
 
 
 def run(root, flags, args, log):
-    """create + start; without -d, wait for the container's end, delete it and exit with its
-    code (this process is the first process's parent, so it reaps it)."""
+    """create + start; without -d, wait for the container's end (forwarding signals, and
+    relaying its terminal when no --console-socket takes it, as runc does), delete it and exit
+    with its code (this process is the first process's parent, so it reaps it)."""
+    from ..runtime import attach as attach_     # termios, tty, selectors: for run alone
     cfg = _load(flags)
     detach = flags.get("detach", False)
-    if cfg.terminal and not flags.get("console-socket"):
-        # runc's foreground run relays a terminal itself; minirun-runc leaves that to the
-        # engines (they all pass a console socket) and to `minirun run -t`.
-        raise OciError("a terminal needs --console-socket (minirun-runc relays no terminal "
-                       "itself)")
-    holding = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT]
-    if not detach:
-        signal.pthread_sigmask(signal.SIG_BLOCK, holding)
-    c = lifecycle.create(cfg, root, args[0], flags.get("pid-file", ""),
-                         flags.get("console-socket", ""), flags.get("preserve-fds", 0),
-                         log.trace)
-    try:
-        lifecycle.start(c)
-    except BaseException:
-        lifecycle.delete(c, force=True)
-        raise
-    finally:
-        c.unlock()
-    _warnings(log)
-    if detach:
-        return 0
-    return _wait_and_delete(c, holding)
-
-
-def _wait_and_delete(c, holding):
-    """Forward the signals a foreground runc forwards, wait, delete."""
-    pidfd = os.pidfd_open(c.pid)
-    sigfd_r, sigfd_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-    signal.set_wakeup_fd(sigfd_w)
-    for sig in holding:
-        signal.signal(sig, lambda *_: None)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, holding)
-    while True:
-        ready, _, _ = select.select([pidfd, sigfd_r], [], [])
-        if sigfd_r in ready:
-            for n in os.read(sigfd_r, 64):
-                try:
-                    signal.pidfd_send_signal(pidfd, n)
-                except ProcessLookupError:
-                    pass
-        if pidfd in ready:
-            break
-    _, status = os.waitpid(c.pid, 0)
+    console = flags.get("console-socket", "")
+    relay = cfg.terminal and not console and not detach
+    with contextlib.ExitStack() as stack:
+        attach = None if detach else stack.enter_context(attach_.forwarding_signals())
+        own = stack.enter_context(_OwnConsole(root)) if relay else None
+        c = lifecycle.create(cfg, root, args[0], flags.get("pid-file", ""),
+                             own.path if own else console, flags.get("preserve-fds", 0),
+                             log.trace)
+        try:
+            master = own.receive() if own else None
+            lifecycle.start(c)
+        except BaseException:
+            lifecycle.delete(c, force=True)
+            raise
+        finally:
+            c.unlock()
+        _warnings(log)
+        if detach:
+            return 0
+        proc = Process(c.pid, os.pidfd_open(c.pid))
+        proc.pty = master
+        attach(proc)
+        if master is not None:
+            attach_.relay_pty(proc)
+        code = proc.wait()
     lifecycle.delete(state.load(c.root, c.id, lock=True), force=True)
-    return exit_code(status)
+    return code
+
+
+class _OwnConsole:
+    """A console socket of run's own: create sends the terminal's master here, and run
+    relays it to its own stdio (runtime/attach.py, as ``minirun run -t``)."""
+
+    def __init__(self, root):
+        os.makedirs(root, mode=0o711, exist_ok=True)
+        self.path = os.path.join(root, f".console-{os.getpid()}.sock")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def __enter__(self):
+        self.listener.bind(self.path)
+        self.listener.listen(1)
+        return self
+
+    def receive(self):
+        conn, _ = self.listener.accept()          # create connected and sent already
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 64, 1)
+        if not fds:
+            raise OciError("the container's terminal never came")
+        return fds[0]
+
+    def __exit__(self, *_):
+        self.listener.close()
+        os.unlink(self.path)
 
 
 def state_(root, flags, args, log):
