@@ -444,3 +444,29 @@ def test_a_foreground_run_relays_the_terminal_itself(rt):
     assert os.waitstatus_to_exitcode(status) == 5, out
     assert b"/dev/pts/0" in out
     assert rt("list", "-q").stdout == ""
+
+
+def test_exec_t_without_a_console_socket_is_its_terminal(rt):
+    import pty
+    b = rt.bundle(args=["sleep", "60"])
+    rt("run", "-d", "--bundle", b, "c1")
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execvp("minirun-runc", ["minirun-runc", "--root", rt.root, "exec", "-t", "c1",
+                                       "sh", "-c", "tty; exit 6"])
+        finally:
+            os._exit(127)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:                                       # EIO: the terminal closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 6 and b"/dev/pts/" in out, out
+    rt("delete", "--force", "c1")

@@ -7,11 +7,10 @@ and capabilities the flags change (runc's way).
 """
 import json
 import os
-import signal
 import socket
 
 from ..runtime import join
-from ..runtime.lockdown import exit_code
+from ..runtime.container import Process
 from . import bundle
 from .lifecycle import OciError, driver, status, write_pid_file
 
@@ -77,6 +76,7 @@ def run(c, raw, console_socket="", pid_file="", detach=False):
     if master is not None and console is not None:
         socket.send_fds(console, [b"/dev/ptmx"], [master])
         os.close(master)
+        master = None
     if console is not None:
         console.close()
     if pid_file:
@@ -84,8 +84,11 @@ def run(c, raw, console_socket="", pid_file="", detach=False):
     if detach:
         os.close(pidfd)
         return 0
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2, signal.SIGWINCH):
-        signal.signal(sig, lambda n, _f: signal.pidfd_send_signal(pidfd, n))
-    _, status_ = os.waitpid(pid, 0)
-    return exit_code(status_)
+    from ..runtime import attach       # termios, tty, selectors: a foreground exec alone
+    proc = Process(pid, pidfd)
+    proc.pty = master                  # -t without a console socket: this is its terminal
+    with attach.forwarding_signals() as forward:
+        forward(proc)
+        if master is not None:
+            attach.relay_pty(proc)
+        return proc.wait()
