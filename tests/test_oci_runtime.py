@@ -415,22 +415,21 @@ def test_an_idmapped_bind_mount_shows_the_owners_through_its_maps(rt):
         shutil.rmtree(shared)
 
 
-def test_a_foreground_run_relays_the_terminal_itself(rt):
-    """``minirun-runc spec`` asks for a terminal: ``run`` without --console-socket is it."""
+def on_a_terminal(rt, *args, typed=b""):
+    """Run ``minirun-runc ARGS`` on a pty of its own (typing *typed* once a shell prompts);
+    (exit code, everything it wrote)."""
     import pty
-    b = rt.bundle(args=["sh"], change=lambda c: c["process"].update(terminal=True))
     pid, fd = pty.fork()
-    if pid == 0:                                              # on its own terminal
+    if pid == 0:
         try:
-            os.execvp("minirun-runc", ["minirun-runc", "--root", rt.root, "run", "--bundle",
-                                       str(b), "c1"])
+            os.execvp("minirun-runc", ["minirun-runc", "--root", rt.root, *map(str, args)])
         finally:
             os._exit(127)
     out = b""
     end = time.monotonic() + 30
-    while b"# " not in out and time.monotonic() < end:        # the shell's prompt
+    while typed and b"# " not in out and time.monotonic() < end:    # the shell's prompt
         out += os.read(fd, 1024)
-    os.write(fd, b"tty; exit 5\n")
+    os.write(fd, typed)
     while time.monotonic() < end:
         try:
             chunk = os.read(fd, 1024)
@@ -441,32 +440,20 @@ def test_a_foreground_run_relays_the_terminal_itself(rt):
         out += chunk
     _, status = os.waitpid(pid, 0)
     os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 5, out
-    assert b"/dev/pts/0" in out
+    return os.waitstatus_to_exitcode(status), out
+
+
+def test_a_foreground_run_relays_the_terminal_itself(rt):
+    """``minirun-runc spec`` asks for a terminal: ``run`` without --console-socket is it."""
+    b = rt.bundle(args=["sh"], change=lambda c: c["process"].update(terminal=True))
+    code, out = on_a_terminal(rt, "run", "--bundle", b, "c1", typed=b"tty; exit 5\n")
+    assert code == 5 and b"/dev/pts/0" in out, out
     assert rt("list", "-q").stdout == ""
 
 
 def test_exec_t_without_a_console_socket_is_its_terminal(rt):
-    import pty
     b = rt.bundle(args=["sleep", "60"])
     rt("run", "-d", "--bundle", b, "c1")
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            os.execvp("minirun-runc", ["minirun-runc", "--root", rt.root, "exec", "-t", "c1",
-                                       "sh", "-c", "tty; exit 6"])
-        finally:
-            os._exit(127)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:                                       # EIO: the terminal closed
-            break
-        if not chunk:
-            break
-        out += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 6 and b"/dev/pts/" in out, out
+    code, out = on_a_terminal(rt, "exec", "-t", "c1", "sh", "-c", "tty; exit 6")
+    assert code == 6 and b"/dev/pts/" in out, out
     rt("delete", "--force", "c1")
