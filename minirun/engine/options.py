@@ -3,6 +3,7 @@ import json
 import os
 import re
 
+from .. import units
 from ..errors import MinirunError
 from ..linux.capability import CAPS
 from ..record import Record
@@ -40,22 +41,13 @@ class RunOptions(Record):
     }
 
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-_DURATION = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-             "m": 60_000_000_000, "h": 3_600_000_000_000}
-
-
 def parse_duration(text, flag):
     """Go's duration syntax (30s, 1m30s, 500ms; a bare number is seconds) → nanoseconds."""
-    text = str(text).strip()
-    if re.fullmatch(r"\d+", text):
-        return int(text) * _DURATION["s"]
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise OptionError(f"invalid argument {text!r} for {flag}: a duration like 30s or 1m30s")
-    return int(sum(float(n) * _DURATION[u] for n, u in parts))
+    try:
+        return units.parse_duration(text)
+    except ValueError:
+        raise OptionError(f"invalid argument {text!r} for {flag}: a duration like 30s or 1m30s") \
+            from None
 
 
 def healthcheck_of(opts):
@@ -96,10 +88,11 @@ def parse_restart(text):
 
 def parse_bytes(text, flag="--memory"):
     """Docker's RAMInBytes: 64m, 1g, 512k, 1024 (binary units)."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", text.strip().lower())
-    if not m:
-        raise OptionError(f"invalid {flag} value {text!r}: use a number with b, k, m or g")
-    n = int(float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        n = units.parse_bytes(text)
+    except ValueError:
+        raise OptionError(f"invalid {flag} value {text!r}: use a number with b, k, m or g") \
+            from None
     if flag == "--memory" and n < 6 * (1 << 20):
         raise OptionError("Minimum memory limit allowed is 6MB")
     return n

@@ -59,7 +59,7 @@ class Mount(Record):
         "data": "",
         "bind": False,
         "recursive": False,
-        "idmap": None,            # (uid_map, gid_map) texts: an idmapped bind mount
+        "idmap": None,            # ([uid maps], [gid maps]): an idmapped bind mount
     }
 
 
@@ -203,13 +203,8 @@ def _linux(cfg, linux):
         cfg.namespaces.append((kind, _get(ns, "path", str, "")))
     if "time" in seen:
         raise BundleError("time namespaces are not supported by minirun-runc")
-    for key, out in (("uidMappings", cfg.uid_mappings), ("gidMappings", cfg.gid_mappings)):
-        for mp in _get(linux, key, list, []):
-            _want(mp, dict, f"linux.{key}[]")
-            entry = tuple(_get(mp, k, int, -1) for k in ("containerID", "hostID", "size"))
-            if min(entry) < 0:
-                raise BundleError(f"linux.{key} entries need containerID, hostID and size")
-            out.append(entry)
+    cfg.uid_mappings = _maps(linux, "uidMappings", "linux.")
+    cfg.gid_mappings = _maps(linux, "gidMappings", "linux.")
     if cfg.has_namespace("user") and not cfg.namespace_path("user") \
             and not (cfg.uid_mappings and cfg.gid_mappings):
         raise BundleError("a new user namespace needs linux.uidMappings and gidMappings")
@@ -217,8 +212,8 @@ def _linux(cfg, linux):
         raise BundleError("uid and gid mappings need a user namespace")
     for mnt in cfg.mounts:              # an idmapped mount without its own: the container's
         if mnt.idmap is not None:
-            uids = mnt.idmap[0] or "".join("%d %d %d\n" % e for e in cfg.uid_mappings)
-            gids = mnt.idmap[1] or "".join("%d %d %d\n" % e for e in cfg.gid_mappings)
+            uids = mnt.idmap[0] or cfg.uid_mappings
+            gids = mnt.idmap[1] or cfg.gid_mappings
             if not uids or not gids:
                 raise BundleError(f"idmapped mount {mnt.destination} has no uid and gid "
                                   "mappings (its own or the container's)")
@@ -366,16 +361,16 @@ def _mount(raw, bundle):
     return mnt
 
 
-def _maps(raw, key):
-    """A mapping list as /proc/PID/uid_map takes it ("" when absent)."""
-    lines = []
+def _maps(raw, key, where=""):
+    """[(containerID, hostID, size)] of a mapping list (the container's or a mount's)."""
+    out = []
     for mp in _get(raw, key, list, []):
-        _want(mp, dict, f"{key}[]")
-        entry = [_get(mp, k, int, -1) for k in ("containerID", "hostID", "size")]
+        _want(mp, dict, f"{where}{key}[]")
+        entry = tuple(_get(mp, k, int, -1) for k in ("containerID", "hostID", "size"))
         if min(entry) < 0:
-            raise BundleError(f"{key} entries need containerID, hostID and size")
-        lines.append("%d %d %d\n" % tuple(entry))
-    return "".join(lines)
+            raise BundleError(f"{where}{key} entries need containerID, hostID and size")
+        out.append(entry)
+    return out
 
 
 def _hooks(raw):

@@ -11,6 +11,7 @@ import socket
 import sys
 import time
 
+from .. import units
 from ..runtime.container import Process
 from . import bundle, lifecycle, state
 from .lifecycle import OciError
@@ -67,14 +68,15 @@ def run(root, flags, args, log):
         _warnings(log)
         if detach:
             return 0
-        proc = Process(c.pid, os.pidfd_open(c.pid))
-        proc.pty = master
-        attach(proc)
-        if master is not None:
-            attach_.relay_pty(proc)
-        code = proc.wait()
-    lifecycle.delete(state.load(c.root, c.id, lock=True), force=True)
-    return code
+        try:
+            proc = Process(c.pid, os.pidfd_open(c.pid))
+            proc.pty = master
+            attach(proc)
+            if master is not None:
+                attach_.relay_pty(proc)
+            return proc.wait()
+        finally:                          # whatever ends the relay, the container goes too
+            lifecycle.delete(state.load(c.root, c.id, lock=True), force=True)
 
 
 class _OwnConsole:
@@ -207,12 +209,10 @@ def list_(root, flags, args, log):
                           "created": c.data.get("created", ""), "owner": ""}
                          for c, s in found]) + "\n")
         return 0
-    rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
-    rows += [(c.id, str(c.pid if s != "stopped" else 0), s, c.data.get("bundle", ""),
-              c.data.get("created", ""), "root") for c, s in found]
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
-    _out("".join("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n"
-                 for r in rows))
+    from ..humanize import table          # datetime and re: for the table alone
+    _out(table(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+               [(c.id, c.pid if s != "stopped" else 0, s, c.data.get("bundle", ""),
+                 c.data.get("created", ""), "root") for c, s in found]) + "\n")
     return 0
 
 
@@ -234,11 +234,10 @@ def events(root, flags, args, log):
 
 
 def _seconds(text):
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    for unit in ("ms", "s", "m", "h"):
-        if text.endswith(unit) and text[:-len(unit)].replace(".", "", 1).isdigit():
-            return float(text[:-len(unit)]) * units[unit]
-    raise OciError(f"invalid interval {text!r} (e.g. 5s)")
+    try:
+        return units.parse_duration(text) / 1e9
+    except ValueError:
+        raise OciError(f"invalid interval {text!r} (e.g. 5s)") from None
 
 
 def update(root, flags, args, log):
@@ -271,10 +270,8 @@ def update(root, flags, args, log):
 
 
 def _bytes(text):
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    t = text.lower().rstrip("b")
     try:
-        return int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
+        return units.parse_bytes(text)
     except ValueError:
         raise OciError(f"invalid size {text!r}") from None
 

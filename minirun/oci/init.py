@@ -39,9 +39,9 @@ NS_FLAGS = {"network": ns.CLONE_NEWNET, "mount": ns.CLONE_NEWNS, "ipc": ns.CLONE
             "uts": ns.CLONE_NEWUTS, "cgroup": ns.CLONE_NEWCGROUP, "user": ns.CLONE_NEWUSER}
 HOOKS = "hooks"           # child → parent: namespaces made; run prestart/createRuntime hooks
 DONE = "done"             # parent → child: they ran
-# runc's default devices: made in every container unless config.json binds its own /dev
-DEFAULT_DEVICES = (("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7),
-                   ("/dev/tty", 5, 0), ("/dev/urandom", 1, 9), ("/dev/random", 1, 8))
+# runc's default devices, which are minirun's: made in every container unless config.json
+# binds its own /dev
+DEFAULT_DEVICES = tuple((f"/dev/{name}", major, minor) for name, major, minor in rootfs.DEVICES)
 
 
 def main(cfg, sock, fifo_fd, trace):

@@ -9,6 +9,7 @@
     kill    a signal to the first process (or, --all, to every process in its cgroups)
     delete  a stopped container's cgroups and directory go; poststop hooks
 """
+import functools
 import os
 import select
 import signal
@@ -17,7 +18,7 @@ import socket
 from ..errors import MinirunError
 from ..linux import mount as m
 from ..runtime import cgroups as cg
-from ..runtime import lockdown, sync
+from ..runtime import lockdown, sync, userns
 from ..runtime.container import fork_in_pid_namespace
 from . import hooks, init, state
 from .bundle import BundleError
@@ -39,9 +40,16 @@ def cgroup_of(cgroups_path, cid):
     return parent, name
 
 
-def driver(c, trace=None):
+def driver(c):
+    """(cgroup driver, the container's cgroup name) for a container's cgroups."""
     parent, name = c.data["cgroup"]
-    return cg.detect(trace, parent=parent), name
+    return _driver(parent), name
+
+
+@functools.lru_cache(maxsize=None)
+def _driver(parent):
+    # one mountinfo read per command (list asks for every container's; most ask twice)
+    return cg.detect(parent=parent, shared_parent=parent == DEFAULT_PARENT)
 
 
 def frozen_check(c):
@@ -85,7 +93,8 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace
                   "hooks": cfg.hooks, "process": cfg.raw.get("process"),
                   "seccomp": cfg.process.seccomp, "userns": cfg.has_namespace("user"),
                   "host_mounts": not cfg.has_namespace("mount")}
-        d = cg.detect(trace, parent=parent).create(name, cfg.limits)
+        d = cg.detect(trace, parent=parent, shared_parent=parent == DEFAULT_PARENT)
+        d.create(name, cfg.limits)
         c.data["cgroup_made"] = d.made
         if console_socket:
             console = _connect(console_socket)
@@ -107,8 +116,9 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace
             _kill(pid)
         if d is not None:
             d.kill_all(name)
-            d.remove(name)
-            cg.remove_empty(d.made)
+            d.remove(name, d.made)
+        if not cfg.has_namespace("mount"):
+            unmount_under(cfg.root)       # what its set-up mounted in our namespace
         _remove_dir(c)
         raise
     finally:
@@ -157,7 +167,7 @@ def _handshake(sock, pidfd, cfg, c):
                 hooks.run(cfg.hooks, "createRuntime", st)
                 sync.send(sock, init.DONE)
             elif kind == sync.USERNS:
-                write_id_maps(c.pid, cfg.uid_mappings, cfg.gid_mappings)
+                userns.write_id_maps(c.pid, cfg.uid_mappings, cfg.gid_mappings)
                 sync.send(sock, sync.MAPPED)
             elif kind == sync.READY:
                 return master
@@ -174,18 +184,9 @@ def _handshake(sock, pidfd, cfg, c):
         os.close(pidfd)
 
 
-def write_id_maps(pid, uids, gids):
-    for name, entries in (("uid_map", uids), ("gid_map", gids)):
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write("".join(f"{a} {b} {n}\n" for a, b, n in entries))
-
-
 def write_pid_file(path, pid):
     """Whole or absent: containerd reads it as soon as create returns."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    state.write_whole(path, str(pid))
 
 
 def _connect(path):
@@ -294,9 +295,6 @@ def delete(c, force=False):
     if st in ("running", "paused") and not force:
         raise OciError(f"cannot delete container {c.id} that is not stopped: {st}")
     d, name = driver(c)
-    made = list(c.data.get("cgroup_made") or [])
-    if d.parent == DEFAULT_PARENT:      # ours by name: the last container's delete takes it
-        made += [os.path.dirname(os.path.dirname(f)) for f in d.procs_files(name)]
     if st != "stopped":
         try:
             pidfd = os.pidfd_open(c.pid)
@@ -309,8 +307,7 @@ def delete(c, force=False):
             os.close(pidfd)
     else:
         d.kill_all(name)              # what the first process left behind
-    d.remove(name)
-    cg.remove_empty(made)
+    d.remove(name, c.data.get("cgroup_made") or [])
     if c.data.get("host_mounts"):
         unmount_under(c.data["rootfs"])
     hooks.run_warning(c.data.get("hooks") or {}, "poststop", c.oci_state("stopped"), _warn)

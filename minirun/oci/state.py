@@ -87,12 +87,8 @@ class Container:
                 "annotations": self.data.get("annotations") or {}}
 
     def save(self):
-        tmp = os.path.join(self.dir, f".{STATE}.tmp")
         # 0600: it holds the process's environment, which may hold secrets
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with open(fd, "w") as f:
-            json.dump(self.data, f)
-        os.rename(tmp, os.path.join(self.dir, STATE))
+        write_whole(os.path.join(self.dir, STATE), json.dumps(self.data), 0o600)
 
     def lock(self):
         """Serialize commands on this container (a second ``delete`` waits for the first)."""
@@ -104,6 +100,16 @@ class Container:
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
+
+
+def write_whole(path, text, mode=0o644):
+    """*path* holds *text* or what it held before, never part of it: the engines read the
+    files minirun-runc writes (state, --pid-file) while another command may be writing."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with open(fd, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
 
 
 def make(root, cid):

@@ -100,9 +100,14 @@ def hierarchies():
     return _mounts()
 
 
-def detect(trace=None, parent=PARENT):
+def detect(trace=None, parent=PARENT, shared_parent=True):
     """The cgroup driver for this host: v2 when unified, else v1 (hybrid included).
-    *parent*: the directory, relative to each hierarchy's root, containers go in."""
+
+    *parent*: the directory, relative to each hierarchy's root, containers go in.
+    *shared_parent*: it is the runtime's own (minirun's, minirun-runc's default), made when
+    missing and removed once its last container goes. Else it is the caller's (an OCI
+    cgroupsPath): a container may join a cgroup that exists (a Kubernetes pod's), and of the
+    parent only the levels this create made (``made``) are removed, by remove(made=…)."""
     mounts = _mounts()
     v1 = {}
     for point, fstype, opts in mounts:
@@ -112,9 +117,9 @@ def detect(trace=None, parent=PARENT):
     if not v1:
         for point, fstype, _ in mounts:
             if fstype == "cgroup2":
-                return CgroupV2(point, trace, parent)
+                return CgroupV2(point, trace, parent, shared_parent)
         raise CgroupError("no cgroup file system is mounted")
-    return CgroupV1(v1, trace, parent)
+    return CgroupV1(v1, trace, parent, shared_parent)
 
 
 def _record_owner(cid, owner):
@@ -197,9 +202,8 @@ def _remove_if_empty(parent):
         pass                  # still holds containers (EBUSY), or already gone
 
 
-def remove_empty(dirs):
-    """Parents a create made (its ``made``), deepest first, where no cgroup is left in them:
-    a parent someone else made (a Kubernetes pod's) is never ours to remove."""
+def _remove_empty(dirs):
+    """Parent levels a create made, deepest first, where no cgroup is left in them."""
     for path in sorted(dirs, key=lambda d: -d.count("/")):
         _remove_if_empty(path)
 
@@ -223,11 +227,12 @@ def _rmdir(path):
 class CgroupV1:
     version = 1
 
-    def __init__(self, controllers, trace=None, parent=PARENT):
+    def __init__(self, controllers, trace=None, parent=PARENT, shared_parent=True):
         self.controllers = controllers    # name -> hierarchy mount point
         self.trace = trace
         self.parent = parent              # where containers go: "a/b" for an OCI "/a/b/<id>"
-        self.made = []                    # the parent's levels create made (remove_empty)
+        self.shared = shared_parent       # (see detect)
+        self.made = []                    # the parent's levels create made
 
     def dirs(self, cid):
         """Directory of the container in each hierarchy (one per mount point)."""
@@ -242,7 +247,7 @@ class CgroupV1:
                 parent = os.path.join(point, self.parent)
                 path = os.path.join(parent, cid)
                 _mkdir_under_parent(path, lambda: self._make_parent(point, parent),
-                                    exist_ok=self.parent != PARENT)
+                                    exist_ok=not self.shared)
                 made.append(path)
                 if point == self.controllers.get("cpuset"):
                     # Another minirun may have made the parent a moment ago and not yet given
@@ -397,14 +402,14 @@ class CgroupV1:
         path = self.dirs(cid).get("memory")
         return bool(path) and _counter(os.path.join(path, "memory.oom_control"), "oom_kill") > 0
 
-    def remove(self, cid):
-        """The container's cgroups; minirun's parent too once empty (another parent is the
-        caller's: see remove_empty)."""
+    def remove(self, cid, made=()):
+        """The container's cgroups; a shared parent once empty, else the levels *made*."""
         for path in dict.fromkeys(self.dirs(cid).values()):
             _rmdir(path)
-            if self.parent == PARENT:
+            if self.shared:
                 _remove_if_empty(os.path.dirname(path))
-        if self.parent == PARENT:
+        _remove_empty(made)
+        if self.parent == PARENT:         # owner records name minirun's own containers
             _forget_owner(cid)
 
 
@@ -415,10 +420,11 @@ def _device_rules(limits):
 class CgroupV2:
     version = 2
 
-    def __init__(self, root="/sys/fs/cgroup", trace=None, parent=PARENT):
+    def __init__(self, root="/sys/fs/cgroup", trace=None, parent=PARENT, shared_parent=True):
         self.root = root
         self.trace = trace
         self.parent = parent
+        self.shared = shared_parent
         self.made = []
 
     def path(self, cid):
@@ -453,7 +459,7 @@ class CgroupV2:
                 have = self._enable(level, have)
         make_parent()              # (again: enabling is idempotent, and a parent may predate it)
         path = self.path(cid)
-        _mkdir_under_parent(path, make_parent, exist_ok=self.parent != PARENT)
+        _mkdir_under_parent(path, make_parent, exist_ok=not self.shared)
         try:
             self._apply(path, limits)
             if not limits.allow_all_devices:
@@ -551,10 +557,12 @@ class CgroupV2:
     def oom_killed(self, cid):
         return _counter(os.path.join(self.path(cid), "memory.events"), "oom_kill") > 0
 
-    def remove(self, cid):
+    def remove(self, cid, made=()):
         _rmdir(self.path(cid))
-        if self.parent == PARENT:
+        if self.shared:
             _remove_if_empty(os.path.dirname(self.path(cid)))
+        _remove_empty(made)
+        if self.parent == PARENT:
             _forget_owner(cid)
 
 

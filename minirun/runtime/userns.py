@@ -27,15 +27,20 @@ RANGE = 65536          # ids per container, as Docker's and podman's auto mode
 
 def write_maps(pid, base, count=RANGE):
     """From outside, as the host's root: ns ids 0..count-1 are host ids base..base+count-1."""
-    for name in ("uid_map", "gid_map"):
+    write_id_maps(pid, [(0, base, count)], [(0, base, count)])
+
+
+def write_id_maps(pid, uids, gids):
+    """A user namespace's maps, each a list of (id inside, id outside, how many)."""
+    for name, entries in (("uid_map", uids), ("gid_map", gids)):
         with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write(f"0 {base} {count}\n")
+            f.write("".join(f"{inside} {outside} {n}\n" for inside, outside, n in entries))
 
 
 def mapping_namespace(base, count=RANGE, maps=None):
     """An fd of a user namespace with the container's maps, for idmapped mounts: a helper
-    process makes it, we map it and keep a handle, the helper goes. *maps*: (uid_map,
-    gid_map) texts instead of "0 base count" (an OCI bundle's idmapped mount)."""
+    process makes it, we map it and keep a handle, the helper goes. *maps*: (uids, gids) as
+    write_id_maps takes them, instead of "0 base count" (an OCI bundle's idmapped mount)."""
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
@@ -51,9 +56,7 @@ def mapping_namespace(base, count=RANGE, maps=None):
     try:
         proc_pid = int(os.read(r, 32))
         if maps:
-            for name, text in zip(("uid_map", "gid_map"), maps):
-                with open(f"/proc/{proc_pid}/{name}", "w") as f:
-                    f.write(text)
+            write_id_maps(proc_pid, *maps)
         else:
             write_maps(proc_pid, base, count)
         return os.open(f"/proc/{proc_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
