@@ -1,8 +1,10 @@
 """Shared fixtures: a throw-away state root per test, the busybox image built once,
 a CLI runner, and a leak check after every test."""
+import contextlib
 import glob
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -259,3 +261,46 @@ def remove_new_cgroups(name, before):
                 os.rmdir(folder)
             except OSError:
                 pass
+
+
+def stop(proc, seconds=30):
+    """A daemon a test started: asked to stop, killed after *seconds*."""
+    proc.terminate()
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def removed_if_new(path, tree=False):
+    """A directory an engine under test makes outside the test's own (a runtime's default
+    state root): removed afterwards when it was not there before — empty, unless *tree*."""
+    was_there = os.path.exists(path)
+    try:
+        yield
+    finally:
+        if not was_there and os.path.exists(path):
+            if tree:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.rmdir(path)            # not empty: a container of the test was left
+
+
+@contextlib.contextmanager
+def scratch_containerd(d):
+    """A containerd with its state under *d*; yields its socket's path. containerd's runc shim
+    keeps its sockets, FIFOs and runc's state under /run/containerd whatever the daemon's
+    state dir says: made by this test's containerd, that goes with it too."""
+    (d / "ctd.toml").write_text(f'version = 2\nroot = "{d}/ctd-root"\nstate = "{d}/ctd-state"\n'
+                                f'[grpc]\n  address = "{d}/containerd.sock"\n')
+    with removed_if_new("/run/containerd", tree=True):
+        proc = subprocess.Popen(["containerd", "--config", str(d / "ctd.toml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert wait_for(lambda: (d / "containerd.sock").exists()), "containerd did not start"
+            yield str(d / "containerd.sock")
+        finally:
+            stop(proc)
+            subprocess.run(["umount", "-R", str(d)], capture_output=True)

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import remove_new_cgroups
+from conftest import remove_new_cgroups, scratch_containerd, stop
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(not (shutil.which("dockerd") and shutil.which("containerd")
@@ -22,41 +22,28 @@ pytestmark = [pytest.mark.root,
 @pytest.fixture(scope="module")
 def docker(tmp_path_factory):
     d = tmp_path_factory.mktemp("docker")
-    (d / "ctd.toml").write_text(f'version = 2\nroot = "{d}/ctd-root"\nstate = "{d}/ctd-state"\n'
-                                f'[grpc]\n  address = "{d}/containerd.sock"\n')
-    procs = [subprocess.Popen(["containerd", "--config", str(d / "ctd.toml")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     host = f"unix://{d}/docker.sock"
-    try:
-        for _ in range(50):
-            if (d / "containerd.sock").exists():
-                break
-            time.sleep(0.1)
-        procs.append(subprocess.Popen(
-            ["dockerd", "--containerd", f"{d}/containerd.sock", "-H", host,
+    with scratch_containerd(d) as containerd_sock:
+        dockerd = subprocess.Popen(
+            ["dockerd", "--containerd", containerd_sock, "-H", host,
              "--data-root", f"{d}/data", "--exec-root", f"{d}/exec", "--pidfile", f"{d}/pid",
              "--bridge=none", "--iptables=false", "--ip6tables=false",
              "--exec-opt", "native.cgroupdriver=cgroupfs"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
         def run(*a):
             return subprocess.run(["/usr/bin/docker", "-H", host, *a], check=True,
                                   capture_output=True, text=True)
         run.host = host
-        for _ in range(100):
-            if subprocess.run(["/usr/bin/docker", "-H", host, "info"],
-                              capture_output=True).returncode == 0:
-                break
-            time.sleep(0.2)
-        yield run
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        subprocess.run(["umount", "-R", str(d)], capture_output=True)
+        try:
+            for _ in range(100):
+                if subprocess.run(["/usr/bin/docker", "-H", host, "info"],
+                                  capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.2)
+            yield run
+        finally:
+            stop(dockerd)
 
 
 def test_docker_loads_minirun_save_and_minirun_loads_docker_save(loaded, docker, tmp_path):

@@ -15,33 +15,13 @@ import glob
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
-from conftest import remove_new_cgroups
+from conftest import removed_if_new, remove_new_cgroups, scratch_containerd, stop, wait_for
 
 pytestmark = pytest.mark.root
 RUNC = shutil.which("minirun-runc")
 DOCKER = "/usr/bin/docker"
-
-
-def _wait_for(predicate, seconds=20):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _stop(proc):
-    """A daemon this module started: asked to stop, killed after 30 s."""
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -61,25 +41,27 @@ def containerd(tmp_path_factory):
     if not (shutil.which("containerd") and shutil.which("ctr")):
         pytest.skip("containerd not installed")
     d = tmp_path_factory.mktemp("ctd")
-    (d / "ctd.toml").write_text(f'version = 2\nroot = "{d}/root"\nstate = "{d}/state"\n'
-                                f'[grpc]\n  address = "{d}/containerd.sock"\n')
-    proc = subprocess.Popen(["containerd", "--config", str(d / "ctd.toml")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cgroups = set(glob.glob("/sys/fs/cgroup/*/default")) | set(glob.glob("/sys/fs/cgroup/*/docker"))
     try:
-        assert _wait_for(lambda: (d / "containerd.sock").exists())
-        yield Containerd(d)
+        with scratch_containerd(d) as sock:
+            yield Containerd(d, sock)
     finally:
-        _stop(proc)
-        subprocess.run(["umount", "-R", str(d)], capture_output=True)
         remove_new_cgroups("default", cgroups)
         remove_new_cgroups("docker", cgroups)
 
 
+@pytest.fixture
+def default_state_root():
+    """conmon names no --root: minirun-runc makes its default state root, as runc /run/runc.
+    Gone after the test when it made it (empty: its containers are deleted)."""
+    with removed_if_new("/run/minirun-runc"):
+        yield
+
+
 class Containerd:
-    def __init__(self, d):
+    def __init__(self, d, sock):
         self.dir = d
-        self.sock = str(d / "containerd.sock")
+        self.sock = sock
 
 
 def ctr(containerd, *args, check=True, timeout=120):
@@ -118,7 +100,7 @@ def test_containerd_runs_busybox_through_its_runc_shim(containerd, image):
         assert "PAUSED" in ctr(containerd, "task", "ls").stdout
         ctr(containerd, "task", "resume", "c4")
         ctr(containerd, "task", "kill", "-s", "SIGKILL", "c4")
-        assert _wait_for(lambda: "STOPPED" in ctr(containerd, "task", "ls").stdout)
+        assert wait_for(lambda: "STOPPED" in ctr(containerd, "task", "ls").stdout, 20)
         ctr(containerd, "task", "delete", "c4")
     finally:
         ctr(containerd, "task", "delete", "-f", "c4", check=False)
@@ -128,7 +110,7 @@ def test_containerd_runs_busybox_through_its_runc_shim(containerd, image):
 
 
 @pytest.mark.skipif(not shutil.which("podman"), reason="podman not installed")
-def test_podman_runs_busybox_with_minirun_runc(image, tmp_path):
+def test_podman_runs_busybox_with_minirun_runc(image, tmp_path, default_state_root):
     (tmp_path / "storage.conf").write_text(
         f'[storage]\ndriver = "vfs"\nrunroot = "{tmp_path}/run"\ngraphroot = "{tmp_path}/g"\n')
     (tmp_path / "containers.conf").write_text(      # as ../shared/peers/00_env.sh writes it
@@ -185,7 +167,7 @@ def test_dockerd_runs_busybox_with_runtime_minirun(containerd, image):
             raise AssertionError(f"docker {' '.join(a)}: {p.returncode} {p.stdout}{p.stderr}")
         return p
     try:
-        assert _wait_for(lambda: docker("info", check=False).returncode == 0, 40)
+        assert wait_for(lambda: docker("info", check=False).returncode == 0, 40)
         docker("load", "-i", image)
         p = docker("run", "--rm", "--runtime", "minirun", "--network", "none", "busybox",
                    "sh", "-c", "echo hello from docker; cat /proc/self/cgroup", check=False)
@@ -201,4 +183,4 @@ def test_dockerd_runs_busybox_with_runtime_minirun(containerd, image):
         assert docker("exec", "d1", "echo", "exec-ok").stdout == "exec-ok\n"
         docker("rm", "-f", "d1")
     finally:
-        _stop(proc)
+        stop(proc)
