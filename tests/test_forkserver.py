@@ -140,6 +140,30 @@ def test_no_process_in_the_container_reaches_a_joining_process(daemon):
     assert "LEAK" not in logs, logs
 
 
+def test_pid_1_and_an_exec_are_in_the_containers_cgroup_in_every_hierarchy(daemon):
+    """On cgroup v1 both join by themselves (a single thread writing 0 to `tasks` moves only
+    itself): the host must see the whole process, PID 1's and exec's, in every hierarchy."""
+    from minirun.runtime import cgroups
+    cid = daemon.cli("run", "-d", "--name", "joined", "busybox", "sleep", "300").stdout.strip()
+    daemon.cli("exec", "-d", "joined", "sleep", "300")
+    drv = cgroups.detect()
+    procs = [os.path.join(os.path.dirname(f), "cgroup.procs") for f in drv.join_files(cid)]
+    assert procs
+
+    def members():
+        return [set(open(f).read().split()) for f in procs]
+    assert wait_for(lambda: all(len(m) == 2 for m in members())), members()
+    sets = members()
+    assert all(m == sets[0] for m in sets)
+    pid = str(inspect(daemon, "joined")["State"]["Pid"])
+    assert pid in sets[0]
+    for p in sets[0] if drv.version == 1 else ():   # every thread is there too (v1's tasks)
+        threads = set(os.listdir(f"/proc/{p}/task"))
+        for f in procs:
+            tasks = os.path.join(os.path.dirname(f), "tasks")
+            assert threads <= set(open(tasks).read().split()), (p, f)
+
+
 def test_exec_trace_shows_each_step(daemon):
     daemon.cli("run", "-d", "--name", "traced", "busybox", "sleep", "300")
     p = daemon.cli("exec", "--trace", "traced", "true")

@@ -11,7 +11,7 @@ from ..network.hosts import base as hosts_file
 from ..runtime import cgroups as cg
 from ..runtime import seccomp
 from ..runtime.spec import Mount, Spec
-from . import health, idranges, logs
+from . import idranges, logs
 from . import options as o
 
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
@@ -36,7 +36,7 @@ def create(store, containers, opts, networking, die_with_parent=True, userns_def
         if mode:
             spec.userns = idranges.allocate(containers.db, cid, mode)
             give_to_container_root(spec)
-        check = health.merged(image_config.get("Healthcheck"), o.healthcheck_of(opts))
+        check = o.merged_healthcheck(image_config.get("Healthcheck"), o.healthcheck_of(opts))
         containers.save_spec(cid, spec, ports=ports, health=check)
     except BaseException:
         containers.remove(cid)          # its addresses and volume uses go with the record

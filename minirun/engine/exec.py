@@ -172,7 +172,7 @@ def _fork(engine, eid, row, stdio):
     ns_fds = join.open_namespaces(row["pid"], user=bool(process.userns))
     try:
         pid, pidfd, sock = engine.forkserver.exec(
-            eid, ns_fds, engine.cgroups.procs_files(row["id"]), process, stdio, row["pid"],
+            eid, ns_fds, engine.cgroups.join_files(row["id"]), process, stdio, row["pid"],
             ex["_trace"])
     finally:
         for fd in ns_fds:

@@ -43,9 +43,8 @@ import subprocess
 import sys
 import time
 
-import prctl
-
 from ..errors import MinirunError
+from ..linux.process import set_dumpable
 from ..runtime import container as rt
 from ..runtime import join
 from ..runtime.lockdown import exit_code
@@ -242,7 +241,7 @@ def main():
         return 0                      # another one serves this root
     # Children inherit this: a joining process is never readable through /proc by the
     # container it enters (CVE-2019-5736), from its first instruction on.
-    prctl.set_dumpable(False)
+    set_dumpable(False)
     server = Server(root)
     server.listen()
     server.run()

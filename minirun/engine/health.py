@@ -19,26 +19,10 @@ import time
 
 from ..errors import MinirunError
 from .logs import timestamp
+from .options import NS      # (the check itself is an option: options.merged_healthcheck)
 
-NS = 1_000_000_000
-DEFAULTS = {"Interval": 30 * NS, "Timeout": 30 * NS, "Retries": 3, "StartPeriod": 0}
 KEEP = 5                     # results kept in State.Health.Log, as Docker
 MAX_OUTPUT = 4096            # bytes of a check's output kept, as Docker
-
-
-def merged(image, own):
-    """The container's healthcheck: its own fields over the image's; None when there is none
-    (or it says NONE)."""
-    check = dict(image or {})
-    for key, value in (own or {}).items():
-        if value not in (None, 0, [], ""):
-            check[key] = value
-    test = check.get("Test") or []
-    if not test or test[0] == "NONE":
-        return None
-    if test[0] not in ("CMD", "CMD-SHELL") or len(test) < 2:
-        raise MinirunError(f"invalid healthcheck test {test!r}: CMD, CMD-SHELL or NONE")
-    return {**DEFAULTS, **{k: v for k, v in check.items() if v}, "Test": test}
 
 
 def command(check):

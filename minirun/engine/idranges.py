@@ -9,7 +9,6 @@ from create to rm); ``minirund --userns-remap=default`` gives every container th
 first slice (slot 0), as Docker's remap does.
 """
 import os
-import subprocess
 
 from .. import statedb
 from ..errors import MinirunError
@@ -37,6 +36,7 @@ def subordinate_range():
     found = [e for e in _entries(FILES[0]) if e[0] == USER]
     if found:
         return int(found[0][1]), int(found[0][2])
+    import subprocess          # only here: a start needs none of it
     if subprocess.run(["id", "-u", USER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-user-group", "--no-create-home",
                         "--shell", "/usr/sbin/nologin", USER], check=True, capture_output=True)

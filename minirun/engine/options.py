@@ -50,6 +50,25 @@ def parse_duration(text, flag):
             from None
 
 
+NS = 1_000_000_000
+HEALTH_DEFAULTS = {"Interval": 30 * NS, "Timeout": 30 * NS, "Retries": 3, "StartPeriod": 0}
+
+
+def merged_healthcheck(image, own):
+    """The container's healthcheck: its own fields (healthcheck_of) over the image's; None
+    when there is none (or it says NONE). engine/health.py runs it."""
+    check = dict(image or {})
+    for key, value in (own or {}).items():
+        if value not in (None, 0, [], ""):
+            check[key] = value
+    test = check.get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] not in ("CMD", "CMD-SHELL") or len(test) < 2:
+        raise OptionError(f"invalid healthcheck test {test!r}: CMD, CMD-SHELL or NONE")
+    return {**HEALTH_DEFAULTS, **{k: v for k, v in check.items() if v}, "Test": test}
+
+
 def healthcheck_of(opts):
     """--health-* and --no-healthcheck → Config.Healthcheck (Docker's shape), or what the
     API sent; None: the image's."""
@@ -143,7 +162,7 @@ def parse_device_rate(text, flag):
 
 def parse_ulimit(text):
     m = re.fullmatch(r"([a-z]+)=(-?\d+)(?::(-?\d+))?", text)
-    from ..runtime.security import RLIMITS   # prctl's import only with --ulimit
+    from ..runtime.security import RLIMITS   # the lock-down's table: only with --ulimit
     if not m or m.group(1) not in RLIMITS:
         raise OptionError(f"invalid --ulimit {text!r}: use name=soft[:hard], e.g. nofile=1024:2048")
     soft = int(m.group(2))

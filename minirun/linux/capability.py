@@ -1,4 +1,4 @@
-"""Capability numbers, from linux/capability.h (python-prctl's list stops before 40)."""
+"""Capability numbers, from linux/capability.h, and capget/capset(2)."""
 import ctypes
 
 from . import check, libc
@@ -37,9 +37,17 @@ class _Data(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
+def capget():
+    """capget(2): this thread's (effective, permitted, inheritable) sets of numbers."""
+    data = (_Data * 2)()
+    check(libc.capget(ctypes.byref(_Header(_VERSION_3, 0)), data), "capget")
+    return tuple({32 * word + bit for word in range(2) for bit in range(32)
+                  if getattr(data[word], field) >> bit & 1}
+                 for field in ("effective", "permitted", "inheritable"))
+
+
 def capset(effective, permitted, inheritable):
-    """capset(2): this thread's three sets, exactly (capability numbers, any of them; the
-    inheritable set can only be raised this way, python-prctl's sets only narrow)."""
+    """capset(2): this thread's three sets, exactly (capability numbers, any of them)."""
     data = (_Data * 2)()
     for word in range(2):
         for field, caps in (("effective", effective), ("permitted", permitted),

@@ -1,9 +1,19 @@
-"""prctl(2) calls python-prctl lacks, keyctl(2)'s one call, and ioctl numbers for terminals."""
+"""prctl(2)'s calls, keyctl(2)'s one call, and ioctl numbers for terminals.
+
+(python-prctl did the prctl calls once: its import cost ~1.4 ms of every start, as much
+as all of this module's calls together, and it needed a C compiler to install.)
+"""
 import ctypes
 import os
 
 from . import check, libc
 
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 PR_CAP_AMBIENT_RAISE = 2
@@ -15,12 +25,47 @@ TIOCGWINSZ = 0x5413
 TIOCSWINSZ = 0x5414
 
 
+def _prctl(option, arg2=0, what=None):
+    # every argument as an unsigned long: the kernel refuses unused ones that are not zero
+    return check(libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0),
+                            ctypes.c_ulong(0), ctypes.c_ulong(0)), what)
+
+
+def set_pdeathsig(sig):
+    """SIGKILL us when the thread that forked us ends."""
+    _prctl(PR_SET_PDEATHSIG, sig, "PR_SET_PDEATHSIG")
+
+
+def set_dumpable(flag):
+    """Not dumpable: /proc/<pid>/… of this process is root's alone, ptrace refused."""
+    _prctl(PR_SET_DUMPABLE, int(flag), "PR_SET_DUMPABLE")
+
+
+def set_keepcaps(flag):
+    """Keep the permitted capabilities across a setuid away from root."""
+    _prctl(PR_SET_KEEPCAPS, int(flag), "PR_SET_KEEPCAPS")
+
+
+def capbset_read(cap):
+    return _prctl(PR_CAPBSET_READ, cap, "PR_CAPBSET_READ") == 1
+
+
+def capbset_drop(cap):
+    _prctl(PR_CAPBSET_DROP, cap, "PR_CAPBSET_DROP")
+
+
+def set_no_new_privs():
+    _prctl(PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")
+
+
 def clear_ambient_caps():
-    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "PR_CAP_AMBIENT")
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, "PR_CAP_AMBIENT")
 
 
 def raise_ambient_cap(cap):
-    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), "PR_CAP_AMBIENT_RAISE")
+    check(libc.prctl(ctypes.c_int(PR_CAP_AMBIENT), ctypes.c_ulong(PR_CAP_AMBIENT_RAISE),
+                     ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0)),
+          "PR_CAP_AMBIENT_RAISE")
 
 
 KEYCTL_JOIN_SESSION_KEYRING = 1

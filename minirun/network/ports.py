@@ -1,5 +1,4 @@
 """Published ports as Docker writes them: -p [ip:][hostport:]containerport[/proto], -P."""
-import ipaddress
 
 from ..errors import MinirunError
 
@@ -34,6 +33,7 @@ def parse_publish(spec):
     container_port = _port(parts[-1], "container port", spec)
     host_port = _port(parts[-2], "host port", spec) if len(parts) >= 2 and parts[-2] else 0
     host_ip = parts[0] if len(parts) == 3 and parts[0] else ANY
+    import ipaddress           # only with -p: `minirun run` imports this module
     try:
         ipaddress.IPv4Address(host_ip)
     except ValueError:

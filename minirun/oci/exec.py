@@ -68,7 +68,7 @@ def run(c, raw, console_socket="", pid_file="", detach=False):
     d, name = driver(c)
     ns_fds = join.open_namespaces(c.pid, user=c.data.get("userns", False))
     try:
-        pid, pidfd, sock = join.fork_joiner(ns_fds, d.procs_files(name), process, None, c.pid)
+        pid, pidfd, sock = join.fork_joiner(ns_fds, d.join_files(name), process, None, c.pid)
     finally:
         for fd in ns_fds:
             os.close(fd)

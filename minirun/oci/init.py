@@ -1,7 +1,7 @@
 """A bundle's first process, from fork to exec: runc's "standard init".
 
     (lifecycle.py forked it: PID 1 of a new PID namespace, or in the one config.json names)
-    joins the namespaces given by path, unshares the new ones (but cgroup's),
+    joins its cgroups (v1: by itself), the namespaces given by path, unshares the new ones (but cgroup's),
     root: the host's mounts made slave (or what rootfsPropagation says), the bundle's
          root bound onto itself, config.json's mounts in order — up to the first cgroup
          one: GO (in its cgroups now), the cgroup namespace, the rest — HOOKS: the parent runs
@@ -23,16 +23,14 @@ import socket
 import stat
 import struct
 
-import prctl
-
 from ..errors import MinirunError, step
 from ..linux import libc, check
 from ..linux import mount as m
 from ..linux import namespaces as ns
 from ..linux.fs import make_in_root
-from ..linux.process import TIOCSWINSZ, join_new_session_keyring
+from ..linux.process import TIOCSWINSZ, join_new_session_keyring, set_dumpable
 from ..runtime import child, lockdown, rootfs, sync, userns
-from ..runtime.cgroups import hierarchies
+from ..runtime import cgroups
 from . import hooks
 
 NS_FLAGS = {"network": ns.CLONE_NEWNET, "mount": ns.CLONE_NEWNS, "ipc": ns.CLONE_NEWIPC,
@@ -44,10 +42,12 @@ DONE = "done"             # parent → child: they ran
 DEFAULT_DEVICES = tuple((f"/dev/{name}", major, minor) for name, major, minor in rootfs.DEVICES)
 
 
-def main(cfg, sock, fifo_fd, trace):
-    """Never returns: execs the bundle's process or exits."""
+def main(cfg, sock, fifo_fd, cgroup_files, trace):
+    """Never returns: execs the bundle's process or exits. *cgroup_files*: the cgroups to
+    join by ourselves (cgroup v1, runtime/cgroups.py), first, while the host's paths hold."""
     try:
-        prctl.set_dumpable(False)           # no /proc/<pid>/… access to us (CVE-2019-5736)
+        cgroups.join(cgroup_files, trace)
+        set_dumpable(False)           # no /proc/<pid>/… access to us (CVE-2019-5736)
         if cfg.new_keyring:
             join_new_session_keyring()
         if cfg.oom_score_adj is not None:
@@ -82,11 +82,12 @@ def _fail(sock, message, code):
 def setup(cfg, sock, trace):
     """Everything up to READY; returns the state GO brought (for the hooks).
 
-    The parent moves us into our cgroups meanwhile: on cgroup v1 the first such move
-    waits for an RCU grace period (~10 ms here, runc waits as long), so the set-up that
-    does not depend on the cgroups — namespaces, the root, the mounts before the first
-    ``cgroup`` one — runs while it does. A new cgroup namespace must be made after the
-    move (its root is the cgroup we are in then), and a ``cgroup`` mount after that."""
+    On cgroup v2 the parent moves us into our cgroups meanwhile (the move waits for an
+    RCU grace period, ~10 ms; on v1 we joined by ourselves, without the wait), so the
+    set-up that does not depend on the cgroups — namespaces, the root, the mounts before
+    the first ``cgroup`` one — runs while it does. A new cgroup namespace must be made
+    after the move (its root is the cgroup we are in then), and a ``cgroup`` mount after
+    that."""
     joined, flags = [], 0
     for kind, path in cfg.namespaces:
         if kind in ("pid", "user"):
@@ -110,7 +111,7 @@ def setup(cfg, sock, trace):
     with step("preparing the root file system"):
         prepare_root(cfg, trace)
     root_fd = os.open(cfg.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    host_cgroups = hierarchies() if any(x.type == "cgroup" for x in cfg.mounts) else []
+    host_cgroups = cgroups.hierarchies() if any(x.type == "cgroup" for x in cfg.mounts) else []
     first_cgroup = next((n for n, x in enumerate(cfg.mounts) if x.type == "cgroup"),
                         len(cfg.mounts))
     for mnt in cfg.mounts[:first_cgroup]:

@@ -98,11 +98,13 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace
         c.data["cgroup_made"] = d.made
         if console_socket:
             console = _connect(console_socket)
-        pid, pidfd, sock = _fork(cfg, fifo_fd, preserve_fds, trace)
+        joins = d.join_files(name) if d.JOINS_ITSELF else []
+        pid, pidfd, sock = _fork(cfg, fifo_fd, preserve_fds, joins, trace)
         os.close(fifo_fd)
         c.data.update(pid=pid, pid_start=state.start_time(pid))
         c.save()
-        d.add(name, pid)
+        if not joins:
+            d.add(name, pid)
         sync.send_go(sock, state=c.oci_state("creating"))
         master = _handshake(sock, pidfd, cfg, c)
         if master is not None:             # (a terminal always has a console socket)
@@ -126,7 +128,7 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace
             console.close()
 
 
-def _fork(cfg, fifo_fd, preserve_fds, trace):
+def _fork(cfg, fifo_fd, preserve_fds, cgroup_files, trace):
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid_path = cfg.namespace_path("pid")
     pidns = os.open(pid_path, os.O_RDONLY | os.O_CLOEXEC) if pid_path else None
@@ -144,7 +146,7 @@ def _fork(cfg, fifo_fd, preserve_fds, trace):
             lockdown.reset_signals()
             keep = list(range(3, 3 + preserve_fds)) + [child_sock.fileno(), fifo_fd]
             *_, sock, fifo = lockdown.keep_only(None, keep)
-            init.main(cfg, socket.socket(fileno=sock), fifo, trace)
+            init.main(cfg, socket.socket(fileno=sock), fifo, cgroup_files, trace)
         finally:
             os._exit(lockdown.EXIT_RUNTIME)
     child_sock.close()

@@ -1,9 +1,10 @@
 """The container's first process, from fork to exec.
 
 It is PID 1 of a new PID namespace from birth (the parent unshared
-CLONE_NEWPID before forking). It then makes the other namespaces, builds
-the root file system (while the parent puts it in its cgroups), makes its
-cgroup namespace, locks itself down and execs the command. It talks to
+CLONE_NEWPID before forking). It joins its cgroups (on v1 by itself; on
+v2 the parent moves it while it goes on), makes the other namespaces, builds
+the root file system, makes its cgroup namespace, locks itself down and
+execs the command. It talks to
 the parent over a socket: the parent says when the cgroup is joined and
 when the network is ready; the child reports errors (or, for -t, hands over
 its terminal's master side). The socket is close-on-exec, so a successful
@@ -15,12 +16,10 @@ import signal
 import socket
 import struct
 
-import prctl
-
 from ..errors import MinirunError, step
 from ..linux import namespaces as ns
-from ..linux.process import TIOCGPTN, TIOCSCTTY, TIOCSPTLCK
-from . import lockdown, rootfs, sync, userns
+from ..linux.process import TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, set_dumpable, set_pdeathsig
+from . import cgroups, lockdown, rootfs, sync, userns
 from .spec import process_of
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
@@ -30,8 +29,8 @@ def main(spec, sock, trace):
     """Never returns: execs the container's command or exits."""
     try:
         if spec.die_with_parent:
-            prctl.set_pdeathsig(signal.SIGKILL)   # a foreground run must not outlive minirun
-        prctl.set_dumpable(False)             # no /proc/<pid>/… access to this process (CVE-2019-5736)
+            set_pdeathsig(signal.SIGKILL)   # a foreground run must not outlive minirun
+        set_dumpable(False)             # no /proc/<pid>/… access to this process (CVE-2019-5736)
         process = setup(spec, sock, trace)
         argv = (["/dev/init", "--"] if spec.init else []) + list(process.args)
         trace(f"execve({argv[0]!r}, …)", "the container's command replaces minirun in PID 1")
@@ -55,9 +54,12 @@ def fail(sock, message, code, detail=""):
 
 
 def setup(spec, sock, trace):
-    """Everything up to READY. The parent moves us into our cgroups meanwhile (the first
-    move on cgroup v1 waits ~10 ms for an RCU grace period): what does not depend on them
-    runs first; the cgroup namespace, whose root is the cgroup we are in, after GO."""
+    """Everything up to READY. On cgroup v1 we join our cgroups first, by ourselves; on v2
+    the parent moves us meanwhile (that first move waits ~10 ms for an RCU grace period),
+    so what does not depend on them runs first. The cgroup namespace, whose root is the
+    cgroup we are in, comes after GO."""
+    if spec.cgroup_files:
+        cgroups.join(spec.cgroup_files, trace)
     flags = ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC
     if spec.netns:
         join_network(spec.netns, trace)
@@ -78,7 +80,7 @@ def setup(spec, sock, trace):
     if flags & ns.CLONE_NEWNET:
         loopback_up()
         trace("ioctl(SIOCSIFFLAGS, lo, IFF_UP)", "an empty network namespace with only lo, up")
-    sync.expect(sock, sync.GO)            # the parent has put us in our cgroups
+    sync.expect(sock, sync.GO)            # we are in our cgroups
     ns.unshare(ns.CLONE_NEWCGROUP)
     trace("unshare(CLONE_NEWCGROUP)", "its own cgroup is the root of its cgroup view")
     slave = None

@@ -17,10 +17,9 @@ import functools
 import os
 import socket
 
-import prctl
-
 from ..linux import namespaces as ns
-from . import lockdown, sync, userns
+from ..linux.process import set_dumpable
+from . import cgroups, lockdown, sync, userns
 from .child import fail, open_pty, stdio
 from .container import fork_in_pid_namespace
 from .trace import Tracer, quiet
@@ -41,7 +40,7 @@ def open_namespaces(pid, user=False):
     return [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in names]
 
 
-def fork_joiner(ns_fds, procs_files, process, stdio, target, trace=False):
+def fork_joiner(ns_fds, cgroup_files, process, stdio, target, trace=False):
     """Fork *process* (a spec.Process) into the container whose namespaces *ns_fds* are.
 
     *stdio*: three fds for a process without a terminal; with ``process.tty`` they are
@@ -54,26 +53,22 @@ def fork_joiner(ns_fds, procs_files, process, stdio, target, trace=False):
             lockdown.reset_signals()
             sock, *fds = lockdown.keep_only(stdio, [child_sock.fileno(), *ns_fds[1:]])
             # (with --userns the last one is the container's user namespace: joined last)
-            _join(socket.socket(fileno=sock), fds, procs_files, process, target, trace)
+            _join(socket.socket(fileno=sock), fds, cgroup_files, process, target, trace)
         finally:
             os._exit(lockdown.EXIT_RUNTIME)
     child_sock.close()
     return pid, os.pidfd_open(pid), parent_sock
 
 
-def _join(sock, ns_fds, procs_files, process, target, trace_on):
+def _join(sock, ns_fds, cgroup_files, process, target, trace_on):
     """In the child: never returns."""
     trace = Tracer(fd=None if process.tty else 2) if trace_on else quiet
     try:
-        prctl.set_dumpable(False)          # inherited already; said again where it matters
+        set_dumpable(False)          # inherited already; said again where it matters
         seccomp = lockdown.read_filter(process)
         trace(f"fork() after setns(/proc/{target}/ns/pid)",
               "born in the container's PID namespace, not dumpable")
-        for path in procs_files:
-            with open(path, "w") as f:
-                f.write("0")
-        trace(f"write 0 > {len(procs_files)} cgroup.procs files",
-              "the container's limits count this process too")
+        cgroups.join(cgroup_files, trace)
         for (name, flag), fd in zip(NAMESPACES, ns_fds):
             ns.setns(fd, flag)
             os.close(fd)

@@ -8,11 +8,10 @@ permitted/effective/inheritable sets are set to exactly the allowed ones.
 import os
 import resource
 
-import prctl
-
 from ..errors import MinirunError
-from ..linux.capability import CAPS, capset, last_cap
-from ..linux.process import clear_ambient_caps, raise_ambient_cap
+from ..linux.capability import CAPS, capget, capset, last_cap
+from ..linux.process import (capbset_drop, capbset_read, clear_ambient_caps, raise_ambient_cap,
+                             set_keepcaps, set_no_new_privs)
 
 RLIMITS = {
     "core": resource.RLIMIT_CORE, "cpu": resource.RLIMIT_CPU, "data": resource.RLIMIT_DATA,
@@ -97,8 +96,8 @@ def cap_numbers(names):
 def drop_bounding_caps(keep, trace):
     keep = set(cap_numbers(keep))
     for cap in range(last_cap() + 1):     # every cap the kernel knows, named or not
-        if cap not in keep and prctl.capbset_read(cap):
-            prctl.capbset_drop(cap)
+        if cap not in keep and capbset_read(cap):
+            capbset_drop(cap)
     clear_ambient_caps()
     trace(f"prctl(PR_CAPBSET_DROP) all but {len(keep)} capabilities",
           "no process in the container can ever regain the others")
@@ -114,23 +113,22 @@ def switch_user(uid, gid, groups, trace):
 def set_caps(keep, uid, trace):
     """Root gets exactly *keep*; any other user gets none (the kernel cleared them)."""
     caps = cap_numbers(keep) if uid == 0 else []
-    prctl.cap_inheritable.limit()
-    prctl.cap_effective.limit(*caps)
-    prctl.cap_permitted.limit(*caps)
+    effective, permitted, _ = capget()       # narrowed only: none can be raised here
+    capset(effective.intersection(caps), permitted.intersection(caps), ())
     trace(f"capset(effective=permitted={len(caps)} caps, inheritable=none)",
           "root in the container is not root on the host")
 
 
 def keep_caps_across_setuid():
     """An OCI process may keep capabilities as a non-root user: setuid must not clear them."""
-    prctl.set_keepcaps(True)
+    set_keepcaps(True)
 
 
 def set_cap_sets(sets, trace):
     """An OCI process's five sets, exactly (after the user switch; bounding is cut already)."""
     numbers = {k: cap_numbers(sets.get(k, ())) for k in ("effective", "permitted", "inheritable")}
     capset(numbers["effective"], numbers["permitted"], numbers["inheritable"])
-    prctl.set_keepcaps(False)
+    set_keepcaps(False)
     for cap in cap_numbers(sets.get("ambient", ())):
         try:
             raise_ambient_cap(cap)
@@ -141,5 +139,5 @@ def set_cap_sets(sets, trace):
 
 
 def no_new_privs(trace):
-    prctl.set_no_new_privs(1)
+    set_no_new_privs()
     trace("prctl(PR_SET_NO_NEW_PRIVS, 1)", "setuid binaries and file caps grant nothing")

@@ -86,6 +86,7 @@ class Spec(Record):
         "seccomp": "",            # a compiled BPF program (runtime/seccomp.py), "": unconfined
         "userns": [],             # [host base, count] (runtime/userns.py); []: the host's
         "limits": Limits(),
+        "cgroup_files": [],       # cgroups.join_files: PID 1 joins its cgroups itself (v1)
         "init": "",               # host path of an init (tini) to run as PID 1, or ""
         "die_with_parent": True,  # foreground: dies with minirun; detached: outlives minirund
     }

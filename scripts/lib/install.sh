@@ -3,12 +3,12 @@
 # on the system's real python3 (not a pyenv shim: that costs 80 ms per call), and
 # /usr/local/bin/minirun pointing at its console script.
 
-HOST_PACKAGES=(python3 python3-venv python3-dev gcc libc6-dev libcap-dev busybox-static zstd tini
-               iproute2 util-linux procps nftables)
+HOST_PACKAGES=(python3 python3-venv busybox-static zstd tini iproute2 util-linux procps nftables)
 # What the tests use besides: the iptables backend, the registry's interop peers, and the
 # engines whose images minirun must load and that must load minirun's (docker, podman), and
-# docker-compose (1.29, on docker-py) against minirund.
-TEST_PACKAGES=(iptables skopeo docker-registry docker.io containerd podman docker-compose)
+# docker-compose (1.29, on docker-py) against minirund; a C compiler for a static test program.
+TEST_PACKAGES=(iptables skopeo docker-registry docker.io containerd podman docker-compose
+               gcc libc6-dev)
 
 # Run the calling script as root: itself when root already (sudo may be absent there, as on
 # a fresh Debian), else again through sudo. Call as: as_root "$@"
