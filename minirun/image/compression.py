@@ -1,13 +1,20 @@
 """Decompressing layer streams, in a thread so extraction overlaps it.
 
-zlib, zstandard and hashlib all release the GIL on large buffers, so a
-reader thread that decompresses and hashes runs on one core while the tar
-extraction runs on the other: a pipelined ``tar -xzf`` in one process.
+ISA-L (python-isal), zstandard and hashlib all release the GIL on large
+buffers, so a reader thread that decompresses and hashes runs on one core
+while the tar extraction runs on the other: a pipelined ``tar -xzf`` in one
+process.
+
+gzip is inflated by Intel's ISA-L rather than zlib: 722 MB/s of output
+against zlib's 311 on a tar of python3.11 and perl (this 2-vCPU machine),
+which leaves the extraction thread more of the second core. Its API is
+zlib's; its errors are its own class.
 """
 import hashlib
 import queue
 import threading
-import zlib
+
+from ..errors import MinirunError
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -24,22 +31,26 @@ def sniff(head):
 
 
 def _gzip_chunks(src):
+    from isal import isal_zlib   # only layers that need it pay the import
     # A gzip file may be several members back to back (pigz, concatenation).
-    d = zlib.decompressobj(wbits=31)
-    while True:
-        buf = src.read(CHUNK)
-        if not buf:
-            break
-        while buf:
-            out = d.decompress(buf)
-            if out:
-                yield out
-            if d.eof:
-                buf = d.unused_data
-                d = zlib.decompressobj(wbits=31)
-            else:
-                buf = b""
-    tail = d.flush()
+    d = isal_zlib.decompressobj(wbits=31)
+    try:
+        while True:
+            buf = src.read(CHUNK)
+            if not buf:
+                break
+            while buf:
+                out = d.decompress(buf)
+                if out:
+                    yield out
+                if d.eof:
+                    buf = d.unused_data
+                    d = isal_zlib.decompressobj(wbits=31)
+                else:
+                    buf = b""
+        tail = d.flush()
+    except isal_zlib.error as e:
+        raise MinirunError(f"layer is not valid gzip: {e}") from None
     if tail:
         yield tail
 
