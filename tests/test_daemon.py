@@ -341,6 +341,15 @@ HTTPD = ["sh", "-c", "mkdir /w && echo hello-from-$HOSTNAME > /w/index.html && "
          "exec httpd -f -p 80 -h /w"]
 
 
+def test_docker_py_run_gets_the_output_of_a_container_it_removes_at_once(daemon):
+    """docker-py's run() follows the log, waits, removes the container and only then reads
+    the log stream: the follower must still deliver what the removed log held."""
+    client = daemon.client()
+    for _ in range(3):
+        assert client.containers.run("busybox", ["sh", "-c", "sleep 0.3; echo said"],
+                                     remove=True) == b"said\n"
+
+
 def test_docker_py_networks_ports_and_names(daemon):
     import docker
     client = daemon.client()

@@ -466,25 +466,31 @@ def container_logs(engine, req, ref):
             data = ((t + " ") if stamps else "").encode() + text.encode()
             yield data if tty else frame(stream, data)
 
+    # Opened now, before the answer's headers go out: docker-py's run() reads them, then
+    # waits for the container and removes it, and reads this stream only after that.
+    follower = logs.Follower(path) if req.flag("follow") else None
+
     def body():
-        follower = logs.Follower(path)
-        yield from encode(logs.read(path, stdout, stderr, since, until, tail, max_file,
-                                    follower if req.flag("follow") else None))
-        if not req.flag("follow"):
+        if follower is None:
+            yield from encode(logs.read(path, stdout, stderr, since, until, tail, max_file))
             return
-        while not req.peer_gone():                 # an abandoned logs -f ends its thread
-            try:
-                state = engine.get(row["id"])["state"]
-            except MinirunError:
-                state = None                       # removed (--rm)
-            # The state first, then the file: an exit is recorded only after its last output
-            # was written, so a poll after seeing it has everything (the other way round, a
-            # container that spoke and ended between the two lost its output: docker-py's
-            # run() follows the log of a container that may end at once).
-            yield from encode(follower.poll(stdout, stderr))
-            if state != "running":
-                return
-            time.sleep(0.1)
+        try:
+            yield from encode(logs.read(path, stdout, stderr, since, until, tail, max_file,
+                                        follower))
+            while not req.peer_gone():             # an abandoned logs -f ends its thread
+                try:
+                    state = engine.get(row["id"])["state"]
+                except MinirunError:
+                    state = None                   # removed (--rm, or docker-py's run())
+                # The state first, then the file: an exit is recorded only after its last
+                # output was written, so a poll after seeing it has everything (the other way
+                # round, a container that spoke and ended between the two lost its output).
+                yield from encode(follower.poll(stdout, stderr))
+                if state != "running":
+                    return
+                time.sleep(0.1)
+        finally:
+            follower.close()
     content = "application/vnd.docker.raw-stream" if tty else \
         "application/vnd.docker.multiplexed-stream"
     return Stream(body(), content)

@@ -301,6 +301,8 @@ def attach(engine, row, stdout=True, stderr=True, logs=False, stream=True, stdin
                     return
         finally:
             sub.close()
+            if follower is not None:
+                follower.close()
     return output()
 
 

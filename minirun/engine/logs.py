@@ -187,13 +187,26 @@ def _entry(line, stdout, stderr, since, until):
     return entry["stream"], entry["log"], entry["time"]
 
 
-def _lines_backwards(path, limit=None):
-    """The complete lines of a file (of its first *limit* bytes), last first, reading blocks
-    from its end."""
+def _open(name, path, follower):
+    """The log file *name* for reading; the current one (*path*) is the one *follower* holds
+    (it is that file's first part that is read: the follower has the rest, even once the
+    container and its log are removed). None if gone, or if it is the held file rotated."""
+    held = follower is not None and follower.file is not None
+    if held and name == path:
+        return open(f"/proc/self/fd/{follower.file.fileno()}", "rb")
     try:
-        f = open(path, "rb")
+        f = open(name, "rb")
     except FileNotFoundError:
-        return
+        return None
+    if held and os.fstat(f.fileno()).st_ino == follower.inode:
+        f.close()
+        return None
+    return f
+
+
+def _lines_backwards(f, limit=None):
+    """The complete lines of the file *f* (of its first *limit* bytes), last first, reading
+    blocks from its end; closes it."""
     with f:
         end = f.seek(0, os.SEEK_END) if limit is None else limit
         rest = b""
@@ -218,44 +231,35 @@ def read(path, stdout=True, stderr=True, since=0, until=0, tail=None, max_file=N
     it will deliver is left to it: ``logs -f`` sent lines written meanwhile twice."""
     max_file = max_file or int(DEFAULTS["max-file"])
     names = files(path, max_file)
-    limit = _limit(path, follower)
+    # With a follower, the current file up to where the follower starts (nothing, if there
+    # was none when it was made).
+    limit = None if follower is None else follower.offset if follower.file else 0
     if tail is not None and tail >= 0:
         picked = []
         for name in reversed(names):
-            for line in _lines_backwards(name, limit if name == path else None):
+            f = _open(name, path, follower)
+            if f is None:
+                continue
+            for line in _lines_backwards(f, limit if name == path else None):
                 if len(picked) >= tail:
                     break
                 e = _entry(line, stdout, stderr, since, until)
                 if e:
                     picked.append(e)
         return picked[::-1]
-    return _forwards(names, stdout, stderr, since, until, {path: limit})
+    return _forwards(names, path, follower, stdout, stderr, since, until, limit)
 
 
-def _limit(path, follower):
-    """How much of the current file to read when *follower* delivers the rest: up to where it
-    starts (nothing, if the file did not exist when it was made)."""
-    if follower is None:
-        return None
-    if follower.inode is None:
-        return 0
-    try:
-        return follower.offset if os.stat(path).st_ino == follower.inode else None
-    except FileNotFoundError:
-        return 0
-
-
-def _forwards(names, stdout, stderr, since, until, limits):
+def _forwards(names, path, follower, stdout, stderr, since, until, limit):
     for name in names:
-        try:
-            f = open(name, "rb")
-        except FileNotFoundError:
+        f = _open(name, path, follower)
+        if f is None:
             continue
-        limit, done = limits.get(name), 0
+        limit_here, done = (limit if name == path else None), 0
         with f:
             for line in f:
                 done += len(line)
-                if limit is not None and done > limit:
+                if limit_here is not None and done > limit_here:
                     break
                 e = _entry(line, stdout, stderr, since, until)
                 if e:
@@ -263,41 +267,56 @@ def _forwards(names, stdout, stderr, since, until, limits):
 
 
 class Follower:
-    """New entries as they are appended, across rotations (``logs -f``)."""
+    """New entries as they are appended, across rotations (``logs -f``).
+
+    It holds the log file open: a container removed right after it exited (docker-py's
+    ``run()`` removes it before reading the log stream it follows) takes its log's name
+    with it, and what the follower had not read yet must still reach the client."""
 
     def __init__(self, path):
         self.path = path
+        self.file, self.inode, self.offset = None, None, 0
+        self._open(at_end=True)
+
+    def _open(self, at_end):
         try:
-            st = os.stat(path)
-            self.inode, self.offset = st.st_ino, st.st_size
+            self.file = open(self.path, "rb")
         except FileNotFoundError:
-            self.inode, self.offset = None, 0
+            return
+        st = os.fstat(self.file.fileno())
+        self.inode, self.offset = st.st_ino, st.st_size if at_end else 0
 
     def poll(self, stdout=True, stderr=True):
-        out = []
+        if self.file is None:
+            self._open(at_end=False)           # made since: all of it is new
+            if self.file is None:
+                return []
+        out = self._rest(stdout, stderr)
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            return out
-        if self.inode is not None and st.st_ino != self.inode:
-            # Rotated: the rest of the file we read is json.log.1 now (if it rotated twice
-            # since the last poll, 0.1 s ago, what lay between is skipped).
-            try:
-                if os.stat(self.path + ".1").st_ino == self.inode:
-                    out += self._rest(self.path + ".1", stdout, stderr)
-            except FileNotFoundError:
-                pass
+            return out                          # removed: what it held is read
+        if st.st_ino != self.inode:
+            # Rotated: the file we hold is json.log.1 now, read to its end above (if it
+            # rotated twice since the last poll, 0.1 s ago, what lay between is skipped).
+            self.file.close()
+            self._open(at_end=False)
+            out += self._rest(stdout, stderr)
+        elif st.st_size < self.offset:          # max-file 1: truncated in place
             self.offset = 0
-        self.inode = st.st_ino
-        return out + self._rest(self.path, stdout, stderr)
+            out += self._rest(stdout, stderr)
+        return out
 
-    def _rest(self, name, stdout, stderr):
-        try:
-            with open(name, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read(8 << 20)
-        except FileNotFoundError:
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def _rest(self, stdout, stderr):
+        if self.file is None:
             return []
+        self.file.seek(self.offset)
+        chunk = self.file.read(8 << 20)
         complete = chunk[:chunk.rfind(b"\n") + 1]
         self.offset += len(complete)
         return [e for e in (_entry(l, stdout, stderr, 0, 0) for l in complete.splitlines())
