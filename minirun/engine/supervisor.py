@@ -24,7 +24,11 @@ from .forkserver import read_event
 from .logs import LineWriter
 
 UNKNOWN_EXIT = 255
-PIPE_SIZE = 1 << 20     # room for 1 MiB of output while no minirund reads it
+# Room for 256 KiB of output per stream while no minirund reads it (then the container
+# waits). A pipe's ring of slots (40 bytes a page, allocated in powers of two) costs the
+# kernel 4 kB at 256 KiB and 16 kB at 1 MiB, whether used or not (measured; two 1 MiB pipes
+# were ~7 % of a detached container's memory, scripts/bench/density).
+PIPE_SIZE = 256 << 10
 F_SETPIPE_SZ = 1031
 TURN = 256 * 1024       # bytes read from one stream before the others get their turn
 
