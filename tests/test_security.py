@@ -49,6 +49,22 @@ def test_a_profile_of_ones_own_in_dockers_format(loaded, tmp_path):
     assert "refused" in p.stdout and "Permission denied" in p.stderr
 
 
+@pytest.mark.parametrize("caps", [None, ("SYS_ADMIN",)])
+def test_dockers_profile_in_the_oci_form_is_the_same_filter(tmp_path, caps):
+    """as_oci (what a bundle's linux.seccomp holds, for runc, crun or minirun-runc): Docker's
+    profile with its includes and excludes resolved compiles to the very same program."""
+    from minirun.runtime.seccomp import as_oci, compile_profile
+    from minirun.runtime.seccomp_default import PROFILE
+    from minirun.runtime.spec import DEFAULT_CAPS
+    caps = DEFAULT_CAPS + (caps or ())
+    oci = as_oci(PROFILE, caps)
+    assert not any("includes" in r or "excludes" in r for r in oci["syscalls"])
+    assert "archMap" not in oci and oci["architectures"]
+    docker = compile_profile(PROFILE, caps, str(tmp_path / "a"))
+    resolved = compile_profile(json.loads(json.dumps(oci)), caps, str(tmp_path / "b"))
+    assert open(docker, "rb").read() == open(resolved, "rb").read()
+
+
 @pytest.mark.parametrize("profile,message", [
     ("{not json", "is not JSON"),
     (json.dumps({"defaultAction": "SCMP_ACT_NOTIFY", "syscalls": []}), "unknown or unsupported"),

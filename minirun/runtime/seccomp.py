@@ -96,6 +96,41 @@ def _arches(profile):
     return [sc.ARCH[a] for a in dict.fromkeys([native, *listed]) if a in sc.ARCH]
 
 
+def _rules(profile, caps):
+    """(rule, its syscall names) of the rules that apply to a container with *caps*
+    (CAP_ names); every rule checked first, applying or not."""
+    out = []
+    for rule in profile.get("syscalls") or []:
+        if not isinstance(rule, dict):
+            raise ProfileError(f"bad rule {rule!r}")
+        names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ProfileError(f"bad names in rule {rule!r}")
+        _action(rule.get("action"), rule.get("errnoRet"))
+        _args(rule)
+        if _applies(rule, caps):
+            out.append((rule, names))
+    return out
+
+
+def as_oci(profile, caps):
+    """*profile* as it applies to a container with *caps* (minirun's names), in the OCI
+    runtime spec's form (no includes or excludes): what a bundle's ``linux.seccomp`` holds
+    for runc or crun to load the same filter (scripts/bench/density)."""
+    caps = sorted("CAP_" + c for c in caps)
+    native = NATIVE.get(os.uname().machine)
+    arches = next(([e["architecture"], *(e.get("subArchitectures") or [])]
+                   for e in profile.get("archMap") or [] if e.get("architecture") == native),
+                  profile.get("architectures") or [native])
+    out = {"defaultAction": profile.get("defaultAction"), "architectures": arches,
+           "syscalls": [dict({k: v for k, v in rule.items() if k not in ("includes",
+                                                                          "excludes")},
+                             names=names) for rule, names in _rules(profile, caps)]}
+    if profile.get("defaultErrnoRet") is not None:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    return out
+
+
 def compile_profile(profile, caps, cache_dir):
     """The path of the BPF program for *profile* (a dict in Docker's format) as it applies to
     a container with *caps* (minirun's names, without CAP_), compiled once and cached."""
@@ -113,16 +148,9 @@ def compile_profile(profile, caps, cache_dir):
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     tmp = f"{path}.{os.urandom(6).hex()}.tmp"      # threads of one daemon compile at once too
     with sc.Filter(default, _arches(profile)) as f:
-        for rule in profile.get("syscalls") or []:
-            if not isinstance(rule, dict):
-                raise ProfileError(f"bad rule {rule!r}")
-            names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise ProfileError(f"bad names in rule {rule!r}")
+        for rule, names in _rules(profile, caps):
             action = _action(rule.get("action"), rule.get("errnoRet"))
             args = _args(rule)
-            if not _applies(rule, caps):
-                continue
             for name in names:
                 nr = f.syscall(name)
                 if nr is not None:               # a call this architecture lacks: skipped

@@ -67,11 +67,20 @@ def remove_bench_cgroups():
             pass
 
 
-def used_kb():
-    """MemTotal - MemFree - Buffers - Cached - SReclaimable, as ../shared/peers/memstat.py."""
+# Where a container's memory goes, from /proc/meminfo (kB): its processes' own pages, the
+# kernel objects of its namespaces, mounts and cgroups, the per-CPU counters of its cgroups
+# (memcg's are the big ones), vmalloc'ed memory (BPF programs: a seccomp filter), page
+# tables and kernel stacks.
+BREAKDOWN = ("AnonPages", "SUnreclaim", "Percpu", "VmallocUsed", "PageTables", "KernelStack")
+
+
+def memory_kb():
+    """{"used": MemTotal - MemFree - Buffers - Cached - SReclaimable (as
+    ../shared/peers/memstat.py), and the BREAKDOWN fields}."""
     mi = {}
     with open("/proc/meminfo") as f:
         for line in f:
             k, v = line.split(":")
             mi[k] = int(v.split()[0])
-    return mi["MemTotal"] - mi["MemFree"] - mi["Buffers"] - mi["Cached"] - mi["SReclaimable"]
+    used = mi["MemTotal"] - mi["MemFree"] - mi["Buffers"] - mi["Cached"] - mi["SReclaimable"]
+    return dict({k: mi.get(k, 0) for k in BREAKDOWN}, used=used)

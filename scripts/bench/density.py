@@ -1,4 +1,5 @@
 """Benchmark: N detached containers through minirund vs crun (see scripts/bench/density)."""
+import json
 import os
 import shutil
 import signal
@@ -7,8 +8,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (REPO, bundle_copy, load_busybox, prepare_bundle,  # noqa: E402
-                    remove_bench_cgroups, used_kb)
+from common import (BREAKDOWN, REPO, bundle_copy, load_busybox, memory_kb,  # noqa: E402
+                    prepare_bundle, remove_bench_cgroups)
 
 WORK = "/var/tmp/minirun-bench/density"
 ROOT = os.path.join(WORK, "minirun-root")
@@ -17,26 +18,45 @@ SOCK = os.path.join(WORK, "minirund.sock")
 
 def settle(seconds):
     time.sleep(seconds)
-    return used_kb()
+    return memory_kb()
 
 
-def measure(name, start_one, remove_all, n):
-    """Start n containers one after another, sample memory, remove them all."""
+def rss_kb(pid):
+    """Resident memory of *pid* and its children (minirund and its fork server, not the
+    containers: those are the fork server's children)."""
+    total = 0
+    for p in [pid] + [int(c) for t in os.listdir(f"/proc/{pid}/task")
+                      for c in open(f"/proc/{pid}/task/{t}/children").read().split()]:
+        with open(f"/proc/{p}/status") as f:
+            total += next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+    return total
+
+
+def measure(name, start_one, remove_all, n, own=None):
+    """Start n containers one after another, sample memory, remove them all. *own()*: the
+    engine's own resident memory (minirund's), apart from the containers'."""
     before = settle(2)
+    own_before = own() if own else 0
     t = time.perf_counter()
     for i in range(n):
         start_one(i)
     start_s = time.perf_counter() - t
     running = settle(5)
+    own_running = own() if own else 0
     t = time.perf_counter()
     remove_all()
     rm_s = time.perf_counter() - t
     after = settle(3)
     return {"runtime": name, "n": n, "start_ms": start_s * 1000 / n, "rm_ms": rm_s * 1000 / n,
-            "kb": (running - before) / n, "kept_kb": (after - before) / n, "total_s": start_s}
+            "kb": (running["used"] - before["used"]) / n,
+            "kept_kb": (after["used"] - before["used"]) / n, "total_s": start_s,
+            "parts": {k: (running[k] - before[k]) / n for k in BREAKDOWN},
+            "own_kb": (own_running - own_before) / n if own else None}
 
 
-def minirund(n):
+def minirund(n, seccomp=True):
+    """Through the API, as a client would; without *seccomp*, with seccomp=unconfined: the
+    share of Docker's filter (crun's bundle, runc's default spec, has none)."""
     _, env = load_busybox(ROOT)
     daemon = subprocess.Popen([os.path.join(REPO, ".venv", "bin", "minirun"), "daemon", "-H",
                                "unix://" + SOCK, "--log-file", os.path.join(WORK, "minirund.log")],
@@ -49,7 +69,8 @@ def minirund(n):
                 break
             time.sleep(0.1)
         client = Client("unix://" + SOCK)
-        body = {"Image": "busybox", "Cmd": ["sleep", "3600"], "HostConfig": {"NetworkMode": "none"}}
+        body = {"Image": "busybox", "Cmd": ["sleep", "3600"], "HostConfig": {
+            "NetworkMode": "none", "SecurityOpt": [] if seccomp else ["seccomp=unconfined"]}}
 
         def start_one(i):
             cid = client.call("POST", "/containers/create", body)["Id"]
@@ -58,14 +79,30 @@ def minirund(n):
         def remove_all():
             for c in client.call("GET", "/containers/json", all=1):
                 client.call("DELETE", f"/containers/{c['Id']}", force=1)
-        return measure("minirund (API)", start_one, remove_all, n)
+        return measure("minirund (API)" if seccomp else "… no seccomp", start_one,
+                       remove_all, n, own=lambda: rss_kb(daemon.pid))
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
+        # the daemon made its default bridge (and NAT rules) in this state root
+        subprocess.run([os.path.join(REPO, ".venv", "bin", "minirun"), "network", "reset"],
+                       env=env, check=False)
 
 
-def crun(n):
+def crun(n, seccomp=False):
+    """crun of runc's default bundle (no seccomp filter); with *seccomp*, Docker's default
+    profile as it applies to Docker's default capabilities: the filter minirun loads."""
     template = prepare_bundle(ROOT, os.path.join(WORK, "bundle"), args=("sleep", "3600"))
+    if seccomp:
+        from minirun.runtime.seccomp import as_oci
+        from minirun.runtime.seccomp_default import PROFILE
+        from minirun.runtime.spec import DEFAULT_CAPS
+        path = os.path.join(template, "config.json")
+        with open(path) as f:
+            config = json.load(f)
+        config["linux"]["seccomp"] = as_oci(PROFILE, DEFAULT_CAPS)
+        with open(path, "w") as f:
+            json.dump(config, f)
     state = os.path.join(WORK, "crun-state")
     bundles = [bundle_copy(template, os.path.join(WORK, "b", f"d{i}"), f"d{i}") for i in range(n)]
 
@@ -77,7 +114,7 @@ def crun(n):
         for i in range(n):
             subprocess.run(["crun", "--root", state, "delete", "-f", f"d{i}"], check=True)
     try:
-        return measure("crun", start_one, remove_all, n)
+        return measure("crun + seccomp" if seccomp else "crun", start_one, remove_all, n)
     finally:
         shutil.rmtree(os.path.join(WORK, "b"), ignore_errors=True)
 
@@ -117,15 +154,23 @@ def peers():
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     os.makedirs(WORK, exist_ok=True)
-    results = [minirund(n)]
+    results = [minirund(n), minirund(n, seccomp=False)]
     if shutil.which("crun") and shutil.which("runc"):
-        results.append(crun(n))
+        results += [crun(n), crun(n, seccomp=True)]
     results += [run(n) for run in peers()]
-    print(f"density: {n} detached `sleep 3600` containers, started one after another")
-    print(f"{'runtime':16} {'start/ctr':>10} {'rm/ctr':>8} {'mem/ctr':>9} {'not returned':>13}")
+    base = next((r for r in results if r["runtime"] == "crun"), None)   # ratios: to plain crun
+    print(f"density: {n} detached `sleep 3600` containers, started one after another; memory "
+          f"per container in kB (/proc/meminfo deltas: used, then where it went)")
+    print(f"{'runtime':16} {'start/ctr':>10} {'÷ crun':>7} {'rm/ctr':>8} {'mem/ctr':>8} "
+          f"{'÷ crun':>7} {'not ret.':>8}  " + " ".join(f"{k:>11}" for k in BREAKDOWN)
+          + f" {'daemon RSS':>10}")
     for r in results:
-        print(f"{r['runtime']:16} {r['start_ms']:8.1f}ms {r['rm_ms']:6.1f}ms {r['kb']:7.0f}kB"
-              f" {r['kept_kb']:11.0f}kB")
+        ratio_t = f"{r['start_ms'] / base['start_ms']:7.2f}" if base else "      -"
+        ratio_m = f"{r['kb'] / base['kb']:7.2f}" if base else "      -"
+        own = f"{r['own_kb']:10.0f}" if r["own_kb"] is not None else " " * 9 + "-"
+        print(f"{r['runtime']:16} {r['start_ms']:8.1f}ms {ratio_t} {r['rm_ms']:6.1f}ms "
+              f"{r['kb']:8.0f} {ratio_m} {r['kept_kb']:8.0f}  "
+              + " ".join(f"{r['parts'][k]:11.0f}" for k in BREAKDOWN) + f" {own}")
 
 
 if __name__ == "__main__":

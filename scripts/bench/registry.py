@@ -93,6 +93,27 @@ def timed(argv, env=None):
     return time.perf_counter() - t
 
 
+def tar_floor():
+    """What unpacking alone costs on this file system: GNU tar on each layer blob, all three
+    at once, into fresh directories (no download, no digest, no blob kept)."""
+    index = json.load(open(os.path.join(BIG, "index.json")))
+    blobs = os.path.join(BIG, "blobs", "sha256")
+    manifest = json.load(open(os.path.join(blobs, index["manifests"][0]["digest"][7:])))
+    out = os.path.join(WORK, "tar-floor")
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    procs = []
+    for n, layer in enumerate(manifest["layers"]):
+        os.makedirs(os.path.join(out, str(n)))
+        procs.append(subprocess.Popen(["tar", "-xzf", os.path.join(blobs, layer["digest"][7:]),
+                                       "-C", os.path.join(out, str(n))]))
+    if any(p.wait() for p in procs):
+        sys.exit("tar -xzf of a layer failed")
+    t = time.perf_counter() - t
+    shutil.rmtree(out)
+    return t
+
+
 def peers():
     """podman and docker pull, where ../shared/peers set them up."""
     out = {}
@@ -138,6 +159,7 @@ def main():
                     times.setdefault("minirun pull", []).append(timed(
                         [MINIRUN, "pull", "-q", ref], env))
                     shutil.rmtree(state, ignore_errors=True)
+                    times.setdefault("floor: 3 × tar -xzf at once", []).append(tar_floor())
                     for name, (pull, rmi, penv) in peers().items():
                         times.setdefault(name, []).append(timed(pull(ref), penv))
                         subprocess.run(rmi(ref), env=penv, capture_output=True)
@@ -156,7 +178,7 @@ def report(times, size, reps):
         if name.endswith("minirun"):
             peer = rate.get(name.replace("minirun", "distribution"))
             ratio = f"{rate[name] / peer:.2f}× distribution" if peer else ""
-        elif name == "minirun pull":
+        elif name == "minirun pull" or name.startswith("floor"):
             ratio = f"{rate[name] / rate['docker pull']:.2f}× docker pull" \
                 if "docker pull" in rate else ""
         else:
