@@ -138,9 +138,15 @@ def test_restart_policies(daemon):
     assert inspect("again")["State"]["Status"] == "exited"
     # between an exit and its restart (the back-off grows to 10 s) it is restarting: rm
     # refuses as for a running one, rm -f ends the wait
+    # (caught once the back-off is 1.6 s or more: the first ones, from 0.1 s, pass before
+    # the next command could see them)
     daemon.cli("run", "-d", "--name", "loop", "--restart", "always", "busybox", "true")
-    assert wait_for(lambda: inspect("loop")["State"]["Restarting"], 15)
-    assert inspect("loop")["State"]["Status"] == "restarting"
+
+    def restarting():
+        state = inspect("loop")
+        assert state["State"]["Restarting"] == (state["State"]["Status"] == "restarting")
+        return state["State"]["Restarting"] and state["RestartCount"] >= 4
+    assert wait_for(restarting, 20)
     p = daemon.cli("rm", "loop", check=False)
     assert p.returncode != 0 and "You cannot remove a restarting container" in p.stderr
     daemon.cli("rm", "-f", "loop")

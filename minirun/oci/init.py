@@ -1,7 +1,8 @@
 """A bundle's first process, from fork to exec: runc's "standard init".
 
     (lifecycle.py forked it: PID 1 of a new PID namespace, or in the one config.json names)
-    joins its cgroups (v1: by itself), the namespaces given by path, unshares the new ones (but cgroup's),
+    joins its cgroups (on v1 by itself), the namespaces given by path, unshares the new
+    ones (but cgroup's),
     root: the host's mounts made slave (or what rootfsPropagation says), the bundle's
          root bound onto itself, config.json's mounts in order — up to the first cgroup
          one: GO (in its cgroups now), the cgroup namespace, the rest — HOOKS: the parent runs
@@ -47,7 +48,7 @@ def main(cfg, sock, fifo_fd, cgroup_files, trace):
     join by ourselves (cgroup v1, runtime/cgroups.py), first, while the host's paths hold."""
     try:
         cgroups.join(cgroup_files, trace)
-        set_dumpable(False)           # no /proc/<pid>/… access to us (CVE-2019-5736)
+        set_dumpable(False)                 # no /proc/<pid>/… access to us (CVE-2019-5736)
         if cfg.new_keyring:
             join_new_session_keyring()
         if cfg.oom_score_adj is not None:

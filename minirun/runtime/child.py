@@ -2,13 +2,13 @@
 
 It is PID 1 of a new PID namespace from birth (the parent unshared
 CLONE_NEWPID before forking). It joins its cgroups (on v1 by itself; on
-v2 the parent moves it while it goes on), makes the other namespaces, builds
-the root file system, makes its cgroup namespace, locks itself down and
-execs the command. It talks to
-the parent over a socket: the parent says when the cgroup is joined and
-when the network is ready; the child reports errors (or, for -t, hands over
-its terminal's master side). The socket is close-on-exec, so a successful
-exec shows up in the parent as end-of-file.
+v2 the parent moves it while it goes on), makes the other namespaces,
+builds the root file system, makes its cgroup namespace, locks itself down
+and execs the command. It talks to the parent over a socket: the parent
+says when the cgroup is joined and when the network is ready; the child
+reports errors (or, for -t, hands over its terminal's master side). The
+socket is close-on-exec, so a successful exec shows up in the parent as
+end-of-file.
 """
 import fcntl
 import os
