@@ -25,47 +25,45 @@ TIOCGWINSZ = 0x5413
 TIOCSWINSZ = 0x5414
 
 
-def _prctl(option, arg2=0, what=None):
+def _prctl(what, option, arg2=0, arg3=0):
     # every argument as an unsigned long: the kernel refuses unused ones that are not zero
-    return check(libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0),
+    return check(libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                             ctypes.c_ulong(0), ctypes.c_ulong(0)), what)
 
 
 def set_pdeathsig(sig):
-    """SIGKILL us when the thread that forked us ends."""
-    _prctl(PR_SET_PDEATHSIG, sig, "PR_SET_PDEATHSIG")
+    """Be sent *sig* when the thread that forked us ends."""
+    _prctl("PR_SET_PDEATHSIG", PR_SET_PDEATHSIG, sig)
 
 
 def set_dumpable(flag):
     """Not dumpable: /proc/<pid>/… of this process is root's alone, ptrace refused."""
-    _prctl(PR_SET_DUMPABLE, int(flag), "PR_SET_DUMPABLE")
+    _prctl("PR_SET_DUMPABLE", PR_SET_DUMPABLE, int(flag))
 
 
 def set_keepcaps(flag):
     """Keep the permitted capabilities across a setuid away from root."""
-    _prctl(PR_SET_KEEPCAPS, int(flag), "PR_SET_KEEPCAPS")
+    _prctl("PR_SET_KEEPCAPS", PR_SET_KEEPCAPS, int(flag))
 
 
 def capbset_read(cap):
-    return _prctl(PR_CAPBSET_READ, cap, "PR_CAPBSET_READ") == 1
+    return _prctl("PR_CAPBSET_READ", PR_CAPBSET_READ, cap) == 1
 
 
 def capbset_drop(cap):
-    _prctl(PR_CAPBSET_DROP, cap, "PR_CAPBSET_DROP")
+    _prctl("PR_CAPBSET_DROP", PR_CAPBSET_DROP, cap)
 
 
 def set_no_new_privs():
-    _prctl(PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")
+    _prctl("PR_SET_NO_NEW_PRIVS", PR_SET_NO_NEW_PRIVS, 1)
 
 
 def clear_ambient_caps():
-    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, "PR_CAP_AMBIENT")
+    _prctl("PR_CAP_AMBIENT_CLEAR_ALL", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
 
 
 def raise_ambient_cap(cap):
-    check(libc.prctl(ctypes.c_int(PR_CAP_AMBIENT), ctypes.c_ulong(PR_CAP_AMBIENT_RAISE),
-                     ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0)),
-          "PR_CAP_AMBIENT_RAISE")
+    _prctl("PR_CAP_AMBIENT_RAISE", PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
 
 
 KEYCTL_JOIN_SESSION_KEYRING = 1
