@@ -50,7 +50,7 @@ def parse_duration(text, flag):
             from None
 
 
-NS = 1_000_000_000
+NS = units.DURATION_UNITS["s"]
 HEALTH_DEFAULTS = {"Interval": 30 * NS, "Timeout": 30 * NS, "Retries": 3, "StartPeriod": 0}
 
 

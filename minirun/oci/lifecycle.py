@@ -98,7 +98,7 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace
         c.data["cgroup_made"] = d.made
         if console_socket:
             console = _connect(console_socket)
-        joins = d.join_files(name) if d.JOINS_ITSELF else []
+        joins = d.first_process_files(name)
         pid, pidfd, sock = _fork(cfg, fifo_fd, preserve_fds, joins, trace)
         os.close(fifo_fd)
         c.data.update(pid=pid, pid_start=state.start_time(pid))

@@ -247,7 +247,6 @@ def _rmdir(path):
 
 class CgroupV1:
     version = 1
-    JOINS_ITSELF = True       # a new container's first process writes join_files itself
 
     def __init__(self, controllers, trace=None, parent=PARENT, shared_parent=True):
         self.controllers = controllers    # name -> hierarchy mount point
@@ -388,6 +387,11 @@ class CgroupV1:
         return os.path.join(d.get("pids") or d.get("memory") or next(iter(d.values())),
                             "cgroup.procs")
 
+    def first_process_files(self, cid):
+        """What a new container's first process writes 0 to, joining by itself: join_files
+        (on v2: nothing; the parent moves it, ``add``)."""
+        return self.join_files(cid)
+
     def join_files(self, cid):
         """``tasks`` of every hierarchy: a single-threaded process joins the container by
         writing 0 to them, with no wait (see the module's docstring)."""
@@ -442,7 +446,6 @@ def _device_rules(limits):
 
 class CgroupV2:
     version = 2
-    JOINS_ITSELF = False      # the parent moves it (add), while the child builds its root
 
     def __init__(self, root="/sys/fs/cgroup", trace=None, parent=PARENT, shared_parent=True):
         self.root = root
@@ -551,6 +554,9 @@ class CgroupV2:
 
     def procs_file(self, cid):
         return os.path.join(self.path(cid), "cgroup.procs")
+
+    def first_process_files(self, cid):
+        return []             # no self-join without the wait: the parent moves it (add)
 
     def join_files(self, cid):
         return [self.procs_file(cid)]

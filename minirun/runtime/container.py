@@ -94,12 +94,11 @@ def start(spec, cgroups, trace, outside=None, stdio=None, spawn=None):
     forks it elsewhere (a fork server) and returns what fork_container does.
     On any failure the child is killed and StartError says why.
     """
-    if cgroups.JOINS_ITSELF:
-        spec.cgroup_files = cgroups.join_files(spec.id)
+    spec.cgroup_files = cgroups.first_process_files(spec.id)
     pid, pidfd, sock = (spawn or fork_container)(spec, trace, stdio)
     proc = Process(pid, pidfd, reaps=spawn is None)
     try:
-        if not cgroups.JOINS_ITSELF:
+        if not spec.cgroup_files:
             cgroups.add(spec.id, pid)
         sync.send_go(sock)
         _handshake(sock, proc, outside, spec)

@@ -24,8 +24,9 @@ def load_busybox(root):
     return minirun, env
 
 
-def prepare_bundle(root, bundle, args=("true",)):
-    """The same busybox rootfs (the image's layers, copied in order) as an OCI bundle."""
+def prepare_bundle(root, bundle, args=("true",), seccomp=None):
+    """The same busybox rootfs (the image's layers, copied in order) as an OCI bundle;
+    *seccomp*, a linux.seccomp section, if given."""
     sys.path.insert(0, REPO)
     from minirun.image.store import ImageStore
     store = ImageStore(root)
@@ -42,6 +43,8 @@ def prepare_bundle(root, bundle, args=("true",)):
     config["root"] = {"path": os.path.join(bundle, "rootfs"), "readonly": True}
     # Absolute: runc would otherwise nest the cgroup under the caller's own.
     config["linux"]["cgroupsPath"] = "/minirun-bench/bundle"
+    if seccomp is not None:
+        config["linux"]["seccomp"] = seccomp
     with open(path, "w") as f:
         json.dump(config, f)
     return bundle

@@ -1,5 +1,4 @@
 """Benchmark: N detached containers through minirund vs crun (see scripts/bench/density)."""
-import json
 import os
 import shutil
 import signal
@@ -92,17 +91,15 @@ def minirund(n, seccomp=True):
 def crun(n, seccomp=False):
     """crun of runc's default bundle (no seccomp filter); with *seccomp*, Docker's default
     profile as it applies to Docker's default capabilities: the filter minirun loads."""
-    template = prepare_bundle(ROOT, os.path.join(WORK, "bundle"), args=("sleep", "3600"))
+    profile = None
     if seccomp:
+        sys.path.insert(0, REPO)
         from minirun.runtime.seccomp import as_oci
         from minirun.runtime.seccomp_default import PROFILE
         from minirun.runtime.spec import DEFAULT_CAPS
-        path = os.path.join(template, "config.json")
-        with open(path) as f:
-            config = json.load(f)
-        config["linux"]["seccomp"] = as_oci(PROFILE, DEFAULT_CAPS)
-        with open(path, "w") as f:
-            json.dump(config, f)
+        profile = as_oci(PROFILE, DEFAULT_CAPS)
+    template = prepare_bundle(ROOT, os.path.join(WORK, "bundle"), args=("sleep", "3600"),
+                              seccomp=profile)
     state = os.path.join(WORK, "crun-state")
     bundles = [bundle_copy(template, os.path.join(WORK, "b", f"d{i}"), f"d{i}") for i in range(n)]
 

@@ -37,11 +37,15 @@ def build_image():
     write_layout(BIG, tars, {"config": {"Cmd": ["sh"]}}, "bench/big:latest")
 
 
-def layer_bytes():
+def layers():
+    """The big image's layer descriptors, from its OCI layout."""
     index = json.load(open(os.path.join(BIG, "index.json")))
     digest = index["manifests"][0]["digest"][7:]
-    manifest = json.load(open(os.path.join(BIG, "blobs", "sha256", digest)))
-    return sum(l["size"] for l in manifest["layers"])
+    return json.load(open(os.path.join(BIG, "blobs", "sha256", digest)))["layers"]
+
+
+def layer_bytes():
+    return sum(l["size"] for l in layers())
 
 
 def free_port():
@@ -96,14 +100,12 @@ def timed(argv, env=None):
 def tar_floor():
     """What unpacking alone costs on this file system: GNU tar on each layer blob, all three
     at once, into fresh directories (no download, no digest, no blob kept)."""
-    index = json.load(open(os.path.join(BIG, "index.json")))
     blobs = os.path.join(BIG, "blobs", "sha256")
-    manifest = json.load(open(os.path.join(blobs, index["manifests"][0]["digest"][7:])))
     out = os.path.join(WORK, "tar-floor")
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
     procs = []
-    for n, layer in enumerate(manifest["layers"]):
+    for n, layer in enumerate(layers()):
         os.makedirs(os.path.join(out, str(n)))
         procs.append(subprocess.Popen(["tar", "-xzf", os.path.join(blobs, layer["digest"][7:]),
                                        "-C", os.path.join(out, str(n))]))
