@@ -10,7 +10,7 @@ import os
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "minirun")
 
 BASE = {"errors", "config", "record", "fsutil", "humanize", "statedb", "httpbody", "units",
-        "__version__"}
+        "cjson", "charsets", "__version__"}
 # Each layer and what it may import besides BASE (docs/architecture.md draws the same).
 ALLOWED = {
     "linux": set(),

@@ -1,6 +1,10 @@
+import random
+import re
+
 import pytest
 
-from minirun.image.reference import InvalidReference, parse
+from minirun.image.reference import (InvalidReference, looks_like_id, parse, valid_domain,
+                                     valid_path, valid_tag)
 
 VALID = [
     ("busybox", "docker.io/library/busybox:latest"),
@@ -23,7 +27,7 @@ VALID = [
 INVALID = [
     "", "Busybox", "busybox:", ":tag", "a//b", "-a", "a-", "upper/Case", "busybox:-bad",
     "busybox:" + "t" * 129, "busybox@sha256:abc", "busybox@md5:zz", "a/b/../c",
-    "host:port/x", "a" * 256, "busybox tag", "bad_host_/x",
+    "host:port/x", "a" * 256, "busybox tag", "bad_host_/x", "busybox:t\u00e4g",
 ]
 
 
@@ -42,3 +46,30 @@ def test_familiar_names_shown_like_docker_images():
     assert parse("busybox").familiar_repository == "busybox"
     assert parse("me/app").familiar_repository == "me/app"
     assert parse("localhost:5000/a").familiar_repository == "localhost:5000/a"
+
+
+# distribution/reference's grammar as its regular expressions say it (\w being ASCII, as in
+# Go). minirun checks it by hand, to keep re off the start path: the two must agree.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+GRAMMAR = {
+    valid_domain: re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"),
+    valid_path: re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*"),
+    valid_tag: re.compile(r"[\w][\w.-]{0,127}", re.ASCII),
+}
+
+
+@pytest.mark.parametrize("check", GRAMMAR, ids=lambda f: f.__name__)
+def test_the_hand_written_checks_accept_exactly_what_the_grammar_does(check):
+    rnd = random.Random(16)                        # the same strings every run
+    alphabet = "aZ09-._/:[]fF_\u00e4"
+    texts = ["".join(rnd.choice(alphabet) for _ in range(rnd.randrange(9)))
+             for _ in range(40_000)]
+    wrong = [t for t in texts if check(t) != bool(GRAMMAR[check].fullmatch(t))]
+    assert not wrong, wrong[:10]
+
+
+def test_image_ids_full_short_and_prefixed():
+    assert looks_like_id("c57460") and looks_like_id("sha256:" + "c" * 64)
+    assert not looks_like_id("c5746") and not looks_like_id("C57460")
+    assert not looks_like_id("c" * 65) and not looks_like_id("busybox")

@@ -2,11 +2,10 @@
 
 No click here: the fast path imports this module.
 """
-import json
 import os
 import sys
 
-from .. import config
+from .. import cjson, config
 from ..engine.options import RunOptions
 from ..errors import MinirunError, UsageError
 
@@ -72,7 +71,7 @@ def daemon_stream(resp, out):
     """A pull's or push's JSON progress from minirund, one line per step on *out* (None:
     quiet); an error inside the stream ends it as an error."""
     for line in resp:
-        msg = json.loads(line)
+        msg = cjson.loads(line)
         if "error" in msg:
             raise MinirunError(msg["error"])
         if out is not None and msg.get("status") and not msg.get("progressDetail"):

@@ -6,22 +6,25 @@ work dirs and the files bound in as /etc/hostname, /etc/hosts and
 /etc/resolv.conf. The row is written first and removed last, so ``rm`` and
 ``prune`` can always find what a crash left behind.
 """
-import json
 import os
-import re
-import sqlite3
 import time
 
-from .. import statedb
+from .. import cjson, statedb
+from ..charsets import ALNUM, LOWER_HEX, only
 from ..errors import Conflict, MinirunError, NotFound
 from ..fsutil import rmtree
 from ..runtime.spec import spec_from_dict, spec_to_dict
 from .names import random_name
 
-NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 # A build step's container (build/steps.py): it lives only as long as its build, so one that
 # outlived it — its builder killed, or minirund stopped mid-build — goes at the next chance.
 BUILD_STEP_LABEL = "org.minirun.build-step"
+
+
+def valid_name(name):
+    """Docker's container names: ``[a-zA-Z0-9][a-zA-Z0-9_.-]+``, after an optional ``/``."""
+    bare = name.removeprefix("/")
+    return len(bare) > 1 and bare[0] in ALNUM and only(bare, ALNUM + "_.-")
 
 
 def process_identity(pid=None):
@@ -66,7 +69,7 @@ class ContainerStore:
 
     def create(self, image_id, image, config, name=None):
         """Record a new container and make its directory; returns (id, name)."""
-        if name is not None and not NAME_RE.fullmatch(name):
+        if name is not None and not valid_name(name):
             raise MinirunError(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] '
                                f'are allowed')
         name = name.lstrip("/") if name else None
@@ -78,9 +81,9 @@ class ContainerStore:
                     db.execute("INSERT INTO containers (id, name, image_id, image, created, "
                                "state, owner, config) VALUES (?, ?, ?, ?, ?, 'created', ?, ?)",
                                (cid, candidate, image_id, image, time.time(), process_identity(),
-                                json.dumps(config)))
+                                cjson.dumps(config)))
                 break
-            except sqlite3.IntegrityError:
+            except statedb.IntegrityError:
                 if name:
                     other = self.db.execute("SELECT id FROM containers WHERE name = ?",
                                             (name,)).fetchone()
@@ -97,7 +100,7 @@ class ContainerStore:
         """A container row by full ID, unique ID prefix or name."""
         row = self.db.execute("SELECT * FROM containers WHERE id = ? OR name = ?",
                               (ref, ref.lstrip("/"))).fetchone()
-        if row is None and re.fullmatch(r"[0-9a-f]{1,64}", ref):
+        if row is None and 0 < len(ref) <= 64 and only(ref, LOWER_HEX):
             rows = self.db.execute("SELECT * FROM containers WHERE id LIKE ?",
                                    (ref + "%",)).fetchall()
             if len(rows) > 1:
@@ -117,13 +120,13 @@ class ContainerStore:
         config["spec"] = spec_to_dict(spec)
         config.update(more)
         with statedb.transaction(self.db) as db:
-            db.execute("UPDATE containers SET config=? WHERE id=?", (json.dumps(config), cid))
+            db.execute("UPDATE containers SET config=? WHERE id=?", (cjson.dumps(config), cid))
 
     @staticmethod
     def config(row):
         """A record's config: {"options": the run options, "spec": the runtime's Spec (once
         created), "ports": what it publishes}. Only this store knows it is JSON."""
-        return json.loads(row["config"])
+        return cjson.loads(row["config"])
 
     @staticmethod
     def options(row):

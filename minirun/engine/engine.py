@@ -9,7 +9,6 @@ left running, and records the exit codes of those that ended meanwhile.
 import os
 import select
 import signal
-import sqlite3
 import threading
 import time
 
@@ -26,7 +25,7 @@ from .health import Monitor
 from . import logs
 from . import options as o
 from .cleanup import reap_orphans
-from .containers import NAME_RE, ContainerStore, process_alive, process_identity
+from .containers import ContainerStore, process_alive, process_identity, valid_name
 from .forkserver import Client as ForkServer
 from .networking import Networking
 from .start import start as start_container
@@ -465,12 +464,12 @@ class Engine:
             self.hubs.pop(cid, None)
 
     def rename(self, ref, name):
-        if not NAME_RE.fullmatch(name):
+        if not valid_name(name):
             raise o.OptionError(f"Invalid container name ({name})")
         row = self.get(ref)
         try:
             self.containers.update(row["id"], name=name.lstrip("/"))
-        except sqlite3.IntegrityError:
+        except statedb.IntegrityError:
             raise Conflict(f'Conflict. The container name "/{name.lstrip("/")}" is already in '
                            f'use') from None
         self.emit_container("rename", row["id"], oldName="/" + row["name"])

@@ -15,10 +15,10 @@ bounded, as in Docker:
   (``--log-opt max-size=… --log-opt max-file=…``) every container gets DEFAULTS;
 - ``--tail N`` reads from the end of the files, so a tail costs what it shows.
 """
-import json
 import os
 import time
 
+from .. import cjson
 from .options import OptionError, parse_bytes
 
 LOG_NAME = "json.log"
@@ -157,7 +157,7 @@ class LineWriter:
 
     def _write(self, entries):
         now = timestamp()
-        self.log.write("".join(json.dumps({"log": e.decode("utf-8", "replace"),
+        self.log.write("".join(cjson.dumps({"log": e.decode("utf-8", "replace"),
                                            "stream": self.stream, "time": now}) + "\n"
                                for e in entries).encode())
 
@@ -174,7 +174,7 @@ def _split_long(entries):
 
 def _entry(line, stdout, stderr, since, until):
     try:
-        entry = json.loads(line)
+        entry = cjson.loads(line)
     except ValueError:
         return None                      # a line cut short by a crash
     if (entry["stream"] == "stdout" and not stdout) or \

@@ -5,8 +5,8 @@ network when it is created (kept until it is removed) and is wired to it each
 time it starts; -p/-P ports are published while it runs. none and host need
 nothing from here; container:NAME joins another container's namespace.
 """
-import json
 
+from .. import cjson
 from ..errors import MinirunError
 from .options import OptionError
 
@@ -155,10 +155,10 @@ class Networking:
             networks[ep["network"]] = {
                 "NetworkID": ep["network_id"], "EndpointID": "", "Gateway": ep["gateway"],
                 "IPAddress": ep["ip"], "IPPrefixLen": int(ep["subnet"].split("/")[1]),
-                "MacAddress": ep["mac"], "Aliases": json.loads(ep["aliases"]) or None,
+                "MacAddress": ep["mac"], "Aliases": cjson.loads(ep["aliases"]) or None,
                 "IPv6Gateway": ep["gateway6"] or "", "GlobalIPv6Address": ep["ip6"] or "",
                 "GlobalIPv6PrefixLen": int(ep["subnet6"].split("/")[1]) if ep["subnet6"] else 0,
-                "IPAMConfig": json.loads(ep["ipam_config"] or "{}") or None, "Links": None,
+                "IPAMConfig": cjson.loads(ep["ipam_config"] or "{}") or None, "Links": None,
                 "DriverOpts": None}
         return networks, self.store.ports(cid)
 

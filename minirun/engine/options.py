@@ -1,9 +1,7 @@
 """``minirun run`` options, parsed and checked the way Docker reads them."""
-import json
 import os
-import re
 
-from .. import units
+from .. import cjson, units
 from ..errors import MinirunError
 from ..linux.capability import CAPS
 from ..record import Record
@@ -129,6 +127,7 @@ def parse_cpus(text):
 
 
 def parse_cpuset(text):
+    import re                        # a flag's parser loads re only when the flag is given
     if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text):
         raise OptionError(f"invalid --cpuset-cpus value {text!r}: use a list such as 0-1,3")
     return text
@@ -161,6 +160,7 @@ def parse_device_rate(text, flag):
 
 
 def parse_ulimit(text):
+    import re
     m = re.fullmatch(r"([a-z]+)=(-?\d+)(?::(-?\d+))?", text)
     from ..runtime.security import RLIMITS   # the lock-down's table: only with --ulimit
     if not m or m.group(1) not in RLIMITS:
@@ -288,7 +288,7 @@ def parse_mount(text):
 def api_mount(m, text=None):
     """One of HostConfig.Mounts (Docker's API shape) → a mount; what minirun cannot do (a
     propagation other than private, a volume driver other than local) is refused."""
-    text = text or json.dumps(m)
+    text = text or cjson.dumps(m)
     if not isinstance(m, dict):
         raise OptionError(f"invalid mount {text}")
     kind, source = m.get("Type"), m.get("Source") or ""

@@ -46,7 +46,7 @@ def run(root, opts, stderr=sys.stderr):
     containers = ContainerStore(root)
     networking = Networking(root, containers)
     reap_orphans(containers, networking, trace)
-    images = ImageStore(root)
+    images = ImageStore(root, containers.db)          # one connection: each costs ~0.5 ms
     pull_if_missing(images, opts.image, stderr)
     cid, _, spec, made = create(images, containers, opts, networking)
     started = False

@@ -9,15 +9,13 @@ one) deletes a volume's data: not a crash, not a restart. A removal moves the
 directory aside before it forgets the row, so a crash half way leaves either
 the volume or nothing, never a volume whose data is half gone.
 """
-import json
 import os
-import sqlite3
 import time
 
-from .. import statedb
+from .. import cjson, statedb
 from ..errors import Conflict, NotFound
 from ..fsutil import rmtree, tree_size
-from .containers import NAME_RE
+from .containers import valid_name
 from .options import OptionError
 
 DIR_MODE = 0o701        # as Docker's /var/lib/docker/volumes: root lists it, others pass
@@ -28,7 +26,7 @@ class VolumeNotFound(NotFound):
 
 
 def check_name(name):
-    if not NAME_RE.fullmatch(name) or name.startswith("/"):
+    if not valid_name(name) or name.startswith("/"):
         raise OptionError(f'"{name}" includes invalid characters for a local volume name, '
                           f'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to '
                           f'pass a host directory, use absolute path')
@@ -52,7 +50,7 @@ class VolumeStore:
         with statedb.transaction(self.db) as db:
             made = db.execute("INSERT OR IGNORE INTO volumes (name, created, labels, anonymous)"
                               " VALUES (?, ?, ?, ?)", (name, time.time(),
-                                                       json.dumps(labels or {}),
+                                                       cjson.dumps(labels or {}),
                                                        int(anonymous))).rowcount == 1
         os.makedirs(self.path(name), exist_ok=True)
         return self.get(name), made
@@ -75,7 +73,7 @@ class VolumeStore:
         try:
             self.db.execute("INSERT OR IGNORE INTO volume_users (volume, container_id) "
                             "VALUES (?, ?)", (name, cid))
-        except sqlite3.IntegrityError:
+        except statedb.IntegrityError:
             raise VolumeNotFound(f"get {name}: no such volume") from None
 
     def anonymous_of(self, cid):

@@ -2,9 +2,9 @@
 
 Only what minirun needs is read; everything untrusted is checked before use.
 """
-import json
 import os
 
+from .. import cjson
 from ..errors import MinirunError
 from .digest import check_digest
 
@@ -43,7 +43,7 @@ def loads(data, what="manifest"):
     if len(data) > MAX_MANIFEST:
         raise ManifestError(f"{what} is too large ({len(data)} bytes)")
     try:
-        doc = json.loads(data)
+        doc = cjson.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ManifestError(f"{what} is not valid JSON: {e}") from None
     if not isinstance(doc, dict):
@@ -147,7 +147,7 @@ def parse_config(data):
 
 def dumps(doc):
     """Canonical-ish bytes for manifests minirun writes itself."""
-    return json.dumps(doc, separators=(",", ":"), sort_keys=False).encode()
+    return cjson.dumps(doc, separators=(",", ":"), sort_keys=False).encode()
 
 
 def ensure_platform_matches(config):

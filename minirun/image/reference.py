@@ -3,24 +3,14 @@
 ``busybox`` → ``docker.io/library/busybox:latest``; ``host:5000/a/b:tag``;
 ``name@sha256:…``. The grammar is distribution/reference's.
 """
-import re
-
+from ..charsets import ALNUM, DIGITS, HEX, LOWER_ALNUM, LOWER_HEX, only
 from ..errors import MinirunError
+from .digest import is_sha256
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
 OFFICIAL_PREFIX = "library/"
 DEFAULT_TAG = "latest"
-
-_ALNUM = r"[a-z0-9]+"
-_SEPARATOR = r"(?:[._]|__|[-]+)"
-PATH_COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
-DOMAIN_RE = re.compile(rf"{_HOST}(?::[0-9]+)?")
-REPO_PATH_RE = re.compile(rf"{PATH_COMPONENT}(?:/{PATH_COMPONENT})*")
-TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
-SHA256_RE = re.compile(r"sha256:[a-f0-9]{64}")
 NAME_MAX = 255
 
 
@@ -80,6 +70,45 @@ def split_domain(name):
     return domain, path
 
 
+# distribution/reference's grammar, checked by hand: see charsets.py for why not with re.
+
+def valid_tag(tag):
+    """``[\\w][\\w.-]{0,127}``, \\w being ASCII (as in Go): letters, digits, underscore."""
+    return 0 < len(tag) <= 128 and tag[0] in ALNUM + "_" and only(tag, ALNUM + "_.-")
+
+
+def valid_domain(domain):
+    """``host[:port]``: a host is labels of letters, digits and inner hyphens joined by dots,
+    or an IPv6 address in brackets."""
+    if domain.startswith("["):
+        close = domain.find("]")                  # -1: no host, and the check fails
+        host, port = domain[:close + 1], domain[close + 1:]
+        host_ok = close > 1 and only(host[1:-1], HEX + ":")
+    else:
+        host, colon, port = domain.partition(":")
+        port = colon + port
+        host_ok = all(label and only(label, ALNUM + "-") and "-" not in (label[0], label[-1])
+                      for label in host.split("."))
+    return host_ok and (port == "" or (port[0] == ":" and only(port[1:], DIGITS)
+                                       and len(port) > 1))
+
+
+_LETTERS_TO_SPACES = str.maketrans(LOWER_ALNUM, " " * len(LOWER_ALNUM))
+
+
+def valid_path(path):
+    """``component(/component)*``; a component is runs of ``[a-z0-9]`` joined by one ``.``,
+    one ``_``, ``__``, or any number of ``-``."""
+    for component in path.split("/"):
+        if not (component and only(component, LOWER_ALNUM + "._-")
+                and component[0] in LOWER_ALNUM and component[-1] in LOWER_ALNUM):
+            return False
+        separators = component.translate(_LETTERS_TO_SPACES).split()
+        if not all(s in (".", "_", "__") or only(s, "-") for s in separators):
+            return False
+    return True
+
+
 def parse(text, default_tag=True):
     """Parse and normalize *text*; raise InvalidReference with a clear message."""
     if not text:
@@ -88,7 +117,7 @@ def parse(text, default_tag=True):
     if "@" in text:
         name, _, digest = text.partition("@")
         # The grammar admits any algorithm; minirun verifies sha256 only.
-        if not SHA256_RE.fullmatch(digest):
+        if not is_sha256(digest):
             raise InvalidReference(f"invalid reference format: bad or unsupported digest "
                                  f"in {text!r}")
     tag = None
@@ -96,15 +125,15 @@ def parse(text, default_tag=True):
     colon = name.rfind(":")
     if colon > name.rfind("/"):
         name, tag = name[:colon], name[colon + 1:]
-        if not TAG_RE.fullmatch(tag):
+        if not valid_tag(tag):
             raise InvalidReference(f"invalid reference format: bad tag in {text!r}")
     if len(name) > NAME_MAX:
         raise InvalidReference(f"invalid reference format: repository name longer than {NAME_MAX}")
     domain, path = split_domain(name)
-    if not DOMAIN_RE.fullmatch(domain):
+    if not valid_domain(domain):
         raise InvalidReference(f"invalid reference format: bad registry host in {text!r}")
-    if not REPO_PATH_RE.fullmatch(path):
-        if path.lower() != path and REPO_PATH_RE.fullmatch(path.lower()):
+    if not valid_path(path):
+        if path.lower() != path and valid_path(path.lower()):
             raise InvalidReference(f"invalid reference format: repository name ({path}) must be lowercase")
         raise InvalidReference(f"invalid reference format: {text!r}")
     if tag is None and digest is None and default_tag:
@@ -115,4 +144,4 @@ def parse(text, default_tag=True):
 def looks_like_id(text):
     """A full or short image ID (hex, optionally ``sha256:``-prefixed)."""
     t = text.removeprefix("sha256:")
-    return bool(re.fullmatch(r"[a-f0-9]{6,64}", t))
+    return 6 <= len(t) <= 64 and only(t, LOWER_HEX)

@@ -6,11 +6,10 @@ prune never removes a blob that a load has written but not yet recorded.
 """
 import contextlib
 import fcntl
-import json
 import os
 import time
 
-from .. import statedb
+from .. import cjson, statedb
 from ..errors import Conflict, NotFound
 from . import manifest as mf
 from . import reference
@@ -142,7 +141,7 @@ class ImageStore:
         return mf.loads(self.blobs.read(self.record(image_id)["manifest_digest"]))
 
     def config(self, image_id):
-        return json.loads(self.blobs.read(image_id))
+        return cjson.loads(self.blobs.read(image_id))
 
     def layer_dirs(self, image_id):
         """The image's layer directories, lowest first."""

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import time
 
 from .. import statedb
@@ -119,7 +118,7 @@ class NetworkStore:
                             time.time(), json.dumps(labels or {}), int(bool(internal)),
                             subnet6 if ipv6 else None, gateway6 if ipv6 else None,
                             json.dumps({k: v for k, v in ipam.items() if v})))
-        except sqlite3.IntegrityError:
+        except statedb.IntegrityError:
             raise Conflict(f"network with name {name} already exists") from None
         return self.get(nid)
 

@@ -23,7 +23,7 @@ import uuid
 
 from ..image import manifest as mf
 from ..image.blobs import BlobStore
-from ..image.digest import SHA256, hex_of
+from ..image.digest import hex_of, is_sha256
 from .errors import RegistryError
 
 NAME_RE = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*")
@@ -39,7 +39,7 @@ def check_name(name):
 
 
 def check_digest(digest):
-    if not SHA256.fullmatch(digest or ""):
+    if not is_sha256(digest):
         raise RegistryError("DIGEST_INVALID", f"invalid or unsupported digest: {digest!r}")
     return digest
 
@@ -185,9 +185,9 @@ class Storage:
     def put_manifest(self, name, reference, data, content_type):
         """Store a manifest under a tag or its digest; returns (digest, subject or None)."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if SHA256.fullmatch(reference) and reference != digest:
+        if is_sha256(reference) and reference != digest:
             raise RegistryError("DIGEST_INVALID", f"manifest digest is {digest}, not {reference}")
-        if not SHA256.fullmatch(reference) and not TAG_RE.fullmatch(reference):
+        if not is_sha256(reference) and not TAG_RE.fullmatch(reference):
             raise RegistryError("MANIFEST_INVALID", f"invalid tag: {reference!r}")
         doc, media_type = self._parse_manifest(data, content_type)
         for child in _references(doc, media_type):
@@ -199,10 +199,10 @@ class Storage:
         self.blobs.put_bytes(data, digest, what="manifest")
         write_atomic(self._repo(name, "_manifests", "revisions", hex_of(digest)),
                      media_type.encode())
-        if not SHA256.fullmatch(reference):
+        if not is_sha256(reference):
             write_atomic(self._repo(name, "_manifests", "tags", reference), digest.encode())
         subject = doc.get("subject")
-        if isinstance(subject, dict) and SHA256.fullmatch(str(subject.get("digest"))):
+        if isinstance(subject, dict) and is_sha256(subject.get("digest")):
             self._add_referrer(name, subject["digest"], doc, media_type, digest, len(data))
             return digest, subject["digest"]
         return digest, None
@@ -234,7 +234,7 @@ class Storage:
         """A tag or digest → the manifest's digest, or MANIFEST_UNKNOWN."""
         if not self.repo_exists(name):
             raise RegistryError("NAME_UNKNOWN", f"repository name not known to registry: {name}")
-        if SHA256.fullmatch(reference):
+        if is_sha256(reference):
             digest = reference
         elif not TAG_RE.fullmatch(reference):
             raise RegistryError("MANIFEST_UNKNOWN", f"manifest unknown: {reference!r}")
@@ -259,7 +259,7 @@ class Storage:
         """By tag: the tag goes. By digest: the manifest and every tag naming it go."""
         digest = self.resolve(name, reference)
         tags = self._repo(name, "_manifests", "tags")
-        if not SHA256.fullmatch(reference):
+        if not is_sha256(reference):
             os.unlink(os.path.join(tags, reference))
             return
         for tag in self.tags(name):
@@ -269,7 +269,7 @@ class Storage:
         doc = json.loads(self.blobs.read(digest))
         os.unlink(self._repo(name, "_manifests", "revisions", hex_of(digest)))
         subject = (doc.get("subject") or {}).get("digest") if isinstance(doc, dict) else None
-        if subject and SHA256.fullmatch(str(subject)):
+        if subject and is_sha256(subject):
             try:
                 os.unlink(self._repo(name, "_referrers", hex_of(subject), hex_of(digest)))
             except FileNotFoundError:
@@ -346,7 +346,7 @@ def _references(doc, media_type):
     out = []
     for d in items:
         digest = d.get("digest") if isinstance(d, dict) else None
-        if not isinstance(digest, str) or not SHA256.fullmatch(digest):
+        if not is_sha256(digest):
             raise RegistryError("MANIFEST_INVALID", f"invalid descriptor in manifest: {d!r}")
         out.append(digest)
     return out

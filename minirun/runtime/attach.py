@@ -13,15 +13,12 @@ container's terminal by closing the master side, gives the container
 HANGUP_GRACE seconds to end, then kills it. (A PID 1 ignores the SIGHUP that
 is forwarded to it, so without this the container would wait for ever.)
 """
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import contextlib
 import errno
 import fcntl
 import os
 import select
-import selectors
-import signal
-import termios
-import tty
 
 from ..linux.process import TIOCGWINSZ, TIOCSWINSZ
 
@@ -66,6 +63,8 @@ def raw_terminal(fd):
     if not os.isatty(fd):
         yield
         return
+    import termios                    # only -t: a start without a terminal loads neither
+    import tty
     saved = termios.tcgetattr(fd)
     tty.setraw(fd)
     try:
@@ -84,6 +83,7 @@ def _write_all(fd, data):
 
 def relay_pty(proc, stdin=True):
     """Copy between minirun's stdio and the container's pty until PID 1 exits."""
+    import selectors
     master = proc.pty
     if os.isatty(0):
         copy_winsize(0, master)

@@ -10,10 +10,10 @@ reports errors (or, for -t, hands over its terminal's master side). The
 socket is close-on-exec, so a successful exec shows up in the parent as
 end-of-file.
 """
+import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import fcntl
 import os
-import signal
-import socket
 import struct
 
 from ..errors import MinirunError, step
@@ -140,10 +140,13 @@ def build_rootfs(spec, trace):
 
 
 def loopback_up():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
 
 
 def open_pty(trace):

@@ -14,10 +14,10 @@ another process: the foreground ``minirun run`` forks the container itself,
 minirund has its single-threaded fork server fork it (engine/forkserver.py)
 and runs the handshake from the socket end the fork server hands back.
 """
+import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import os
 import select
-import signal
-import socket
 
 from ..errors import MinirunError
 from ..linux import namespaces as ns

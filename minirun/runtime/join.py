@@ -13,9 +13,9 @@ while it is still a host program in the container's PID namespace, nothing in
 the container can open its /proc/<pid>/exe or /proc/<pid>/fd (CVE-2019-5736), and
 its working directory can only come from inside the container (CVE-2024-21626).
 """
+import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
 import functools
 import os
-import socket
 
 from ..linux import namespaces as ns
 from ..linux.process import set_dumpable

@@ -8,10 +8,10 @@ to the container's, the user switched, no_new_privs, every descriptor but
 stdio close-on-exec, then execve with Docker's exit codes for a command that
 is missing (127) or not executable (126).
 """
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import errno
 import fcntl
 import os
-import signal
 
 from ..errors import MinirunError
 from ..linux.seccomp import load_filter

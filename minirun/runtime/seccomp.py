@@ -10,10 +10,10 @@ Every container gets Docker's default profile (seccomp_default.py) unless
 ``--security-opt seccomp=FILE.json`` takes another. A process exec'd into the
 container gets the same filter.
 """
-import json
 import os
 import zlib
 
+from .. import cjson
 from ..errors import MinirunError
 from ..linux import seccomp as sc
 
@@ -139,7 +139,7 @@ def compile_profile(profile, caps, cache_dir):
     caps = sorted("CAP_" + c for c in caps)
     # The cache key: two checksums of all the filter depends on (zlib is on the start path
     # already; hashlib would load OpenSSL, ~10 ms on every start).
-    text = json.dumps([profile, caps, os.uname().machine, _kernel()], sort_keys=True).encode()
+    text = cjson.dumps([profile, caps, os.uname().machine, _kernel()], sort_keys=True).encode()
     path = os.path.join(cache_dir, f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
                                    f"{len(text):x}.bpf")
     if os.path.exists(path):
@@ -171,7 +171,7 @@ def read_profile(path):
     """``--security-opt seccomp=FILE``: the profile, checked to be JSON."""
     try:
         with open(path) as f:
-            return json.load(f)
+            return cjson.loads(f.read())
     except OSError as e:
         raise ProfileError(f"opening {path}: {e.strerror}") from None
     except ValueError as e:
@@ -188,7 +188,7 @@ def profile_for(option):
         return None
     if option.lstrip().startswith("{"):
         try:
-            return json.loads(option)
+            return cjson.loads(option)
         except ValueError as e:
             raise ProfileError(f"not JSON: {e}") from None
     return read_profile(option)

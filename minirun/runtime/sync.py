@@ -29,9 +29,11 @@ close-on-exec, so a successful execve shows up in the parent as end of file.
       │                                     │ lock down, execve
       │◀────────── end of file (exec'd) ────┤ or ERROR {message, code}, then exit
 """
-import json
+import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
+import array
 import os
-import socket
+
+from .. import cjson
 
 GO = "go"                # parent → child: the cgroups are joined, go on (to READY)
 PTY = "pty"              # child → parent, with one fd: the master side of the terminal
@@ -40,12 +42,13 @@ CONTINUE = "continue"    # parent → child: the outside (network) is ready, loc
 ERROR = "error"          # child → parent: {"message", "code"}; the child then exits with code
 USERNS = "userns"        # child → parent: I am in a new user namespace, map it
 MAPPED = "mapped"        # parent → child: its uid_map and gid_map are written
+MAX_FDS = 4              # descriptors one message carries at most (PTY: one)
 
 
 def send(sock, kind, fds=(), **payload):
-    data = json.dumps({"type": kind, **payload}).encode()
+    data = cjson.dumps({"type": kind, **payload}).encode()
     if fds:
-        socket.send_fds(sock, [data], list(fds))
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
     else:
         sock.send(data)
 
@@ -61,10 +64,15 @@ def send_go(sock, **payload):
 
 def recv(sock):
     """(kind, payload, fds); kind is None at end of file."""
-    msg, fds, _, _ = socket.recv_fds(sock, 65536, 4)
+    fds = array.array("i")                  # what socket.recv_fds does, as it does it
+    msg, ancillary, _, _ = sock.recvmsg(65536, socket.CMSG_LEN(MAX_FDS * fds.itemsize))
+    for level, kind, data in ancillary:
+        if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+    fds = list(fds)
     if not msg:
         return None, {}, fds
-    payload = json.loads(msg)
+    payload = cjson.loads(msg)
     return payload.pop("type", None), payload, fds
 
 

@@ -15,8 +15,8 @@ its root cannot reconfigure them (it could not without CAP_NET_ADMIN/SYS_ADMIN
 anyway); binding ports below 1024 and ping are opened to everyone in its network
 namespace instead (the sysctls Docker also sets).
 """
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import os
-import signal
 
 from ..linux import mount as m
 from ..linux import namespaces as ns
