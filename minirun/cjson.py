@@ -35,6 +35,12 @@ def loads(text):
         raise ValueError(f"Expecting value: char {e.value}") from None
     except RecursionError:                     # [[[[…: a hostile blob, not a crash
         raise ValueError("nested too deeply") from None
+    except SystemError:
+        # The scanner reports a syntax error as json.decoder.JSONDecodeError, which Python
+        # 3.11 looks for only among the modules already imported: without it the error is
+        # lost. A rare path, so import it then, and scan again for json's own message.
+        import json.decoder  # noqa: F401
+        value, end = _scan(text, start)
     if text[end:].strip(WHITESPACE):
         raise ValueError(f"Extra data: char {end}")
     return value

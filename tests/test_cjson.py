@@ -1,6 +1,8 @@
 """cjson (the start path's JSON, on CPython's C scanner and encoder) against json itself."""
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -53,3 +55,21 @@ def test_a_cycle_is_refused():
     loop.append(loop)
     with pytest.raises(ValueError, match="Circular"):
         cjson.dumps(loop)
+
+
+def test_a_syntax_error_is_a_value_error_where_json_was_never_imported():
+    """As on the start path: the C scanner's error class lives in json.decoder, which this
+    test process has imported, so the check runs in a fresh interpreter."""
+    code = ("from minirun import cjson\n"
+            "for text in ('{not json', '[1', '\"abc', '{\"a\" 1}'):\n"
+            "    try:\n"
+            "        cjson.loads(text)\n"
+            "    except ValueError as e:\n"
+            "        print(type(e).__name__, e)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "JSONDecodeError Expecting property name enclosed in double quotes: line 1 column 2 "
+        "(char 1)", "JSONDecodeError Expecting ',' delimiter: line 1 column 3 (char 2)",
+        "JSONDecodeError Unterminated string starting at: line 1 column 1 (char 0)",
+        "JSONDecodeError Expecting ':' delimiter: line 1 column 6 (char 5)"], p.stdout

@@ -137,9 +137,10 @@ def compile_profile(profile, caps, cache_dir):
     if not isinstance(profile, dict) or not isinstance(profile.get("syscalls", []), list):
         raise ProfileError("not a profile: an object with defaultAction and syscalls")
     caps = sorted("CAP_" + c for c in caps)
-    # The cache key: two checksums of all the filter depends on (zlib is on the start path
-    # already; hashlib would load OpenSSL, ~10 ms on every start).
-    text = cjson.dumps([profile, caps, os.uname().machine, _kernel()], sort_keys=True).encode()
+    # The cache key: two checksums of all the filter depends on, the program's shape too
+    # (zlib is on the start path already; hashlib would load OpenSSL, ~10 ms on every start).
+    text = cjson.dumps([profile, caps, os.uname().machine, _kernel(), sc.BINARY_TREE],
+                       sort_keys=True).encode()
     path = os.path.join(cache_dir, f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
                                    f"{len(text):x}.bpf")
     if os.path.exists(path):
