@@ -4,8 +4,9 @@
 That layer imports and compiles ``re`` (and, through it, ``enum``): ~6 ms of every
 ``minirun run``, more than the container's mounts take (docs/architecture.md, "What a start
 imports"). The text written and the values read are json's, with its defaults
-(``ensure_ascii``, NaN and Infinity allowed, ``strict`` strings); a module that wants more
-(``indent``, hooks) is off the start path and uses json itself.
+(``ensure_ascii``, NaN and Infinity allowed, ``strict`` strings). ``dumps(indent=…)`` hands
+over to json itself; a module that wants json's other options is off the start path and
+uses json.
 """
 import _json
 
@@ -50,9 +51,14 @@ def _unserializable(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def dumps(value, sort_keys=False, separators=(", ", ": ")):
-    """*value* as json.dumps writes it with these arguments (and its defaults otherwise)."""
-    item_separator, key_separator = separators
+def dumps(value, sort_keys=False, separators=None, indent=None):
+    """*value* as json.dumps writes it with these arguments (and its defaults otherwise).
+    Indented text, written for people to read (minirun-runc's state, spec, features), comes
+    from json itself: the C encoder does not indent."""
+    if indent is not None:
+        import json
+        return json.dumps(value, sort_keys=sort_keys, separators=separators, indent=indent)
+    item_separator, key_separator = separators or (", ", ": ")
     encode = _json.make_encoder({}, _unserializable, _json.encode_basestring_ascii, None,
                                 key_separator, item_separator, sort_keys, False, True)
     return "".join(encode(value, 0))

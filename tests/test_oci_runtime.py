@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -457,3 +458,18 @@ def test_exec_t_without_a_console_socket_is_its_terminal(rt):
     code, out = on_a_terminal(rt, "exec", "-t", "c1", "sh", "-c", "tty; exit 6")
     assert code == 6 and b"/dev/pts/" in out, out
     rt("delete", "--force", "c1")
+
+
+def test_run_loads_none_of_what_a_start_keeps_off(rt):
+    """An engine starts minirun-runc several times per container (create, start, state,
+    delete): its run path keeps off what ``minirun run``'s does (tests/test_run.py), the
+    Python layers over re, json, socket and signal among them."""
+    from test_run import COMMAND, NOT_ON_THE_RUN_PATH
+    b = rt.bundle()
+    script = os.path.join(os.path.dirname(COMMAND), "minirun-runc")   # as pip installs it
+    p = subprocess.run([sys.executable, "-X", "importtime", script, "--root", rt.root, "run",
+                        "--bundle", b, "c1"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    imported = {l.rsplit("|", 1)[-1].strip() for l in p.stderr.splitlines() if "|" in l}
+    assert "minirun.oci.lifecycle" in imported
+    assert not {m for m in imported if m.split(".")[0] in NOT_ON_THE_RUN_PATH}

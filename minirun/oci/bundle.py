@@ -5,9 +5,9 @@ its type and range, and anything wrong ends in one BundleError line naming the
 field — never a traceback. What the runtime spec leaves to the runtime is decided
 as runc decides it (noted where it matters).
 """
-import json
 import os
 
+from .. import cjson
 from ..errors import MinirunError
 from ..linux import mount as m
 from ..linux.capability import CAPS
@@ -108,7 +108,7 @@ def load(bundle):
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            raw = json.loads(f.read(4 << 20))
+            raw = cjson.loads(f.read(4 << 20))
     except FileNotFoundError:
         raise BundleError(f"cannot read {path}: no such file") from None
     except OSError as e:

@@ -4,14 +4,12 @@ What each prints is what runc prints (containerd and conmon parse ``state``,
 ``ps --format json`` and ``features``; people read ``list`` and ``ps``).
 """
 import contextlib
-import json
 import os
-import signal
-import socket
 import sys
 import time
 
-from .. import units
+from .. import cjson, units
+from ..runtime import sync
 from ..runtime.container import Process
 from . import bundle, lifecycle, state
 from .lifecycle import OciError
@@ -86,6 +84,7 @@ class _OwnConsole:
     def __init__(self, root):
         os.makedirs(root, mode=0o711, exist_ok=True)
         self.path = os.path.join(root, f".console-{os.getpid()}.sock")
+        import socket                             # accept(): only run -t has a listener
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
     def __enter__(self):
@@ -96,7 +95,7 @@ class _OwnConsole:
     def receive(self):
         conn, _ = self.listener.accept()          # create connected and sent already
         with conn:
-            _, fds, _, _ = socket.recv_fds(conn, 64, 1)
+            _, fds = sync.recv_fds(conn, 64, 1)
         if not fds:
             raise OciError("the container's terminal never came")
         return fds[0]
@@ -112,7 +111,7 @@ def state_(root, flags, args, log):
     out = c.oci_state(st)
     out.update(rootfs=c.data.get("rootfs", ""), created=c.data.get("created", ""),
                owner=c.data.get("owner", ""))
-    _out(json.dumps(out, indent=2) + "\n")
+    _out(cjson.dumps(out, indent=2) + "\n")
     return 0
 
 
@@ -132,6 +131,7 @@ def parse_signal(text):
             raise OciError(f"invalid signal: {text}")
         return n
     name = name if name.startswith("SIG") else "SIG" + name
+    import signal                               # its Signals, only to kill
     sig = getattr(signal, name, None)
     if not isinstance(sig, signal.Signals):
         raise OciError(f"unknown signal {text!r}")
@@ -186,7 +186,7 @@ def ps(root, flags, args, log):
         raise OciError("container not running")
     pids = lifecycle.pids(c)
     if flags.get("format", "table") == "json":
-        _out(json.dumps(pids) + "\n")
+        _out(cjson.dumps(pids) + "\n")
         return 0
     import subprocess                   # a table: ps(1)'s, filtered, as runc does
     out = subprocess.run(["ps", *(args[1:] or ["-ef"])], capture_output=True, text=True)
@@ -205,9 +205,9 @@ def list_(root, flags, args, log):
         _out("".join(c.id + "\n" for c, _ in found))
         return 0
     if flags.get("format", "table") == "json":
-        _out(json.dumps([{**c.oci_state(s), "rootfs": c.data.get("rootfs", ""),
-                          "created": c.data.get("created", ""), "owner": ""}
-                         for c, s in found]) + "\n")
+        _out(cjson.dumps([{**c.oci_state(s), "rootfs": c.data.get("rootfs", ""),
+                           "created": c.data.get("created", ""), "owner": ""}
+                          for c, s in found]) + "\n")
         return 0
     from ..humanize import table          # datetime and re: for the table alone
     _out(table(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
@@ -224,7 +224,7 @@ def events(root, flags, args, log):
             raise OciError("container not running")
         d, name = lifecycle.driver(c)
         memory, limit, cpu, pids = d.usage(name)
-        _out(json.dumps({"type": "stats", "id": c.id, "data": {
+        _out(cjson.dumps({"type": "stats", "id": c.id, "data": {
             "cpu": {"usage": {"total": cpu}},
             "memory": {"usage": {"usage": memory, "limit": limit}},
             "pids": {"current": pids}}}) + "\n")
@@ -247,7 +247,7 @@ def update(root, flags, args, log):
         path = flags["resources"]
         try:
             text = sys.stdin.read() if path == "-" else open(path).read()
-            raw = json.loads(text)
+            raw = cjson.loads(text)
         except OSError as e:
             raise OciError(f"cannot read {path}: {e.strerror}") from None
         except ValueError as e:
@@ -278,7 +278,7 @@ def _bytes(text):
 
 def features(root, flags, args, log):
     from .features import FEATURES
-    _out(json.dumps(FEATURES, indent=4) + "\n")
+    _out(cjson.dumps(FEATURES, indent=4) + "\n")
     return 0
 
 
@@ -288,7 +288,7 @@ def spec(root, flags, args, log):
     if os.path.exists(path):
         raise OciError("File config.json exists. Remove it first.")
     with open(path, "w") as f:
-        json.dump(default_spec(flags.get("rootless", False)), f, indent="\t")
+        f.write(cjson.dumps(default_spec(flags.get("rootless", False)), indent="\t"))
     return 0
 
 

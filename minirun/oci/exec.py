@@ -5,11 +5,11 @@ The process comes from ``--process FILE`` (an OCI process object, as containerd'
 writes it) or from the container's own process with the arguments, environment, user
 and capabilities the flags change (runc's way).
 """
-import json
+import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
 import os
-import socket
 
-from ..runtime import join
+from .. import cjson
+from ..runtime import join, sync
 from ..runtime.container import Process
 from . import bundle
 from .lifecycle import OciError, driver, status, write_pid_file
@@ -41,7 +41,7 @@ def process_from_flags(c, args, cwd, env, user, groups, caps, no_new_privs, tty)
 def process_from_file(path):
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read(1 << 20))
+            return cjson.loads(f.read(1 << 20))
     except OSError as e:
         raise OciError(f"cannot read {path}: {e.strerror}") from None
     except ValueError as e:
@@ -74,7 +74,7 @@ def run(c, raw, console_socket="", pid_file="", detach=False):
             os.close(fd)
     master = join.handshake(sock)
     if master is not None and console is not None:
-        socket.send_fds(console, [b"/dev/ptmx"], [master])
+        sync.send_fds(console, b"/dev/ptmx", [master])
         os.close(master)
         master = None
     if console is not None:

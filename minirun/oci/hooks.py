@@ -11,9 +11,9 @@ failing hook before the start fails the create or start; a failing poststart
 or poststop only warns (the spec's rule: the container is already running, or
 already gone).
 """
-import json
-import signal
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 
+from .. import cjson
 from ..errors import MinirunError
 
 
@@ -40,7 +40,7 @@ def run_one(hook, kind, state):
     except OSError as e:
         raise HookError(f"{kind} hook {hook['path']}: {e.strerror}") from None
     try:
-        _, err = proc.communicate(json.dumps(state).encode(), timeout=hook["timeout"])
+        _, err = proc.communicate(cjson.dumps(state).encode(), timeout=hook["timeout"])
     except BrokenPipeError:               # a hook that exits without reading its stdin
         err = proc.stderr.read() if proc.stderr else b""
         proc.wait()

@@ -17,10 +17,10 @@ container's root: the mounts' destinations through openat2(RESOLVE_IN_ROOT)
 before pivot_root, devices and masks after it. A symlink in the root file system
 cannot point a mount or a device node at the host.
 """
+import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import fcntl
 import os
-import signal
-import socket
 import stat
 import struct
 

@@ -9,11 +9,11 @@
     kill    a signal to the first process (or, --all, to every process in its cgroups)
     delete  a stopped container's cgroups and directory go; poststop hooks
 """
+import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import functools
 import os
 import select
-import signal
-import socket
 
 from ..errors import MinirunError
 from ..linux import mount as m
@@ -108,7 +108,7 @@ def create(cfg, root, cid, pid_file="", console_socket="", preserve_fds=0, trace
         sync.send_go(sock, state=c.oci_state("creating"))
         master = _handshake(sock, pidfd, cfg, c)
         if master is not None:             # (a terminal always has a console socket)
-            socket.send_fds(console, [b"/dev/ptmx"], [master])
+            sync.send_fds(console, b"/dev/ptmx", [master])
             os.close(master)
         if pid_file:
             write_pid_file(pid_file, pid)

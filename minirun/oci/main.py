@@ -9,12 +9,12 @@ be written ``--flag value``, ``--flag=value`` or ``-flag``. Errors go to the --l
 file (one JSON object per line with --log-format json: containerd reads the last
 one) or, without --log, to stderr; the exit code is 1, as runc's.
 """
-import json
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import os
-import signal
 import sys
 import time
 
+from .. import cjson
 from ..errors import MinirunError
 from . import state as st
 
@@ -109,8 +109,8 @@ class Log:
 
     def write(self, level, msg):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        line = json.dumps({"level": level, "msg": msg, "time": stamp}) if self.json else \
-            f'time="{stamp}" level={level} msg={json.dumps(msg)}'
+        line = cjson.dumps({"level": level, "msg": msg, "time": stamp}) if self.json else \
+            f'time="{stamp}" level={level} msg={cjson.dumps(msg)}'
         if self.path:
             try:
                 with open(self.path, "a") as f:

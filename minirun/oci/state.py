@@ -13,10 +13,10 @@ observed:
     running  otherwise
 """
 import fcntl
-import json
 import os
 import time
 
+from .. import cjson
 from ..errors import MinirunError
 
 DEFAULT_ROOT = "/run/minirun-runc"
@@ -88,7 +88,7 @@ class Container:
 
     def save(self):
         # 0600: it holds the process's environment, which may hold secrets
-        write_whole(os.path.join(self.dir, STATE), json.dumps(self.data), 0o600)
+        write_whole(os.path.join(self.dir, STATE), cjson.dumps(self.data), 0o600)
 
     def lock(self):
         """Serialize commands on this container (a second ``delete`` waits for the first)."""
@@ -131,7 +131,7 @@ def load(root, cid, lock=False):
         if lock:
             c.lock()
         with open(os.path.join(c.dir, STATE)) as f:
-            c.data = json.load(f)
+            c.data = cjson.loads(f.read())
     except (FileNotFoundError, NotADirectoryError):
         raise StateError(f"container does not exist: {cid}") from None
     except ValueError:

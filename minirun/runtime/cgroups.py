@@ -29,6 +29,7 @@ ends the container removes both; when a crash or a killed daemon leaves them
 and the owner is then deleted (a state root removed by hand), ``sweep`` finds
 them by that record: otherwise they would stay until the next boot.
 """
+import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import errno
 import os
 import time
@@ -598,7 +599,6 @@ class CgroupV2:
 
 def _kill_all(procs_file):
     """SIGKILL every process in a cgroup, until none is left."""
-    import signal      # only killing needs it
     for _ in range(100):
         try:
             with open(procs_file) as f:

@@ -45,10 +45,25 @@ MAPPED = "mapped"        # parent → child: its uid_map and gid_map are written
 MAX_FDS = 4              # descriptors one message carries at most (PTY: one)
 
 
+def send_fds(sock, data, fds):
+    """One message, *data*, carrying descriptors *fds*: socket.send_fds, as it does it."""
+    sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+
+
+def recv_fds(sock, size, max_fds=MAX_FDS):
+    """(data, descriptors) of one message: socket.recv_fds, as it does it."""
+    fds = array.array("i")
+    data, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_LEN(max_fds * fds.itemsize))
+    for level, kind, cmsg in ancillary:
+        if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+            fds.frombytes(cmsg[:len(cmsg) - len(cmsg) % fds.itemsize])
+    return data, list(fds)
+
+
 def send(sock, kind, fds=(), **payload):
     data = cjson.dumps({"type": kind, **payload}).encode()
     if fds:
-        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        send_fds(sock, data, fds)
     else:
         sock.send(data)
 
@@ -64,12 +79,7 @@ def send_go(sock, **payload):
 
 def recv(sock):
     """(kind, payload, fds); kind is None at end of file."""
-    fds = array.array("i")                  # what socket.recv_fds does, as it does it
-    msg, ancillary, _, _ = sock.recvmsg(65536, socket.CMSG_LEN(MAX_FDS * fds.itemsize))
-    for level, kind, data in ancillary:
-        if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
-            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-    fds = list(fds)
+    msg, fds = recv_fds(sock, 65536)
     if not msg:
         return None, {}, fds
     payload = cjson.loads(msg)
