@@ -46,7 +46,7 @@ import time
 from ..errors import MinirunError
 from ..linux.process import set_dumpable
 from ..runtime import container as rt
-from ..runtime import join
+from ..runtime import join, sync
 from ..runtime.lockdown import exit_code
 from ..runtime.spec import process_from_dict, process_to_dict, spec_from_dict, spec_to_dict
 from ..runtime.trace import quiet
@@ -58,11 +58,11 @@ REQUEST_TIMEOUT = 5.0
 
 
 def _send(sock, msg, fds=()):
-    socket.send_fds(sock, [json.dumps(msg).encode()], list(fds))
+    sync.send_fds(sock, json.dumps(msg).encode(), list(fds))
 
 
 def _recv(sock, maxfds=16):
-    data, fds, _, _ = socket.recv_fds(sock, 1 << 18, maxfds)
+    data, fds = sync.recv_fds(sock, 1 << 18, maxfds)
     return (json.loads(data) if data else None), fds
 
 

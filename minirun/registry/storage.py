@@ -24,16 +24,15 @@ import uuid
 from ..image import manifest as mf
 from ..image.blobs import BlobStore
 from ..image.digest import hex_of, is_sha256
+from ..image.reference import valid_path, valid_tag
 from .errors import RegistryError
 
-NAME_RE = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*")
-TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 MAX_MANIFEST = 32 << 20          # the spec asks for at least 4 MiB
 CHUNK = 1 << 20
 
 
 def check_name(name):
-    if len(name) > 255 or not NAME_RE.fullmatch(name):
+    if len(name) > 255 or not valid_path(name):
         raise RegistryError("NAME_INVALID", f"invalid repository name: {name!r}")
     return name
 
@@ -187,7 +186,7 @@ class Storage:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if is_sha256(reference) and reference != digest:
             raise RegistryError("DIGEST_INVALID", f"manifest digest is {digest}, not {reference}")
-        if not is_sha256(reference) and not TAG_RE.fullmatch(reference):
+        if not is_sha256(reference) and not valid_tag(reference):
             raise RegistryError("MANIFEST_INVALID", f"invalid tag: {reference!r}")
         doc, media_type = self._parse_manifest(data, content_type)
         for child in _references(doc, media_type):
@@ -236,7 +235,7 @@ class Storage:
             raise RegistryError("NAME_UNKNOWN", f"repository name not known to registry: {name}")
         if is_sha256(reference):
             digest = reference
-        elif not TAG_RE.fullmatch(reference):
+        elif not valid_tag(reference):
             raise RegistryError("MANIFEST_UNKNOWN", f"manifest unknown: {reference!r}")
         else:
             try:
