@@ -156,9 +156,20 @@ class ContainerStore:
         return BUILD_STEP_LABEL in (self.options(row).get("labels") or {})
 
     def orphans(self):
-        """Containers whose supervising process is gone (minirun was killed, or crashed)."""
+        """Containers whose supervising process is gone (minirun was killed, or crashed),
+        each taken over by this process: see adopt."""
         rows = self.db.execute("SELECT * FROM containers WHERE state IN ('created', 'running')")
-        return [r for r in rows.fetchall() if not process_alive(r["owner"])]
+        return [r for r in rows.fetchall() if not process_alive(r["owner"]) and self.adopt(r)]
+
+    def adopt(self, row):
+        """Make this process the owner of *row*'s container, if the record is still as read.
+        A minirun that records its container's exit and ends between our read and our look
+        at its process is gone, but its container is no orphan: without this check, its
+        address went to the next container while it still counted as its own."""
+        with statedb.transaction(self.db) as db:
+            return db.execute("UPDATE containers SET owner = ? WHERE id = ? AND state = ? AND "
+                              "owner IS ?", (process_identity(), row["id"], row["state"],
+                                             row["owner"])).rowcount == 1
 
     def uses_image(self, image_id):
         return self.db.execute("SELECT 1 FROM containers WHERE image_id = ? LIMIT 1",
