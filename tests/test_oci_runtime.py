@@ -473,3 +473,4 @@ def test_run_loads_none_of_what_a_start_keeps_off(rt):
     imported = {l.rsplit("|", 1)[-1].strip() for l in p.stderr.splitlines() if "|" in l}
     assert "minirun.oci.lifecycle" in imported
     assert not {m for m in imported if m.split(".")[0] in NOT_ON_THE_RUN_PATH}
+    assert not {"functools", "collections"} & imported     # no database: no _sqlite3 to load them

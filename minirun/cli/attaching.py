@@ -7,7 +7,6 @@ gone by the time its output ends). The detach keys are watched here as well as
 in minirund: typing them ends the attach with "read escape sequence" and exit
 code 1, the container left running, as Docker does.
 """
-import contextlib
 import json
 import os
 import socket
@@ -39,7 +38,7 @@ def attach(client, cid, tty, stdin, keys=None, start=False):
         threading.Thread(target=send_stdin, args=(resp.sock, key_bytes, detached),
                          daemon=True).start()
     from ..runtime.attach import raw_terminal     # termios & co.: on use only
-    with raw_terminal(0) if tty and stdin else contextlib.nullcontext():
+    with raw_terminal(0 if tty and stdin else None):
         try:
             copy_output(resp, tty)
         except OSError:

@@ -297,12 +297,11 @@ def exec_cmd(ctx, interactive, tty, detach, env, workdir, user, trace, ref, comm
     if tty and os.isatty(1):
         size = os.get_terminal_size(1)
         c.call("POST", f"/exec/{eid}/resize", h=size.lines, w=size.columns)
-    import contextlib                                         # on use: not on every start
     from ..runtime.attach import raw_terminal
     from .attaching import copy_output, send_stdin
     if interactive:
         threading.Thread(target=send_stdin, args=(resp.sock,), daemon=True).start()
-    with raw_terminal(0) if tty and interactive else contextlib.nullcontext():
+    with raw_terminal(0 if tty and interactive else None):
         copy_output(resp, tty)
     resp.conn.close()
     for _ in range(100):

@@ -5,7 +5,6 @@ records the container, creates its cgroups, starts it through the runtime,
 relays its terminal and signals, and records how it ended. Every step that
 changes the host registers its undo before the next one runs.
 """
-import contextlib
 import os
 import sys
 
@@ -49,19 +48,10 @@ def run(root, opts, stderr=sys.stderr):
     images = ImageStore(root, containers.db)          # one connection: each costs ~0.5 ms
     pull_if_missing(images, opts.image, stderr)
     cid, _, spec, made = create(images, containers, opts, networking)
-    started = False
-    with contextlib.ExitStack() as undo:
-        # A run that fails to start leaves nothing (not the volumes made for it either); one
-        # that started stays unless --rm (which takes its anonymous volumes with it).
-        undo.callback(lambda: (opts.rm or not started) and
-                      remove_container(containers, cid, volumes=True,
-                                       made=() if started else made))
+    cgroups = proc = None
+    try:
         with forwarding_signals() as forward_to:
             cgroups, proc = start(spec, trace, networking, outside=_size_terminal)
-            undo.callback(cgroups.remove, cid)
-            if wired(opts.network):
-                undo.callback(lambda: networking.disconnect(cid, exited=proc.status is not None))
-            started = True
             forward_to(proc)
             containers.mark_running(cid, proc.pid)
             if proc.pty is not None:
@@ -72,6 +62,21 @@ def run(root, opts, stderr=sys.stderr):
             print("minirun: the container was OOM killed (memory limit reached)", file=stderr)
         containers.mark_exited(cid, code, oom)
         return code
+    finally:
+        # Undone last first, each even if the one before it failed. (A start that failed
+        # undid its own cgroups and network.) A run that fails to start leaves nothing, not
+        # the volumes made for it either; one that started stays unless --rm, which takes its
+        # anonymous volumes with it.
+        try:
+            if proc is not None:
+                try:
+                    if wired(opts.network):
+                        networking.disconnect(cid, exited=proc.status is not None)
+                finally:
+                    cgroups.remove(cid)
+        finally:
+            if opts.rm or proc is None:
+                remove_container(containers, cid, volumes=True, made=made if proc is None else ())
 
 
 def pull_if_missing(images, name, stderr):

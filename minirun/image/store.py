@@ -4,7 +4,6 @@ Callers get image records and layer directories; nobody else pokes at the
 store's files. Loads hold a shared lock and prune an exclusive one, so a
 prune never removes a blob that a load has written but not yet recorded.
 """
-import contextlib
 import fcntl
 import os
 import time
@@ -33,24 +32,22 @@ class ImageStore:
         self.layers = LayerStore(root)
         self.db = db or statedb.open_db(root)
 
-    @contextlib.contextmanager
     def lock(self, exclusive=False):
-        with open(os.path.join(self.root, "images.lock"), "a") as f:
+        """``with store.lock():`` the flock on images.lock, held while the file it returns is
+        open (shared, or *exclusive* for a prune)."""
+        f = open(os.path.join(self.root, "images.lock"), "a")
+        try:
             fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
+        except BaseException:
+            f.close()
+            raise
+        return f
 
     # -- adding ----------------------------------------------------------
-    @contextlib.contextmanager
     def adding(self):
-        """Shared lock for a load or pull; on failure, undo the blobs and layers it wrote."""
-        self.blobs.written.clear()
-        self.layers.written.clear()
-        with self.lock():
-            try:
-                yield
-            except BaseException:
-                self._discard_written()
-                raise
+        """``with store.adding():`` a shared lock for a load or pull; on failure, undo the
+        blobs and layers it wrote."""
+        return _Adding(self)
 
     def _discard_written(self):
         blobs, diffs = self.referenced()
@@ -219,3 +216,21 @@ class ImageStore:
             for n in os.listdir(self.blobs.tmp):
                 os.unlink(os.path.join(self.blobs.tmp, n))
         return freed
+
+
+class _Adding:
+    """ImageStore.adding. A class, not a contextlib generator (docs/architecture.md, "What a
+    start imports")."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def __enter__(self):
+        self.store.blobs.written.clear()
+        self.store.layers.written.clear()
+        self.lock = self.store.lock()
+
+    def __exit__(self, error, *_):
+        with self.lock:
+            if error:
+                self.store._discard_written()

@@ -3,7 +3,6 @@
 What each prints is what runc prints (containerd and conmon parse ``state``,
 ``ps --format json`` and ``features``; people read ``list`` and ``ps``).
 """
-import contextlib
 import os
 import sys
 import time
@@ -44,37 +43,47 @@ def run(root, flags, args, log):
     """create + start; without -d, wait for the container's end (forwarding signals, and
     relaying its terminal when no --console-socket takes it, as runc does), delete it and exit
     with its code (this process is the first process's parent, so it reaps it)."""
-    from ..runtime import attach as attach_     # termios, tty, selectors: for run alone
+    from ..runtime.attach import forwarding_signals     # for run alone
     cfg = _load(flags)
     detach = flags.get("detach", False)
     console = flags.get("console-socket", "")
     relay = cfg.terminal and not console and not detach
-    with contextlib.ExitStack() as stack:
-        attach = None if detach else stack.enter_context(attach_.forwarding_signals())
-        own = stack.enter_context(_OwnConsole(root)) if relay else None
-        c = lifecycle.create(cfg, root, args[0], flags.get("pid-file", ""),
-                             own.path if own else console, flags.get("preserve-fds", 0),
-                             log.trace)
-        try:
-            master = own.receive() if own else None
-            lifecycle.start(c)
-        except BaseException:
-            lifecycle.delete(c, force=True)
-            raise
-        finally:
-            c.unlock()
-        _warnings(log)
-        if detach:
-            return 0
-        try:
-            proc = Process(c.pid, os.pidfd_open(c.pid))
-            proc.pty = master
-            attach(proc)
-            if master is not None:
-                attach_.relay_pty(proc)
-            return proc.wait()
-        finally:                          # whatever ends the relay, the container goes too
-            lifecycle.delete(state.load(c.root, c.id, lock=True), force=True)
+    if detach:
+        return _run(cfg, root, flags, args, log, attach=None, own=None)
+    with forwarding_signals() as attach:
+        if not relay:
+            return _run(cfg, root, flags, args, log, attach, own=None)
+        with _OwnConsole(root) as own:
+            return _run(cfg, root, flags, args, log, attach, own)
+
+
+def _run(cfg, root, flags, args, log, attach, own):
+    """run's create, start and (unless it detaches: no *attach*) wait; *own*: run's own
+    console socket, when it relays the terminal itself."""
+    c = lifecycle.create(cfg, root, args[0], flags.get("pid-file", ""),
+                         own.path if own else flags.get("console-socket", ""),
+                         flags.get("preserve-fds", 0), log.trace)
+    try:
+        master = own.receive() if own else None
+        lifecycle.start(c)
+    except BaseException:
+        lifecycle.delete(c, force=True)
+        raise
+    finally:
+        c.unlock()
+    _warnings(log)
+    if attach is None:
+        return 0
+    try:
+        proc = Process(c.pid, os.pidfd_open(c.pid))
+        proc.pty = master
+        attach(proc)
+        if master is not None:
+            from ..runtime.attach import relay_pty
+            relay_pty(proc)
+        return proc.wait()
+    finally:                          # whatever ends the relay, the container goes too
+        lifecycle.delete(state.load(c.root, c.id, lock=True), force=True)
 
 
 class _OwnConsole:

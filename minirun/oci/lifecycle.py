@@ -11,7 +11,6 @@
 """
 import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
 import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
-import functools
 import os
 import select
 
@@ -46,10 +45,15 @@ def driver(c):
     return _driver(parent), name
 
 
-@functools.lru_cache(maxsize=None)
+# One mountinfo read per command (list asks for every container's; most ask twice). A dict,
+# not functools.lru_cache: docs/architecture.md, "What a start imports".
+_drivers = {}
+
+
 def _driver(parent):
-    # one mountinfo read per command (list asks for every container's; most ask twice)
-    return cg.detect(parent=parent, shared_parent=parent == DEFAULT_PARENT)
+    if parent not in _drivers:
+        _drivers[parent] = cg.detect(parent=parent, shared_parent=parent == DEFAULT_PARENT)
+    return _drivers[parent]
 
 
 def frozen_check(c):

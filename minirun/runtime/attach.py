@@ -14,7 +14,6 @@ HANGUP_GRACE seconds to end, then kills it. (A PID 1 ignores the SIGHUP that
 is forwarded to it, so without this the container would wait for ever.)
 """
 import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
-import contextlib
 import errno
 import fcntl
 import os
@@ -27,27 +26,34 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
              signal.SIGUSR1, signal.SIGUSR2)
 
 
-@contextlib.contextmanager
-def forwarding_signals():
-    """Forward minirun's signals to the container; yields ``attach(process)``.
+class forwarding_signals:
+    """Forward minirun's signals to the container: ``with forwarding_signals() as attach:``,
+    then ``attach(process)``.
 
     Until a process is attached the signals stay blocked (held by the
     kernel), so one that arrives while the container starts is delivered
     to it as soon as it runs rather than killing minirun half way.
-    """
-    target = []
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
-    old = {s: signal.signal(s, lambda sig, _f: target and target[0].signal(sig))
-           for s in FORWARDED}
 
-    def attach(proc):
-        target.append(proc)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    try:
-        yield attach
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        for s, h in old.items():
+    A class, not a contextlib generator (docs/architecture.md, "What a start imports").
+    """
+
+    def __enter__(self):
+        self.target = []
+        self.old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        self.old = {s: signal.signal(s, self._forward) for s in FORWARDED}
+        return self.attach
+
+    def _forward(self, sig, _frame):
+        if self.target:
+            self.target[0].signal(sig)
+
+    def attach(self, proc):
+        self.target.append(proc)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
+
+    def __exit__(self, *_):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
+        for s, h in self.old.items():
             signal.signal(s, h)
 
 
@@ -58,20 +64,27 @@ def copy_winsize(src, dst):
         pass
 
 
-@contextlib.contextmanager
-def raw_terminal(fd):
-    if not os.isatty(fd):
-        yield
-        return
-    import termios                    # only -t: a start without a terminal loads neither
-    import tty
-    saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
-    try:
-        yield
-    finally:
+class raw_terminal:
+    """Terminal *fd* in raw mode inside the with block; nothing if *fd* is None or no
+    terminal."""
+
+    def __init__(self, fd):
+        self.fd, self.saved = fd, None
+
+    def __enter__(self):
+        if self.fd is not None and os.isatty(self.fd):
+            import termios            # only -t: a start without a terminal loads neither
+            import tty
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setraw(self.fd)
+        return self
+
+    def __exit__(self, *_):
+        if self.saved is None:
+            return
+        import termios
         try:
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
         except termios.error:
             pass                          # the terminal is gone (hung up)
 
@@ -96,7 +109,7 @@ def relay_pty(proc, stdin=True):
         sel.register(0, selectors.EVENT_READ)
     hung_up = False
     try:
-        with raw_terminal(0) if stdin else contextlib.nullcontext():
+        with raw_terminal(0 if stdin else None):
             while (state := _pump(sel, master, proc, terminal)) is True:
                 pass
             hung_up = state == HUNG_UP

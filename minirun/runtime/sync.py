@@ -30,8 +30,8 @@ close-on-exec, so a successful execve shows up in the parent as end of file.
       │◀────────── end of file (exec'd) ────┤ or ERROR {message, code}, then exit
 """
 import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
-import array
 import os
+import struct
 
 from .. import cjson
 
@@ -43,21 +43,24 @@ ERROR = "error"          # child → parent: {"message", "code"}; the child then
 USERNS = "userns"        # child → parent: I am in a new user namespace, map it
 MAPPED = "mapped"        # parent → child: its uid_map and gid_map are written
 MAX_FDS = 4              # descriptors one message carries at most (PTY: one)
+FD_SIZE = struct.calcsize("i")   # packed with struct: array loads collections (architecture.md)
 
 
 def send_fds(sock, data, fds):
     """One message, *data*, carrying descriptors *fds*: socket.send_fds, as it does it."""
-    sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                           struct.pack(f"{len(fds)}i", *fds))])
 
 
 def recv_fds(sock, size, max_fds=MAX_FDS):
     """(data, descriptors) of one message: socket.recv_fds, as it does it."""
-    fds = array.array("i")
-    data, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_LEN(max_fds * fds.itemsize))
+    data, ancillary, _, _ = sock.recvmsg(size, socket.CMSG_LEN(max_fds * FD_SIZE))
+    fds = []
     for level, kind, cmsg in ancillary:
         if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
-            fds.frombytes(cmsg[:len(cmsg) - len(cmsg) % fds.itemsize])
-    return data, list(fds)
+            n = len(cmsg) // FD_SIZE
+            fds += struct.unpack(f"{n}i", cmsg[:n * FD_SIZE])
+    return data, fds
 
 
 def send(sock, kind, fds=(), **payload):
