@@ -48,3 +48,37 @@ def test_processes_opening_a_fresh_root_at_once_all_get_it(tmp_path):
             assert db.execute("SELECT count(*) FROM images").fetchone()[0] == 12
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert os.stat(os.path.join(root, "state.db")).st_mode & 0o777 == statedb.PRIVATE
+
+
+def test_the_daemon_hands_a_connection_on_to_later_threads_never_to_two_at_once(tmp_path):
+    """minirund serves each API connection in a thread of its own: a thread that ended leaves
+    its database connection to the next, and threads running together each have their own
+    (sqlite's rule; a shared one would mix their transactions)."""
+    import threading
+    db = statedb.LocalDB(str(tmp_path))
+    used = []
+
+    def query(hold=None):
+        db.execute("SELECT 1").fetchone()
+        used.append(db._local.lease.conn)
+        if hold:
+            hold.wait(10)
+    for _ in range(5):                                  # one after another
+        t = threading.Thread(target=query)
+        t.start()
+        t.join()
+    assert len({id(c) for c in used}) == 1
+    used.clear()
+    release = threading.Event()
+    together = [threading.Thread(target=query, args=(release,)) for _ in range(3)]
+    for t in together:
+        t.start()
+    while len(used) < 3:
+        threading.Event().wait(0.01)
+    assert len({id(c) for c in used}) == 3              # all alive at once: three connections
+    release.set()
+    for t in together:
+        t.join()
+    with statedb.transaction(db):                       # and every one still works
+        db.execute("INSERT INTO images (id, manifest_digest, size, added) VALUES ('x', 'm', 0, 0)")
+    assert db.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 1
