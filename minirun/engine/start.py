@@ -9,16 +9,13 @@ from .networking import wired as network_wired
 
 
 def start(spec, trace, networking, outside=None, stdio=None, spawn=None):
-    """Create the container's cgroups and start its PID 1; return (cgroups, Process).
+    """Start the container's PID 1 in cgroups of its own; return (cgroups, Process).
 
     *spawn*: who forks it (runtime.container.start's argument; minirund's fork server)."""
     config = networking.containers.config(networking.containers.get(spec.id))
     networking.join_target(spec, config["options"])
     wired = network_wired(config["options"].get("network") or "")
     cgroups = cg.detect(trace)
-    trace(f"cgroup v{cgroups.version}: mkdir {cg.PARENT}/{spec.id[:12]}",
-          "a cgroup of its own in each hierarchy it is limited by")
-    cgroups.create(spec.id, spec.limits, owner=networking.containers.path(spec.id))
 
     def wire(proc):                     # its netns exists, its command has not run yet
         if wired:
@@ -27,7 +24,7 @@ def start(spec, trace, networking, outside=None, stdio=None, spawn=None):
             outside(proc)
     try:
         return cgroups, rt.start(spec, cgroups, trace, outside=wire, stdio=stdio,
-                                 spawn=spawn)
+                                 spawn=spawn, owner=networking.containers.path(spec.id))
     except BaseException:
         if wired:
             networking.disconnect(spec.id)

@@ -22,6 +22,8 @@ on v1 a container's first process and exec's joiner, both single-threaded
 forks, join by themselves in well under a millisecond (``join_files``,
 ``join``). v2 has no such door (``cgroup.threads`` cannot take a thread out
 of its domain): there the parent moves the child while it builds its root.
+Either way a container's cgroups are made while its first process builds its
+root (runtime/container.py's ``start``), which it does before it joins them.
 
 Each container's cgroups have an owner record, ``/run/minirun/cgroups/<id>``,
 naming what owns them (the container's directory in its state root). Whoever
@@ -183,12 +185,16 @@ def _write(path, value, trace, why, gone_ok=False):
         raise CgroupError(f"cannot set {os.path.basename(path)} to {value}: {e.strerror}") from None
 
 
-def join(files, trace=None):
+def join(files, trace=None, fds=None):
     """Move the calling (single-threaded) process into the cgroups of *files*, a driver's
-    ``join_files``: the first process of a container and exec's joiner do it themselves."""
-    for path in files:
-        with open(path, "w") as f:
-            f.write("0")
+    ``join_files``: the first process of a container and exec's joiner do it themselves, by
+    writing 0 to each. *fds*: the same files, opened by the parent (a container's first
+    process joins once its cgroups exist, after it has left the host's /sys for its root)."""
+    for fd in fds if fds is not None else [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in files]:
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
     if trace and files:
         trace(f"write 0 > {len(files)} {os.path.basename(files[0])} files",
               "this process joins the container's cgroups; its children inherit them")

@@ -1,11 +1,12 @@
 """The container's first process, from fork to exec.
 
 It is PID 1 of a new PID namespace from birth (the parent unshared
-CLONE_NEWPID before forking). It joins its cgroups (on v1 by itself; on
-v2 the parent moves it while it goes on), makes the other namespaces,
-builds the root file system, makes its cgroup namespace, locks itself down
-and execs the command. It talks to the parent over a socket: the parent
-says when the cgroup is joined and when the network is ready; the child
+CLONE_NEWPID before forking). It makes the other namespaces and builds the
+root file system while the parent makes its cgroups, then joins them (on v1
+by itself; on v2 the parent has moved it), makes its cgroup namespace,
+locks itself down and execs the command. It talks to the parent over a
+socket: the parent says when the cgroups are made and when the network is
+ready; the child
 reports errors (or, for -t, hands over its terminal's master side). The
 socket is close-on-exec, so a successful exec shows up in the parent as
 end-of-file.
@@ -54,12 +55,11 @@ def fail(sock, message, code, detail=""):
 
 
 def setup(spec, sock, trace):
-    """Everything up to READY. On cgroup v1 we join our cgroups first, by ourselves; on v2
-    the parent moves us meanwhile (that first move waits ~10 ms for an RCU grace period),
-    so what does not depend on them runs first. The cgroup namespace, whose root is the
-    cgroup we are in, comes after GO."""
-    if spec.cgroup_files:
-        cgroups.join(spec.cgroup_files, trace)
+    """Everything up to READY. What does not depend on our cgroups runs first, while the
+    parent makes them (on v2 it also moves us in: that first move waits ~10 ms for an RCU
+    grace period). GO brings v1's tasks files, opened by the parent (the host's /sys is out
+    of our reach by then), and we join by writing 0 to them. The cgroup namespace, whose
+    root is the cgroup we are in, comes last."""
     flags = ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC
     if spec.netns:
         join_network(spec.netns, trace)
@@ -80,7 +80,10 @@ def setup(spec, sock, trace):
     if flags & ns.CLONE_NEWNET:
         loopback_up()
         trace("ioctl(SIOCSIFFLAGS, lo, IFF_UP)", "an empty network namespace with only lo, up")
-    sync.expect(sock, sync.GO)            # we are in our cgroups
+    go, tasks = sync.expect(sock, sync.GO, keep_fds=True)   # our cgroups are made
+    if len(tasks) != len(go.get("tasks", ())):
+        raise MinirunError("the cgroups' tasks files did not all arrive")
+    cgroups.join(go["tasks"], trace, fds=tasks)    # v1; on v2 we were moved already
     ns.unshare(ns.CLONE_NEWCGROUP)
     trace("unshare(CLONE_NEWCGROUP)", "its own cgroup is the root of its cgroup view")
     slave = None

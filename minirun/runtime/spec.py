@@ -86,7 +86,6 @@ class Spec(Record):
         "seccomp": "",            # a compiled BPF program (runtime/seccomp.py), "": unconfined
         "userns": [],             # [host base, count] (runtime/userns.py); []: the host's
         "limits": Limits(),
-        "cgroup_files": [],       # cgroups.join_files: PID 1 joins its cgroups itself (v1)
         "init": "",               # host path of an init (tini) to run as PID 1, or ""
         "die_with_parent": True,  # foreground: dies with minirun; detached: outlives minirund
     }
@@ -125,6 +124,7 @@ def spec_to_dict(spec):
 
 def spec_from_dict(d):
     d = dict(d)
+    d.pop("cgroup_files", None)   # an older minirun stored the join files here; GO brings them
     d["limits"] = Limits(**d["limits"])
     d["mounts"] = [Mount(**m) for m in d["mounts"]]
     d["caps"] = tuple(d["caps"])

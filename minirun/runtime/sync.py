@@ -7,9 +7,9 @@ close-on-exec, so a successful execve shows up in the parent as end of file.
 ``run`` — a container's PID 1::
 
     parent                                  child (PID 1 of a new PID namespace)
-      │ put the child in its cgroups        │ namespaces (but cgroup's), root file system
-      ├── GO ──────────────────────────────▶│ (both at once: the first cgroup v1 move waits
-      │                                     │ ~10 ms for an RCU grace period)
+      │ make its cgroups (v2: move it in)   │ namespaces (but cgroup's), root file system
+      ├── GO + v1's tasks files ───────────▶│ (both at once)
+      │                                     │ write 0 to each: it joins by itself (v1)
       │                                     │ the cgroup namespace (rooted in its cgroup)
       │◀─────────────────────── PTY + fd ───┤ (-t only: the terminal's master side)
       │◀─────────────────────────── READY ──┤
@@ -35,14 +35,16 @@ import struct
 
 from .. import cjson
 
-GO = "go"                # parent → child: the cgroups are joined, go on (to READY)
+GO = "go"                # parent → child: the cgroups are made, go on (to READY); on v1
+                         # with one fd per tasks file to join by, on v2 once it is moved in
 PTY = "pty"              # child → parent, with one fd: the master side of the terminal
 READY = "ready"          # child → parent: namespaces and root file system are made
 CONTINUE = "continue"    # parent → child: the outside (network) is ready, lock down and exec
 ERROR = "error"          # child → parent: {"message", "code"}; the child then exits with code
 USERNS = "userns"        # child → parent: I am in a new user namespace, map it
 MAPPED = "mapped"        # parent → child: its uid_map and gid_map are written
-MAX_FDS = 4              # descriptors one message carries at most (PTY: one)
+MAX_FDS = 16             # descriptors one message carries at most (GO: a tasks file for each
+                         # v1 hierarchy minirun uses, ten at most; PTY: one)
 FD_SIZE = struct.calcsize("i")   # packed with struct: array loads collections (architecture.md)
 
 
@@ -71,11 +73,11 @@ def send(sock, kind, fds=(), **payload):
         sock.send(data)
 
 
-def send_go(sock, **payload):
+def send_go(sock, fds=(), **payload):
     """GO to a child that may have failed already: its set-up runs while the parent joins it
     to its cgroups, so its ERROR can come first — then it is read next, and says why."""
     try:
-        send(sock, GO, **payload)
+        send(sock, GO, fds, **payload)
     except (BrokenPipeError, ConnectionResetError):
         pass
 
@@ -89,11 +91,15 @@ def recv(sock):
     return payload.pop("type", None), payload, fds
 
 
-def expect(sock, kind):
-    """In the child: wait for *kind*; if the parent went away or gave up, nobody is left to
-    report to, so exit quietly."""
-    got, _, fds = recv(sock)
-    for fd in fds:
-        os.close(fd)
+def expect(sock, kind, keep_fds=False):
+    """In the child: wait for *kind* and return its payload (with *keep_fds*: and the
+    descriptors it carried, else they are closed); if the parent went away or gave up, nobody
+    is left to report to, so exit quietly."""
+    got, payload, fds = recv(sock)
     if got != kind:
         os._exit(125)
+    if keep_fds:
+        return payload, fds
+    for fd in fds:
+        os.close(fd)
+    return payload
