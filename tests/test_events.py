@@ -116,6 +116,8 @@ def test_events_stream_live_and_outlive_a_daemon_restart(daemon):
     cid = daemon.cli("run", "-d", "busybox", "true").stdout.strip()
     assert wait_for(lambda: any(e["Action"] == "die" and e["id"] == cid for e in seen))
     stream.close()
+    reader.join(10)                  # no thread of this test's outlives it
+    assert not reader.is_alive()
     daemon.stop()
     daemon.start()
     old = list(daemon.client().events(since=since, until=time.time(), decode=True))
