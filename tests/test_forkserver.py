@@ -247,3 +247,71 @@ def test_a_deleted_root_leaves_no_container_or_cgroup(loaded, busybox_oci, tmp_p
     assert not glob.glob(f"/sys/fs/cgroup/*/minirun/{cid}/")
     assert not glob.glob(f"/sys/fs/cgroup/minirun/{cid}/")
     assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"))
+
+
+def test_a_fork_server_refuses_a_minirund_of_another_version(daemon):
+    """A fork server outlives minirund, so after an upgrade the new minirund can meet the old
+    one's. Their halves of a start differ (where the cgroups are joined): neither may fork
+    for the other, or a container could start outside its cgroups."""
+    from minirun.engine import forkserver as fs
+    daemon.cli("run", "--rm", "busybox", "true")          # its fork server is up
+    [server] = forkserver_pids(daemon.minirun.root)
+    before = os.listdir(f"/proc/{server}/task")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    fs._at(os.path.join(daemon.minirun.root, fs.SOCKET_NAME), sock.connect)
+    with sock:                                           # START as an older minirund sends it
+        fs._send(sock, {"op": fs.START, "tag": "old", "spec": {}, "exit_file": ""})
+        reply, fds = fs._recv(sock)
+    assert "different minirun versions" in reply["error"] and fds == []
+    children = [p for p in os.listdir("/proc") if p.isdigit()
+                and _ppid(p) == server]
+    assert children == [] and os.listdir(f"/proc/{server}/task") == before
+
+
+def _ppid(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_minirund_forks_nothing_through_an_older_fork_server(tmp_path):
+    """The other way round: a fork server that answers START as an older one does (no
+    protocol) gets its child killed and minirund an error, never a GO."""
+    import subprocess
+    import threading
+    from minirun.engine import forkserver as fs
+    from minirun.errors import MinirunError
+    from minirun.runtime.spec import Spec
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    fs._at(str(tmp_path / fs.SOCKET_NAME), listener.bind)
+    listener.listen(1)
+    child = subprocess.Popen(["sleep", "60"])
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+    def old_server():
+        conn, _ = listener.accept()
+        with conn:
+            _, fds = fs._recv(conn)
+            fs._send(conn, {"pid": child.pid}, [os.pidfd_open(child.pid), theirs.fileno()])
+            for fd in fds:
+                os.close(fd)
+    t = threading.Thread(target=old_server)
+    t.start()
+    null = os.open("/dev/null", os.O_RDWR)
+    try:
+        with pytest.raises(MinirunError, match="different minirun versions"):
+            fs.Client(str(tmp_path)).start(Spec(id="a" * 64), [null] * 3, "")
+        assert child.wait(10) == -signal.SIGKILL
+        t.join(10)
+        theirs.close()
+        mine.settimeout(5)
+        assert mine.recv(100) == b""          # no GO came, and minirund closed its end
+    finally:
+        t.join(10)
+        os.close(null)
+        child.kill()
+        listener.close()
+        mine.close()
+        theirs.close()

@@ -38,6 +38,7 @@ import fcntl
 import json
 import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +54,11 @@ from ..runtime.trace import quiet
 
 SOCKET_NAME = "forkserver.sock"
 START, EXEC, KEEP, HELLO, EXIT = "start", "exec", "keep", "hello", "exit"
+# What START and EXEC carry and what the child expects of the handshake. A fork server
+# outlives minirund, so after an upgrade the new minirund may meet the old one's: then
+# neither forks for the other (a container whose half of the handshake differs could start
+# outside its cgroups). 2: the cgroups are made after the fork and GO brings v1's tasks files.
+PROTOCOL = 2
 FIRST_CONTACT = 10.0        # seconds a new fork server waits for minirund to connect
 REQUEST_TIMEOUT = 5.0
 
@@ -145,6 +151,8 @@ class Server:
 
     def _handle(self, conn, msg, fds):
         op = msg.get("op")
+        if op in (START, EXEC) and msg.get("protocol") != PROTOCOL:
+            raise MinirunError(_mismatch)
         if op == START:
             spec = spec_from_dict(msg["spec"])
             pid, pidfd, sock = rt.fork_container(spec, quiet, stdio=fds[:3])
@@ -182,7 +190,7 @@ class Server:
         else:
             raise MinirunError(f"unknown request {op!r}")
         try:
-            _send(conn, {"pid": pid}, [pidfd, sock.fileno()])
+            _send(conn, {"pid": pid, "protocol": PROTOCOL}, [pidfd, sock.fileno()])
         finally:
             sock.close()
         return False
@@ -248,6 +256,11 @@ def main():
     return 0
 
 
+_mismatch = ("minirund and the fork server of this state root are of different minirun "
+             "versions: stop the containers the fork server started (it ends with the last "
+             "of them), then try again")
+
+
 # -- minirund's side --------------------------------------------------------------------
 class ForkServerGone(MinirunError):
     pass
@@ -311,15 +324,21 @@ class Client:
                 os.close(fd)
             raise MinirunError(f"fork server: {reply['error']}")
         pidfd, conn = got
+        if reply.get("protocol") != PROTOCOL:     # an older fork server forked it: no GO
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            os.close(pidfd)
+            os.close(conn)
+            raise MinirunError(f"fork server: {_mismatch}")
         return reply["pid"], pidfd, socket.socket(fileno=conn)
 
     def start(self, spec, stdio, exit_file):
         """runtime.container.start's *spawn*: fork the container's PID 1 there."""
-        return self._request({"op": START, "tag": spec.id, "spec": spec_to_dict(spec),
-                              "exit_file": exit_file}, stdio)
+        return self._request({"op": START, "protocol": PROTOCOL, "tag": spec.id,
+                              "spec": spec_to_dict(spec), "exit_file": exit_file}, stdio)
 
     def exec(self, tag, ns_fds, cgroups, process, stdio, target, trace=False):
-        return self._request({"op": EXEC, "tag": tag, "cgroups": list(cgroups),
+        return self._request({"op": EXEC, "protocol": PROTOCOL, "tag": tag,
+                              "cgroups": list(cgroups),
                               "process": process_to_dict(process), "target": target,
                               "trace": trace, "namespaces": len(ns_fds)}, [*ns_fds, *stdio])
 
