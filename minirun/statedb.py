@@ -238,8 +238,8 @@ class LocalDB:
 
 class _Lease:
     """A thread's connection. The thread's thread-local values go when it ends, and with them
-    this lease, which hands the connection back (never inside a transaction: `transaction`
-    ends each one it begins)."""
+    this lease, which hands the connection back; one left inside a transaction (a COMMIT that
+    failed) is closed instead, which rolls it back."""
 
     def __init__(self, pool):
         self.pool = pool
@@ -249,5 +249,8 @@ class _Lease:
             self.conn = open_db(pool.root, check_same_thread=False)
 
     def __del__(self):
+        if self.conn.in_transaction:
+            self.conn.close()
+            return
         with self.pool._lock:
             self.pool._idle.append(self.conn)

@@ -82,3 +82,13 @@ def test_the_daemon_hands_a_connection_on_to_later_threads_never_to_two_at_once(
     with statedb.transaction(db):                       # and every one still works
         db.execute("INSERT INTO images (id, manifest_digest, size, added) VALUES ('x', 'm', 0, 0)")
     assert db.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 1
+
+    def left_open():                     # a thread whose transaction never ended (a failed
+        db.execute("BEGIN IMMEDIATE")    # COMMIT): its connection is not handed on
+        db.execute("INSERT INTO images (id, manifest_digest, size, added) VALUES ('y', 'm', 0, 0)")
+    t = threading.Thread(target=left_open)
+    t.start()
+    t.join()
+    with statedb.transaction(db):
+        db.execute("INSERT INTO images (id, manifest_digest, size, added) VALUES ('z', 'm', 0, 0)")
+    assert [r[0] for r in db.execute("SELECT id FROM images ORDER BY id")] == ["x", "z"]

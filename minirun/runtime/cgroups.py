@@ -23,7 +23,8 @@ forks, join by themselves in well under a millisecond (``join_files``,
 ``join``). v2 has no such door (``cgroup.threads`` cannot take a thread out
 of its domain): there the parent moves the child while it builds its root.
 Either way a container's cgroups are made while its first process builds its
-root (runtime/container.py's ``start``), which it does before it joins them.
+root (runtime/container.py's ``start``), and it is in them before it goes on
+past GO.
 
 Each container's cgroups have an owner record, ``/run/minirun/cgroups/<id>``,
 naming what owns them (the container's directory in its state root). Whoever

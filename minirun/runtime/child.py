@@ -6,10 +6,9 @@ root file system while the parent makes its cgroups, then joins them (on v1
 by itself; on v2 the parent has moved it), makes its cgroup namespace,
 locks itself down and execs the command. It talks to the parent over a
 socket: the parent says when the cgroups are made and when the network is
-ready; the child
-reports errors (or, for -t, hands over its terminal's master side). The
-socket is close-on-exec, so a successful exec shows up in the parent as
-end-of-file.
+ready; the child reports errors (or, for -t, hands over its terminal's
+master side). The socket is close-on-exec, so a successful exec shows up in
+the parent as end-of-file.
 """
 import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
 import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)

@@ -74,8 +74,9 @@ def send(sock, kind, fds=(), **payload):
 
 
 def send_go(sock, fds=(), **payload):
-    """GO to a child that may have failed already: its set-up runs while the parent joins it
-    to its cgroups, so its ERROR can come first — then it is read next, and says why."""
+    """GO (with *fds*) to a child that may have failed already: its set-up runs while the
+    parent makes its cgroups, so its ERROR can come first — then it is read next, and says
+    why."""
     try:
         send(sock, GO, fds, **payload)
     except (BrokenPipeError, ConnectionResetError):
