@@ -294,8 +294,9 @@ def test_minirund_forks_nothing_through_an_older_fork_server(tmp_path):
         conn, _ = listener.accept()
         with conn:
             _, fds = fs._recv(conn)
-            fs._send(conn, {"pid": child.pid}, [os.pidfd_open(child.pid), theirs.fileno()])
-            for fd in fds:
+            pidfd = os.pidfd_open(child.pid)
+            fs._send(conn, {"pid": child.pid}, [pidfd, theirs.fileno()])
+            for fd in (*fds, pidfd):
                 os.close(fd)
     t = threading.Thread(target=old_server)
     t.start()
