@@ -116,3 +116,29 @@ def test_following_a_log_sends_each_line_once(tmp_path):
         os.unlink(path)
         log = logs.LogFile(path, 1 << 20, 2)
         out = logs.LineWriter(log, "stdout")
+
+
+def test_rotation_never_leaves_a_name_missing(tmp_path):
+    """`logs` lists a container's log files at any moment: were json.log (or json.log.1)
+    missing for an instant while the file rotates, a reader then would miss the newest lines
+    (and a flood rotates many times a second)."""
+    import threading
+    from minirun.engine.logs import LogFile
+    log = LogFile(str(tmp_path / "json.log"), 1000, 3)
+    seen, done = set(), threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.add(tuple(sorted(n for n in os.listdir(tmp_path) if n.startswith("json.log"))))
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(2000):
+            log.write(b"x" * 99 + b"\n")
+    finally:
+        done.set()
+        watcher.join()
+        log.close()
+    grown = [("json.log",), ("json.log", "json.log.1"), ("json.log", "json.log.1", "json.log.2")]
+    assert seen <= set(grown) and grown[-1] in seen           # names only ever added
+    assert sorted(os.listdir(tmp_path)) == list(grown[-1])    # no temporary name left

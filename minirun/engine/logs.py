@@ -104,16 +104,30 @@ class LogFile:
         self.size = os.fstat(self.fd).st_size
 
     def _rotate(self):
+        """json.log → .1 → .2 …, with no moment when one of the names is missing: a reader
+        (`logs`) lists the files at any time and would miss lines. Each file is linked under
+        a name of its own and that link renamed over the next (rename replaces at once);
+        then a new empty file is renamed over json.log. (Dot names: json.log* matches
+        neither.)"""
         os.close(self.fd)
-        names = files(self.path, self.max_file)
         if self.max_file == 1:
             os.truncate(self.path, 0)
         else:
+            directory, name = os.path.split(self.path)
+            link, fresh = (os.path.join(directory, f".{name}.{part}") for part in ("link", "new"))
+            names = files(self.path, self.max_file)
             for older, newer in zip(names, names[1:]):   # .3 ← .2 ← .1 ← json.log
                 try:
-                    os.rename(newer, older)
+                    os.unlink(link)                      # a rotation cut short before
                 except FileNotFoundError:
                     pass
+                try:
+                    os.link(newer, link)
+                except FileNotFoundError:
+                    continue
+                os.rename(link, older)
+            os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
+            os.rename(fresh, self.path)
         self.fd = self._open()
         self.size = 0
 
