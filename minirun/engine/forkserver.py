@@ -325,7 +325,7 @@ class Client:
             raise MinirunError(f"fork server: {reply['error']}")
         pidfd, conn = got
         if reply.get("protocol") != PROTOCOL:     # an older fork server forked it: no GO
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            rt.Process(reply["pid"], pidfd, reaps=False).signal(signal.SIGKILL)
             os.close(pidfd)
             os.close(conn)
             raise MinirunError(f"fork server: {_mismatch}")

@@ -191,7 +191,7 @@ def join(files, trace=None, fds=None):
     ``join_files``: the first process of a container and exec's joiner do it themselves, by
     writing 0 to each. *fds*: the same files, opened by the parent (a container's first
     process joins once its cgroups exist, after it has left the host's /sys for its root)."""
-    for fd in fds if fds is not None else [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in files]:
+    for fd in open_join_files(files) if fds is None else fds:
         try:
             os.write(fd, b"0")
         finally:
@@ -199,6 +199,19 @@ def join(files, trace=None, fds=None):
     if trace and files:
         trace(f"write 0 > {len(files)} {os.path.basename(files[0])} files",
               "this process joins the container's cgroups; its children inherit them")
+
+
+def open_join_files(files):
+    """*files* (a driver's ``join_files``) open for writing 0 to: all of them, or none."""
+    fds = []
+    try:
+        for path in files:
+            fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
 
 
 def _mkdir_under_parent(path, make_parent, exist_ok=False):

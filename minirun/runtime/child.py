@@ -80,7 +80,7 @@ def setup(spec, sock, trace):
         loopback_up()
         trace("ioctl(SIOCSIFFLAGS, lo, IFF_UP)", "an empty network namespace with only lo, up")
     go, tasks = sync.expect(sock, sync.GO, keep_fds=True)   # our cgroups are made
-    if len(tasks) != len(go.get("tasks", [None])):     # (none at all: an older parent's GO)
+    if "tasks" not in go or len(tasks) != len(go["tasks"]):
         raise MinirunError("the cgroups' tasks files did not all arrive")
     cgroups.join(go["tasks"], trace, fds=tasks)    # v1; on v2 we were moved already
     ns.unshare(ns.CLONE_NEWCGROUP)

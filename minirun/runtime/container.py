@@ -22,6 +22,7 @@ import select
 from ..errors import MinirunError
 from ..linux import namespaces as ns
 from . import child, sync, userns
+from .cgroups import open_join_files
 from .lockdown import EXIT_RUNTIME, exit_code, keep_only, reset_signals
 
 
@@ -107,7 +108,7 @@ def start(spec, cgroups, trace, outside=None, stdio=None, spawn=None, owner=""):
         files = cgroups.first_process_files(spec.id)
         if not files:
             cgroups.add(spec.id, pid)
-        fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in files]
+        fds = open_join_files(files)
         try:                              # (by now the child may have left the host's /sys)
             sync.send_go(sock, fds, tasks=files)
         finally:
