@@ -5,6 +5,7 @@ import io
 import os
 import subprocess
 import tarfile
+import threading
 import time
 
 import pytest
@@ -97,6 +98,73 @@ def test_symlinks_in_the_container_never_reach_the_hosts_files(daemon, tmp_path)
         os.unlink(marker)
 
 
+def test_renames_elsewhere_on_the_host_do_not_fail_a_walk_through_dotdot(tmp_path):
+    """The kernel fails a walk through ".." inside a root with EAGAIN when anything on the
+    host is renamed meanwhile (CI's cp of /up/... failed so once, while minirund renamed its
+    state files). The walk is retried: thousands of walks under a storm of renames all
+    resolve, and still inside the root."""
+    from minirun.engine import copy
+    (tmp_path / "root" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "root" / "a" / "file").write_text("inside\n")
+    os.symlink("../../../../..", tmp_path / "root" / "a" / "b" / "up")
+    (tmp_path / "churn").mkdir()
+    (tmp_path / "churn" / "x").write_text("")
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            os.rename(tmp_path / "churn" / "x", tmp_path / "churn" / "y")
+            os.rename(tmp_path / "churn" / "y", tmp_path / "churn" / "x")
+    thread = threading.Thread(target=churn)
+    thread.start()
+    root = os.open(tmp_path / "root", os.O_PATH | os.O_DIRECTORY)
+    try:
+        for _ in range(5000):
+            st, name, _link = copy.path_stat(root, "/a/b/up/a/b/../file")
+            assert (name, st.st_size) == ("file", len("inside\n"))
+    finally:
+        stop.set()
+        thread.join()
+        os.close(root)
+
+
+
+def test_entries_removed_or_swapped_during_a_copy_out_neither_stop_nor_escape_it(tmp_path):
+    """A running container removes its directories and swaps links to / in for them while
+    they are copied out: each copy completes, and holds the directories and links only,
+    never what a link points at. (Before, a directory gone between its stat and its open
+    ended the stream half-sent.)"""
+    from minirun.engine import copy
+    names = [f"d{i}" for i in range(50)]
+    for name in names:
+        (tmp_path / "root" / "t" / name).mkdir(parents=True)
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            for name in names:
+                here = tmp_path / "root" / "t" / name
+                os.rmdir(here)
+                os.symlink("/", here)
+                os.unlink(here)
+                os.mkdir(here)
+    thread = threading.Thread(target=churn)
+    thread.start()
+    root = os.open(tmp_path / "root", os.O_PATH | os.O_DIRECTORY)
+    try:
+        for _ in range(300):
+            tar = tarfile.open(fileobj=io.BytesIO(b"".join(copy.tar_path(root, "/t"))))
+            members = tar.getmembers()
+            assert members[0].name == "t"
+            assert {m.name for m in members[1:]} <= {f"t/{name}" for name in names}
+            assert all(m.isdir() or (m.issym() and m.linkname == "/") for m in members)
+    finally:
+        stop.set()
+        thread.join()
+        os.close(root)
+
+
+
 def test_a_symlink_swapped_in_during_the_copy_does_not_escape(daemon, tmp_path):
     """The container turns /w/d into a link to / (and back) as fast as it can while files are
     copied into /w/d: each copy lands in the container or fails, never on the host."""
@@ -107,7 +175,7 @@ def test_a_symlink_swapped_in_during_the_copy_does_not_escape(daemon, tmp_path):
     (tmp_path / name).write_text("x\n")
     for _ in range(40):
         daemon.cli("cp", str(tmp_path / name), "racer:/w/d/", check=False)
-        daemon.cli("cp", f"racer:/w/d/etc/hostname", str(tmp_path / "out"), check=False)
+        daemon.cli("cp", "racer:/w/d/etc/hostname", str(tmp_path / "out"), check=False)
     assert not os.path.exists(f"/{name}")
     if os.path.exists(tmp_path / "out"):                    # the container's, if any
         assert (tmp_path / "out").read_text() == _cid(daemon, "racer")[:12] + "\n"

@@ -287,6 +287,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
+        except MinirunError as e:          # the status is sent: all a client sees is the cut
+            self.server.log.error("%s %s: cut short: %s", self.command, self.path, e)
+        except Exception:
+            self.server.log.exception("%s %s: cut short", self.command, self.path)
         finally:
             close = getattr(stream.chunks, "close", None)
             if close:

@@ -276,21 +276,27 @@ def tar_header(name, st, link="", clamp=None, xattrs=None):
 
 
 def _entry(pfd, base, name):
+    """One entry and what is below it. A running container can remove or swap any entry
+    between our stat and our open: what is gone by then is left out (a directory whose
+    contents are gone goes out empty), never followed, and never ends the copy early."""
     try:
         st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
-    except FileNotFoundError:
-        return                                           # gone meanwhile
+        link = os.readlink(base, dir_fd=pfd) if stat.S_ISLNK(st.st_mode) else ""
+    except OSError:
+        return                                           # gone meanwhile, or swapped
     if stat.S_ISREG(st.st_mode):
         yield from tar_file(pfd, base, name)
         return
-    header = tar_header(name, st, os.readlink(base, dir_fd=pfd) if stat.S_ISLNK(st.st_mode)
-                     else "")
+    header = tar_header(name, st, link)
     if header is None:
         return
     yield header
     if stat.S_ISDIR(st.st_mode):
-        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     dir_fd=pfd)
+        try:
+            fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=pfd)
+        except OSError:
+            return                                       # gone, or now a link or a file
         try:
             yield from _tree(fd, name)
         finally:

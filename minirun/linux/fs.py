@@ -26,11 +26,23 @@ class OpenHow(ctypes.Structure):
 
 _have_openat2 = None
 
+# With RESOLVE_IN_ROOT or RESOLVE_BENEATH the kernel fails a walk through ".." with EAGAIN
+# when any rename or mount anywhere on the host happened during it (rename_lock and
+# mount_lock are global), since it then cannot prove the walk stayed inside; openat2(2)
+# says to retry. On a host whose daemon renames state files all the time, ~6% of walks
+# through ".." fail once (tests/test_copy.py provokes it), so a few retries are routine;
+# running out of them means an unending storm of renames, and the EAGAIN is the answer.
+EAGAIN_RETRIES = 64
+
 
 def openat2(dirfd, path, flags, resolve, mode=0):
     how = OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    ret = libc.syscall(ctypes.c_long(SYS_openat2), ctypes.c_int(dirfd), encode(path),
-                       ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    args = (ctypes.c_long(SYS_openat2), ctypes.c_int(dirfd), encode(path),
+            ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    for _ in range(EAGAIN_RETRIES):
+        ret = libc.syscall(*args)
+        if ret >= 0 or ctypes.get_errno() != errno.EAGAIN:
+            break
     return check(ret, path)
 
 
