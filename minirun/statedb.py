@@ -216,6 +216,10 @@ class transaction:
         self.db.execute("ROLLBACK" if error else "COMMIT")
 
 
+IDLE_KEPT = 4     # connections kept for later threads: a burst of many clients at once
+                  # leaves no more than these open (each may cache up to 2 MB of pages)
+
+
 class LocalDB:
     """The daemon's connections: one per thread (a connection must not serve two threads at
     once), each handed on to a later thread once its thread ends. The daemon runs a thread per
@@ -239,7 +243,7 @@ class LocalDB:
 class _Lease:
     """A thread's connection. The thread's thread-local values go when it ends, and with them
     this lease, which hands the connection back; one left inside a transaction (a COMMIT that
-    failed) is closed instead, which rolls it back."""
+    failed) is closed instead, which rolls it back, and so is one beyond IDLE_KEPT."""
 
     def __init__(self, pool):
         self.pool = pool
@@ -249,8 +253,8 @@ class _Lease:
             self.conn = open_db(pool.root, check_same_thread=False)
 
     def __del__(self):
-        if self.conn.in_transaction:
-            self.conn.close()
-            return
         with self.pool._lock:
-            self.pool._idle.append(self.conn)
+            if not self.conn.in_transaction and len(self.pool._idle) < IDLE_KEPT:
+                self.pool._idle.append(self.conn)
+                return
+        self.conn.close()

@@ -142,3 +142,27 @@ def test_rotation_never_leaves_a_name_missing(tmp_path):
     grown = [("json.log",), ("json.log", "json.log.1"), ("json.log", "json.log.1", "json.log.2")]
     assert seen <= set(grown) and grown[-1] in seen           # names only ever added
     assert sorted(os.listdir(tmp_path)) == list(grown[-1])    # no temporary name left
+
+
+def test_a_rotation_that_cannot_make_its_new_file_loses_lines_but_repeats_none(tmp_path):
+    """No inode for the new json.log (here: its name taken by a directory): the lines at hand
+    are lost, as Docker's json-file loses what it cannot write, and nothing moves. Before,
+    json.log was already linked as json.log.1, so every line after came twice, and the
+    writer's descriptor was left closed (in minirund, a number the next open reuses)."""
+    from minirun.engine import logs
+    path = str(tmp_path / "json.log")
+    log = logs.LogFile(path, 100, 3)
+    blocker = tmp_path / ".json.log.new"
+    line = lambda n: b"line %03d " % n + b"x" * 30 + b"\n"      # 40 bytes: two fit a file
+    log.write(line(0) + line(1))
+    blocker.mkdir()
+    with pytest.raises(OSError):
+        log.write(line(2))
+    assert sorted(os.listdir(tmp_path)) == [".json.log.new", "json.log"]
+    blocker.rmdir()
+    for n in range(3, 7):
+        log.write(line(n))
+    log.close()
+    got = b"".join(open(f, "rb").read() for f in logs.files(path, 3) if os.path.exists(f))
+    assert got == b"".join(line(n) for n in (0, 1, 3, 4, 5, 6))   # 2 lost, none twice
+    assert sorted(os.listdir(tmp_path)) == ["json.log", "json.log.1", "json.log.2"]

@@ -4,6 +4,8 @@ import multiprocessing
 import os
 import sqlite3
 
+import pytest
+
 from minirun import statedb
 
 
@@ -79,6 +81,23 @@ def test_the_daemon_hands_a_connection_on_to_later_threads_never_to_two_at_once(
     release.set()
     for t in together:
         t.join()
+    used.clear()
+    release = threading.Event()                         # a burst: more than are kept after
+    burst = [threading.Thread(target=query, args=(release,))
+             for _ in range(statedb.IDLE_KEPT + 3)]
+    for t in burst:
+        t.start()
+    while len(used) < len(burst):
+        threading.Event().wait(0.01)
+    release.set()
+    for t in burst:
+        t.join()
+    assert len(db._idle) == statedb.IDLE_KEPT
+    closed = [c for c in used if c not in db._idle]
+    assert len(closed) == 3
+    for c in closed:
+        with pytest.raises(sqlite3.ProgrammingError):   # closed, not left open
+            c.execute("SELECT 1")
     with statedb.transaction(db):                       # and every one still works
         db.execute("INSERT INTO images (id, manifest_digest, size, added) VALUES ('x', 'm', 0, 0)")
     assert db.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 1

@@ -108,13 +108,19 @@ class LogFile:
         (`logs`) lists the files at any time and would miss lines. Each file is linked under
         a name of its own and that link renamed over the next (rename replaces at once);
         then a new empty file is renamed over json.log. (Dot names: json.log* matches
-        neither.)"""
-        os.close(self.fd)
+        neither.) The new file is made first: if that fails (no inode left), nothing has
+        moved, the lines at hand are lost (as Docker's json-file loses what it cannot write)
+        and the next write tries again; never is a line written into a file that is also
+        json.log.1, or to a descriptor already closed."""
         if self.max_file == 1:
             os.truncate(self.path, 0)
-        else:
-            directory, name = os.path.split(self.path)
-            link, fresh = (os.path.join(directory, f".{name}.{part}") for part in ("link", "new"))
+            self.size = 0
+            return
+        directory, name = os.path.split(self.path)
+        link, fresh = (os.path.join(directory, f".{name}.{part}") for part in ("link", "new"))
+        fd = os.open(fresh, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                     0o600)
+        try:
             names = files(self.path, self.max_file)
             for older, newer in zip(names, names[1:]):   # .3 ← .2 ← .1 ← json.log
                 try:
@@ -126,10 +132,12 @@ class LogFile:
                 except FileNotFoundError:
                     continue
                 os.rename(link, older)
-            os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
             os.rename(fresh, self.path)
-        self.fd = self._open()
-        self.size = 0
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(self.fd)
+        self.fd, self.size = fd, 0
 
     def close(self):
         os.close(self.fd)

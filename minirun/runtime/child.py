@@ -79,7 +79,7 @@ def setup(spec, sock, trace):
     if flags & ns.CLONE_NEWNET:
         loopback_up()
         trace("ioctl(SIOCSIFFLAGS, lo, IFF_UP)", "an empty network namespace with only lo, up")
-    go, tasks = sync.expect(sock, sync.GO, keep_fds=True)   # our cgroups are made
+    go, tasks = sync.expect_with_fds(sock, sync.GO)   # our cgroups are made
     if "tasks" not in go or len(tasks) != len(go["tasks"]):
         raise MinirunError("the cgroups' tasks files did not all arrive")
     cgroups.join(go["tasks"], trace, fds=tasks)    # v1; on v2 we were moved already

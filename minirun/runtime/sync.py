@@ -92,15 +92,18 @@ def recv(sock):
     return payload.pop("type", None), payload, fds
 
 
-def expect(sock, kind, keep_fds=False):
-    """In the child: wait for *kind* and return its payload (with *keep_fds*: and the
-    descriptors it carried, else they are closed); if the parent went away or gave up, nobody
-    is left to report to, so exit quietly."""
+def expect_with_fds(sock, kind):
+    """In the child: wait for *kind* and return its payload and the descriptors it carried;
+    if the parent went away or gave up, nobody is left to report to, so exit quietly."""
     got, payload, fds = recv(sock)
     if got != kind:
         os._exit(125)
-    if keep_fds:
-        return payload, fds
+    return payload, fds
+
+
+def expect(sock, kind):
+    """``expect_with_fds`` for a message whose descriptors, if any, are not wanted."""
+    payload, fds = expect_with_fds(sock, kind)
     for fd in fds:
         os.close(fd)
     return payload
