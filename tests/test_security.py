@@ -65,6 +65,26 @@ def test_dockers_profile_in_the_oci_form_is_the_same_filter(tmp_path, caps):
     assert open(docker, "rb").read() == open(resolved, "rb").read()
 
 
+def test_the_default_filter_remembered_by_the_daemon_is_the_profiles_and_outlives_a_cleared_cache(
+        tmp_path):
+    """minirund makes the default profile's cache key once: what it hands out is the program
+    compile_profile makes, for each set of capabilities, and made again once the cache
+    directory is gone."""
+    import shutil
+    from minirun.runtime.seccomp import compile_profile, default_filter
+    from minirun.runtime.seccomp_default import PROFILE
+    from minirun.runtime.spec import DEFAULT_CAPS
+    cache = str(tmp_path / "cache")
+    for caps in (DEFAULT_CAPS, DEFAULT_CAPS + ("SYS_ADMIN",)):
+        first = default_filter(caps, cache)
+        assert default_filter(tuple(reversed(caps)), cache) == first
+        program = open(first, "rb").read()
+        assert program == open(compile_profile(PROFILE, caps, str(tmp_path / "x")), "rb").read()
+        shutil.rmtree(cache)
+        assert open(default_filter(caps, cache), "rb").read() == program
+    assert open(default_filter(DEFAULT_CAPS, cache), "rb").read() != program   # by caps
+
+
 @pytest.mark.parametrize("profile,message", [
     ("{not json", "is not JSON"),
     (json.dumps({"defaultAction": "SCMP_ACT_NOTIFY", "syscalls": []}), "unknown or unsupported"),

@@ -91,9 +91,9 @@ class ContainerStore:
                         f'Conflict. The container name "/{name}" is already in use by container '
                         f'"{other["id"] if other else "?"}". You have to remove (or rename) that '
                         f'container to be able to reuse that name.') from None
-        os.makedirs(self.path(cid, "upper"))
-        os.makedirs(self.path(cid, "work"))
-        os.makedirs(self.path(cid, "rootfs"))
+        os.makedirs(self.path(cid))
+        for part in ("upper", "work", "rootfs"):
+            os.mkdir(self.path(cid, part))
         return cid, candidate
 
     def get(self, ref):

@@ -225,8 +225,12 @@ def log_options(driver, items):
 def seccomp_filter(option, privileged, caps, root):
     """The compiled filter of the container's profile (Docker's default unless
     --security-opt seccomp=…), or "" for none (unconfined, or --privileged as in Docker)."""
+    if privileged and option is None:
+        return ""
+    if option in seccomp.DEFAULT_NAMES:
+        return seccomp.default_filter(caps, os.path.join(root, "seccomp"))
     profile = seccomp.profile_for(option)
-    if profile is None or (privileged and option is None):
+    if profile is None:
         return ""
     return seccomp.compile_profile(profile, caps, os.path.join(root, "seccomp"))
 

@@ -208,7 +208,7 @@ class Engine:
                 hub.size_terminal(proc.pty)
         try:
             _, proc = start_container(spec, quiet, self.networking, stdio=(stdin, *theirs),
-                                      spawn=spawn, outside=size_terminal)
+                                      spawn=spawn, outside=size_terminal, cgroups=self.cgroups)
         except BaseException:
             for fd in (*ours, stdin_w):
                 if fd is not None:

@@ -78,7 +78,7 @@ def vm(script, *args):
 
 
 def vm_ssh(command):
-    return run("bash", "-c", f'. scripts/vm/lib.sh; vm_ssh "$@"', "-", command, env=VM_ENV,
+    return run("bash", "-c", '. scripts/vm/lib.sh; vm_ssh "$@"', "-", command, env=VM_ENV,
                cwd=REPO)
 
 
