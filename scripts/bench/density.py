@@ -15,9 +15,22 @@ ROOT = os.path.join(WORK, "minirun-root")
 SOCK = os.path.join(WORK, "minirund.sock")
 
 
-def settle(seconds):
+STABLE_KB = 1024      # "used" moving less than this in a second: the kernel is done freeing
+
+
+def settle(seconds, limit=60):
+    """Memory after *seconds*, and after what is still being freed is freed: the kernel tears
+    down a removed container's network namespace and cgroups in the background, for seconds
+    after 1000 removals, and a row measured from a baseline still falling looks cheaper than
+    it is."""
     time.sleep(seconds)
-    return memory_kb()
+    now = memory_kb()
+    for _ in range(limit):
+        time.sleep(1)
+        now, before = memory_kb(), now
+        if abs(now["used"] - before["used"]) < STABLE_KB:
+            break
+    return now
 
 
 def rss_kb(pid):
@@ -148,16 +161,31 @@ def peers():
     return out
 
 
+def average(a, b):
+    """One row from two measurements of it."""
+    mean = lambda x, y: None if x is None else (x + y) / 2
+    return dict(a, **{k: mean(a[k], b[k]) for k in ("start_ms", "rm_ms", "kb", "kept_kb",
+                                                    "total_s", "own_kb")},
+                parts={k: mean(a["parts"][k], b["parts"][k]) for k in BREAKDOWN})
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     os.makedirs(WORK, exist_ok=True)
-    results = [minirund(n), minirund(n, seccomp=False)]
+    rows = [minirund, lambda n: minirund(n, seccomp=False)]
     if shutil.which("crun") and shutil.which("runc"):
-        results += [crun(n), crun(n, seccomp=True)]
-    results += [run(n) for run in peers()]
+        rows += [crun, lambda n: crun(n, seccomp=True)]
+    # Each row twice, in order and then reversed, and the two averaged: whatever drifts over
+    # the run (the machine's memory, its page cache) weighs on every row alike. (Three
+    # minirund rows of 200 run one after another once gave 209, 258 and 287 kB of slab each.)
+    first = [row(n) for row in rows]
+    second = [row(n) for row in reversed(rows)][::-1]
+    results = [average(a, b) for a, b in zip(first, second)]
+    results += [run(n) for run in peers()]                 # slow: once, at the end
     base = next((r for r in results if r["runtime"] == "crun"), None)   # ratios: to plain crun
     print(f"density: {n} detached `sleep 3600` containers, started one after another; memory "
-          f"per container in kB (/proc/meminfo deltas: used, then where it went)")
+          f"per container in kB (/proc/meminfo deltas: used, then where it went); minirund and "
+          f"crun rows: the mean of two passes, in order and reversed")
     print(f"{'runtime':16} {'start/ctr':>10} {'÷ crun':>7} {'rm/ctr':>8} {'mem/ctr':>8} "
           f"{'÷ crun':>7} {'not ret.':>8}  " + " ".join(f"{k:>11}" for k in BREAKDOWN)
           + f" {'daemon RSS':>10}")
