@@ -311,7 +311,8 @@ class CgroupV1:
             above, level = level, os.path.join(level, name)
             try:
                 os.mkdir(level)
-                self.made.append(level)
+                if level not in self.made:        # minirund's one driver makes it again
+                    self.made.append(level)       # after its last container went
             except FileExistsError:
                 continue
             if point == self.controllers.get("cpuset"):
@@ -501,7 +502,8 @@ class CgroupV2:
                 level = os.path.join(level, name)
                 try:
                     os.mkdir(level)
-                    self.made.append(level)
+                    if level not in self.made:    # (as CgroupV1's)
+                        self.made.append(level)
                 except FileExistsError:
                     pass
                 have = self._enable(level, have)
