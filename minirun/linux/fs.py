@@ -29,9 +29,9 @@ _have_openat2 = None
 # With RESOLVE_IN_ROOT or RESOLVE_BENEATH the kernel fails a walk through ".." with EAGAIN
 # when any rename or mount anywhere on the host happened during it (rename_lock and
 # mount_lock are global), since it then cannot prove the walk stayed inside; openat2(2)
-# says to retry. On a host whose daemon renames state files all the time, ~6% of walks
-# through ".." fail once (tests/test_copy.py provokes it), so a few retries are routine;
-# running out of them means an unending storm of renames, and the EAGAIN is the answer.
+# says to retry. minirund itself renames state files all the time; under a loop of renames
+# elsewhere ~6% of walks through ".." failed (tests/test_copy.py provokes it), so a retry is
+# routine; running out of them means an unending storm of renames, and EAGAIN the answer.
 EAGAIN_RETRIES = 64
 
 
