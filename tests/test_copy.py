@@ -128,7 +128,6 @@ def test_renames_elsewhere_on_the_host_do_not_fail_a_walk_through_dotdot(tmp_pat
         os.close(root)
 
 
-
 def test_entries_removed_or_swapped_during_a_copy_out_neither_stop_nor_escape_it(tmp_path):
     """A running container removes its directories and swaps links to / in for them while
     they are copied out: each copy completes, and holds the directories and links only,
@@ -162,7 +161,6 @@ def test_entries_removed_or_swapped_during_a_copy_out_neither_stop_nor_escape_it
         stop.set()
         thread.join()
         os.close(root)
-
 
 
 def test_a_symlink_swapped_in_during_the_copy_does_not_escape(daemon, tmp_path):
