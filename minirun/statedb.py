@@ -230,7 +230,7 @@ class LocalDB:
         import threading   # only the daemon has threads (and so this class)
         self.root = root
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()     # a lease's __del__ may run where it is held
         self._idle = []            # connections whose thread has ended
 
     def execute(self, *args):

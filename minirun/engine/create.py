@@ -227,12 +227,7 @@ def seccomp_filter(option, privileged, caps, root):
     --security-opt seccomp=…), or "" for none (unconfined, or --privileged as in Docker)."""
     if privileged and option is None:
         return ""
-    if option in seccomp.DEFAULT_NAMES:
-        return seccomp.default_filter(caps, os.path.join(root, "seccomp"))
-    profile = seccomp.profile_for(option)
-    if profile is None:
-        return ""
-    return seccomp.compile_profile(profile, caps, os.path.join(root, "seccomp"))
+    return seccomp.filter_for(option, caps, os.path.join(root, "seccomp"))
 
 
 def user_namespace(option, default):

@@ -59,6 +59,9 @@ START, EXEC, KEEP, HELLO, EXIT = "start", "exec", "keep", "hello", "exit"
 # neither forks for the other (a container whose half of the handshake differs could start
 # outside its cgroups). 2: the cgroups are made after the fork and GO brings v1's tasks files.
 PROTOCOL = 2
+_mismatch = ("minirund and the fork server of this state root are of different minirun "
+             "versions: stop the containers the fork server started (it ends with the last "
+             "of them), then try again")
 FIRST_CONTACT = 10.0        # seconds a new fork server waits for minirund to connect
 REQUEST_TIMEOUT = 5.0
 
@@ -254,11 +257,6 @@ def main():
     server.listen()
     server.run()
     return 0
-
-
-_mismatch = ("minirund and the fork server of this state root are of different minirun "
-             "versions: stop the containers the fork server started (it ends with the last "
-             "of them), then try again")
 
 
 # -- minirund's side --------------------------------------------------------------------

@@ -22,9 +22,6 @@ NATIVE = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64",
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "s390x": "s390x", "riscv64": "riscv64"}
 
 
-DEFAULT_NAMES = (None, "", "default", "builtin")     # --security-opt seccomp= for Docker's
-
-
 class ProfileError(MinirunError):
     def __init__(self, message):
         super().__init__(f"seccomp profile: {message}")
@@ -171,6 +168,27 @@ def compile_profile(profile, caps, cache_dir):
     return path
 
 
+DEFAULT_NAMES = (None, "", "default", "builtin")     # --security-opt seccomp= for Docker's
+
+
+def filter_for(option, caps, cache_dir):
+    """The compiled filter for a --security-opt seccomp= value (Docker's default profile, a
+    profile as JSON text as the docker CLI sends it, or a file's path) as it applies to a
+    container with *caps*, or "" for unconfined."""
+    if option in DEFAULT_NAMES:
+        return default_filter(caps, cache_dir)
+    if option == "unconfined":
+        return ""
+    if option.lstrip().startswith("{"):
+        try:
+            profile = cjson.loads(option)
+        except ValueError as e:
+            raise ProfileError(f"not JSON: {e}") from None
+    else:
+        profile = read_profile(option)
+    return compile_profile(profile, caps, cache_dir)
+
+
 _DEFAULT_PATHS = {}     # (caps, cache_dir) -> the default profile's compiled filter
 
 
@@ -181,7 +199,7 @@ def default_filter(caps, cache_dir):
     key = (tuple(sorted(caps)), cache_dir)
     path = _DEFAULT_PATHS.get(key)
     if path is None or not os.path.exists(path):          # (or the cache was cleared)
-        from .seccomp_default import PROFILE
+        from .seccomp_default import PROFILE              # a big literal: only when used
         path = _DEFAULT_PATHS[key] = compile_profile(PROFILE, caps, cache_dir)
     return path
 
@@ -195,19 +213,3 @@ def read_profile(path):
         raise ProfileError(f"opening {path}: {e.strerror}") from None
     except ValueError as e:
         raise ProfileError(f"{path} is not JSON: {e}") from None
-
-
-def profile_for(option):
-    """A --security-opt seccomp= value: None for unconfined, else the profile (default, JSON
-    text as the docker CLI sends it, or a file's path)."""
-    if option in DEFAULT_NAMES:
-        from .seccomp_default import PROFILE      # a big literal: only when used
-        return PROFILE
-    if option == "unconfined":
-        return None
-    if option.lstrip().startswith("{"):
-        try:
-            return cjson.loads(option)
-        except ValueError as e:
-            raise ProfileError(f"not JSON: {e}") from None
-    return read_profile(option)
