@@ -1,7 +1,41 @@
 """File-system helpers that need only ``os`` (shutil alone costs ~8 ms to import)."""
+import fcntl
 import os
+import struct
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+# linux/fs.h. The ioctls' encoded size says long; every file system reads an int.
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+FS_TOPDIR_FL = 0x00020000            # chattr +T
+
+
+def spread_subdirs(path):
+    """Have ext4 place each directory made in *path* apart from its siblings, as it places
+    directories made in ``/`` (chattr +T: Orlov's allocator then picks the new directory's
+    group afresh, by its name's hash, among the groups with most room).
+
+    Why: on ext4 without a journal, every create scans past the inodes its group freed in
+    the last minute or more (fs/ext4/ialloc.c, ``recently_deleted``). A tree of thousands of
+    files made in the group where containers or layers were just removed takes quadratic
+    time: 4000 creates took 0.11 s in a fresh group and 0.5-2.6 s after 40000 removals in
+    the same one. A hint only: other file systems refuse the flag (ENOTTY, EOPNOTSUPP), and
+    nothing depends on it. Returns whether the flag is set."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        flags, = struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(4)))
+        if not flags & FS_TOPDIR_FL:
+            fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("i", flags | FS_TOPDIR_FL))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def rmtree_at(top):

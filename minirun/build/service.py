@@ -8,6 +8,7 @@ import tempfile
 from .. import statedb
 from ..engine.copy import extract_into
 from ..errors import MinirunError
+from ..fsutil import spread_subdirs
 from ..image import reference
 from .builder import BuildOptions, Builder
 from .context import decompressing
@@ -82,6 +83,7 @@ def unpack_context(root, stream):
     by the escape-proof unpacker (no whiteouts, no xattrs, no devices)."""
     base = os.path.join(root, CONTEXTS)
     os.makedirs(base, mode=0o700, exist_ok=True)
+    spread_subdirs(base)              # a context is thousands of files, made and removed
     sweep_contexts(root)
     path = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base)
     context = Context(path, temporary=True)

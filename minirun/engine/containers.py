@@ -12,7 +12,7 @@ import time
 from .. import cjson, statedb
 from ..charsets import ALNUM, LOWER_HEX, only
 from ..errors import Conflict, MinirunError, NotFound
-from ..fsutil import rmtree
+from ..fsutil import rmtree, spread_subdirs
 from ..runtime.spec import spec_from_dict, spec_to_dict
 from .names import random_name
 
@@ -58,6 +58,7 @@ class ContainerStore:
         self.root = root
         self.dir = os.path.join(root, "containers")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        spread_subdirs(self.dir)      # each container's files away from removed containers'
         self.db = db or statedb.open_db(root)
 
     def path(self, cid, *parts):

@@ -10,6 +10,7 @@ at once both succeed and one copy survives.
 import errno
 import os
 
+from ..fsutil import spread_subdirs
 from .digest import hex_of
 
 SHORT = 16   # hex characters in a link name: short, and collision-free in practice
@@ -60,6 +61,7 @@ class LayerStore:
         import tempfile                                        # a start only reads the store
         from .compression import DecompressingReader, sniff
         from .unpack import LayerError, extract_tar
+        spread_subdirs(self.tmp)       # each layer in a group of its own, away from removals
         work = tempfile.mkdtemp(dir=self.tmp)
         try:
             os.mkdir(os.path.join(work, "diff"), 0o755)

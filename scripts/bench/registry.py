@@ -100,15 +100,20 @@ def timed(argv, env=None):
 def tar_floor():
     """What unpacking alone costs on this file system: GNU tar on each layer blob, all three
     at once, into fresh directories (no download, no digest, no blob kept)."""
+    sys.path.insert(0, REPO)
+    from minirun.fsutil import spread_subdirs
     blobs = os.path.join(BIG, "blobs", "sha256")
     out = os.path.join(WORK, "tar-floor")
     shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    spread_subdirs(out)    # each layer's directory placed as minirun places its layers
     t = time.perf_counter()
     procs = []
-    for n, layer in enumerate(layers()):
-        os.makedirs(os.path.join(out, str(n)))
+    for layer in layers():
+        into = os.path.join(out, os.urandom(8).hex())    # the allocator hashes the name
+        os.mkdir(into)
         procs.append(subprocess.Popen(["tar", "-xzf", os.path.join(blobs, layer["digest"][7:]),
-                                       "-C", os.path.join(out, str(n))]))
+                                       "-C", into]))
     if any(p.wait() for p in procs):
         sys.exit("tar -xzf of a layer failed")
     t = time.perf_counter() - t
