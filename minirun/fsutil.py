@@ -1,4 +1,5 @@
-"""File-system helpers that need only ``os`` (shutil alone costs ~8 ms to import)."""
+"""File-system helpers that need nothing heavier than ``os`` (shutil alone costs ~8 ms to
+import)."""
 import fcntl
 import os
 import struct
@@ -15,7 +16,8 @@ FS_TOPDIR_FL = 0x00020000            # chattr +T
 def spread_subdirs(path):
     """Have ext4 place each directory made in *path* apart from its siblings, as it places
     directories made in ``/`` (chattr +T: Orlov's allocator then picks the new directory's
-    group afresh, by its name's hash, among the groups with most room).
+    group afresh: from its name's hash on, the one with fewest directories among those with
+    more free inodes and blocks than the average).
 
     Why: on ext4 without a journal, every create scans past the inodes its group freed in
     the last minute or more (fs/ext4/ialloc.c, ``recently_deleted``). A tree of thousands of

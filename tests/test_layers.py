@@ -151,7 +151,7 @@ def test_hostile_layer_is_rejected_and_leaves_nothing(minirun, tmp_path, case):
     assert os.listdir(os.path.join(minirun.root, "blobs", "sha256")) == []
 
 
-def test_layers_and_containers_are_placed_apart_from_what_was_removed(loaded, tmp_path):
+def test_layers_and_containers_are_placed_apart_from_what_was_removed(loaded):
     """On ext4, the directories that take a layer's or a container's files carry chattr +T
     (fsutil.spread_subdirs): each new tree gets a block group of its own instead of the one
     where trees were just removed (without a journal, each create there scans past every
