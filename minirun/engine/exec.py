@@ -17,7 +17,7 @@ import time
 from ..errors import Conflict, MinirunError, NotFound
 from ..linux.process import TIOCSWINSZ
 from ..runtime import join
-from ..runtime.spec import process_of
+from ..runtime.spec import env_dict, process_of
 from .attach import DetachScanner, parse_detach_keys
 from .options import OptionError
 from .supervisor import UNKNOWN_EXIT
@@ -213,8 +213,8 @@ def _finish(engine, eid):
 
 
 def merge_env(base, extra):
-    env = dict(e.split("=", 1) for e in base if "=" in e)
-    env.update(e.split("=", 1) for e in extra if "=" in e)
+    env = env_dict(base)
+    env.update(env_dict(extra))
     return [f"{k}={v}" for k, v in env.items()]
 
 

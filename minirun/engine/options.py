@@ -5,7 +5,7 @@ from .. import cjson, units
 from ..errors import MinirunError
 from ..linux.capability import CAPS
 from ..record import Record
-from ..runtime.spec import DEFAULT_CAPS
+from ..runtime.spec import DEFAULT_CAPS, env_dict
 
 ALL_CAPS = tuple(CAPS)
 
@@ -197,7 +197,7 @@ def parse_env(opts, image_env):
     """Image Env, then --env-file, then -e. A bare NAME takes the value it has where the
     command line was typed (*opts.env_from_host*); through the API it stays bare, as in
     Docker: a daemon's own environment is never a container's (the process gets no NAME)."""
-    env = dict(e.split("=", 1) for e in image_env if "=" in e)
+    env = env_dict(image_env)
     lines = []
     for path in opts.env_file:
         try:

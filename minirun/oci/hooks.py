@@ -15,6 +15,7 @@ import _signal as signal   # signal.py's C core, without its enums (docs/archite
 
 from .. import cjson
 from ..errors import MinirunError
+from ..runtime.spec import env_dict
 
 
 class HookError(MinirunError):
@@ -34,7 +35,7 @@ def run_one(hook, kind, state):
     # that kills the runtime halfway through create (leaving the container half made).
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        proc = subprocess.Popen(args, executable=hook["path"], env=_env(hook["env"]),
+        proc = subprocess.Popen(args, executable=hook["path"], env=env_dict(hook["env"]),
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, close_fds=True)
     except OSError as e:
@@ -53,10 +54,6 @@ def run_one(hook, kind, state):
         why = err.decode(errors="replace").strip().splitlines()
         raise HookError(f"{kind} hook {hook['path']} exited with {proc.returncode}"
                         + (f": {why[-1]}" if why else ""))
-
-
-def _env(env):
-    return dict(e.split("=", 1) for e in env if "=" in e)
 
 
 def run_warning(hooks, kind, state, warn):

@@ -16,6 +16,7 @@ import os
 from ..errors import MinirunError
 from ..linux.seccomp import load_filter
 from . import security
+from .spec import env_dict
 
 EXIT_RUNTIME = 125        # minirun itself failed (Docker's code)
 EXIT_NOT_EXECUTABLE = 126
@@ -143,7 +144,7 @@ def close_inherited_fds(first=3):
 
 def execute(argv, env):
     """execve with a PATH search, telling 'not found' (127) from 'not executable' (126)."""
-    envd = dict(e.split("=", 1) for e in env if "=" in e)
+    envd = env_dict(env)
     cmd = argv[0]
     if "/" in cmd:
         candidates = [cmd]

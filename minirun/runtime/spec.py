@@ -91,6 +91,12 @@ class Spec(Record):
     }
 
 
+def env_dict(entries):
+    """A process's environment, KEY=VALUE strings, as a dict. An entry without "=" holds no
+    value getenv(3) could find, and is left out; a later KEY wins over an earlier one."""
+    return dict(e.split("=", 1) for e in entries if "=" in e)
+
+
 def process_of(spec):
     """The process part of a container's spec (a fresh copy: the lock-down adds HOME)."""
     return Process(**{k: _copy(getattr(spec, k)) for k in Process.FIELDS if k in Spec.FIELDS})
