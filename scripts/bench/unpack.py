@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from minirun.fsutil import spread_subdirs
+
 WORK = "/var/tmp/minirun-bench/unpack"   # not /tmp: some hosts watch it, and it is slow
 LAYER = os.path.join(WORK, "layer.tar.gz")
 REAL = ["usr/lib/python3.11", "usr/share/perl", "usr/sbin", "usr/share/zoneinfo"]
@@ -67,6 +69,8 @@ def main():
     # Every run extracts into a fresh directory and nothing is deleted until the end:
     # deleting hundreds of MB between runs (ext4 with discard) slows the next run's writes.
     shutil.rmtree(os.path.join(WORK, "dest"), ignore_errors=True)
+    os.makedirs(os.path.join(WORK, "dest"))
+    spread_subdirs(os.path.join(WORK, "dest"))   # tar's trees placed as minirun's layers are
     dest = None
     methods = {
         "tar -xzf": lambda: ["tar", "-xzf", LAYER, "-C", dest],
@@ -75,7 +79,7 @@ def main():
     times = {m: [] for m in methods}
     for rep in range(reps + 1):                  # the first round warms the caches
         for i, (m, cmd) in enumerate(methods.items() if rep % 2 else reversed(methods.items())):
-            dest = os.path.join(WORK, "dest", f"{rep}-{i}")
+            dest = os.path.join(WORK, "dest", os.urandom(8).hex())   # the allocator hashes it
             os.makedirs(dest)
             t = timed(cmd())
             if rep:
