@@ -26,7 +26,7 @@ def spread_subdirs(path):
     the same one. A hint only: other file systems refuse the flag (ENOTTY, EOPNOTSUPP), and
     nothing depends on it. Returns whether the flag is set."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, _DIR)
     except OSError:
         return False
     try:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+from minirun.fsutil import spread_subdirs
+
 WORK = "/var/tmp/minirun-bench/registry"
 BIG = os.path.join(WORK, "oci-big")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -100,8 +102,6 @@ def timed(argv, env=None):
 def tar_floor():
     """What unpacking alone costs on this file system: GNU tar on each layer blob, all three
     at once, into fresh directories (no download, no digest, no blob kept)."""
-    sys.path.insert(0, REPO)
-    from minirun.fsutil import spread_subdirs
     blobs = os.path.join(BIG, "blobs", "sha256")
     out = os.path.join(WORK, "tar-floor")
     shutil.rmtree(out, ignore_errors=True)
