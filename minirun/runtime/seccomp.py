@@ -1,7 +1,8 @@
 """Seccomp: which system calls a container may make, from a profile in Docker's JSON format.
 
     profile (Docker's JSON) + the container's capabilities + this machine's architecture
-        ─ compile (libseccomp; once: the BPF program is cached by all three) → a .bpf file
+        ─ compile (minirun's own compiler, or libseccomp's where it does not apply; once:
+          the BPF program is cached by all three) → a .bpf file
     the container's set-up reads the file before it leaves the host's root,
         and loads it in the lock-down, before it drops the capabilities (lockdown.py)
 
@@ -139,7 +140,7 @@ def compile_profile(profile, caps, cache_dir):
     caps = sorted("CAP_" + c for c in caps)
     # The cache key: two checksums of all the filter depends on, the program's shape too
     # (zlib is on the start path already; hashlib would load OpenSSL, ~10 ms on every start).
-    text = cjson.dumps([profile, caps, os.uname().machine, _kernel(), sc.BINARY_TREE],
+    text = cjson.dumps([profile, caps, os.uname().machine, _kernel(), sc.FORM],
                        sort_keys=True).encode()
     path = os.path.join(cache_dir, f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}"
                                    f"{len(text):x}.bpf")
@@ -148,24 +149,31 @@ def compile_profile(profile, caps, cache_dir):
     default = _action(profile.get("defaultAction"), profile.get("defaultErrnoRet"))
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     tmp = f"{path}.{os.urandom(6).hex()}.tmp"      # threads of one daemon compile at once too
-    with sc.Filter(default, _arches(profile)) as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            _compile(sc.Ranges, default, profile, caps, fd)
+        except sc.Unsupported:                   # (raised before a byte is written)
+            _compile(sc.Filter, default, profile, caps, fd)
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        os.close(fd)
+    return path
+
+
+def _compile(compiler, default, profile, caps, fd):
+    """Write the program for *profile* to *fd* with *compiler* (linux/seccomp.py's Ranges
+    or Filter). Names a kernel lacks on an ABI are skipped there."""
+    with compiler(default, _arches(profile)) as f:
         for rule, names in _rules(profile, caps):
             action = _action(rule.get("action"), rule.get("errnoRet"))
             args = _args(rule)
             for name in names:
-                nr = f.syscall(name)
-                if nr is not None:               # a call this architecture lacks: skipped
-                    f.add(action, nr, args)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            f.export(fd)
-            os.rename(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        finally:
-            os.close(fd)
-    return path
+                f.rule(action, name, args)
+        f.export(fd)
 
 
 DEFAULT_NAMES = (None, "", "default", "builtin")     # --security-opt seccomp= for Docker's
