@@ -143,6 +143,11 @@ OWN = [
          "args": [{"index": 2, "value": 0x4, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"},
                   {"index": 3, "value": 0xFF000000FF, "valueTwo": 0x2200000022,
                    "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["munmap"], "action": "SCMP_ACT_ALLOW",     # bits outside the mask
+         "args": [{"index": 1, "value": 0xFF000000FF, "valueTwo": 0x1200000100,
+                   "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["mprotect"], "action": "SCMP_ACT_ALLOW",   # no mask at all
+         "args": [{"index": 2, "value": 0, "valueTwo": 5, "op": "SCMP_CMP_MASKED_EQ"}]},
         {"names": ["prctl"], "action": "SCMP_ACT_ALLOW",
          "args": [{"index": 0, "value": 15, "op": "SCMP_CMP_EQ"}]},
         {"names": ["prctl"], "action": "SCMP_ACT_ALLOW",
@@ -173,13 +178,14 @@ def random_profile(seed):
     action = {"action": "SCMP_ACT_ERRNO", "errnoRet": rng.randrange(1, 100)} if allow else \
         {"action": rng.choice(["SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRAP"])}
     rules = []
-    for name in rng.sample(names, rng.randrange(20, 120)):
+    for name in rng.sample(names, rng.randrange(20, 120)) + rng.sample(names, 20):  # some twice
         args = []
         for index in rng.sample(range(6), rng.choice([0, 0, 0, 1, 1, 2, 3])):
             value = rng.choice([0, 1, 40, 0xFFFFFFFF, 0x100000000, rng.getrandbits(64),
                                 rng.getrandbits(8)])
             args.append({"index": index, "op": rng.choice(list(sc.CMP)), "value": value,
-                         "valueTwo": value & rng.getrandbits(64)})
+                         "valueTwo": rng.choice([value & rng.getrandbits(64),
+                                                 rng.getrandbits(64), 0x100])})
         rules.append({"names": [name], **action, "args": args})
     return {"defaultAction": "SCMP_ACT_ALLOW" if allow else "SCMP_ACT_ERRNO",
             "architectures": rng.choice([["SCMP_ARCH_X86"], [], ["SCMP_ARCH_X32"],

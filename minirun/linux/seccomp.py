@@ -92,8 +92,6 @@ def _libseccomp():
         lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
         lib.seccomp_syscall_resolve_num_arch.argtypes = [ctypes.c_uint32, ctypes.c_int]
         lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p   # freed by the caller
-        lib.free = ctypes.CDLL(None).free
-        lib.free.argtypes = [ctypes.c_void_p]
         lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
                                                ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
         lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
@@ -130,7 +128,8 @@ class Filter:
     def rule(self, action, name, args=()):
         """A rule for the call *name*, in every ABI of the filter that has it."""
         nr = self.syscall(name)
-        return False if nr is None else self.add(action, nr, args)
+        if nr is not None:
+            self.add(action, nr, args)
 
     def add(self, action, nr, args=()):
         """A rule: *action* for syscall *nr* when every (index, op, a, b) comparison holds.
@@ -189,9 +188,9 @@ class Ranges:
 
     def rule(self, action, name, args=()):
         """A rule for the call *name*, in every ABI of the filter that has it (as
-        libseccomp's, ignored when *action* is the default one). Returns whether added."""
+        libseccomp's, none when *action* is the default one)."""
         if action == self.default:
-            return False
+            return
         if len({index for index, *_ in args}) < len(args):
             raise Unsupported("two comparisons of one argument")     # libseccomp's to judge
         for token in self.arches:
@@ -205,7 +204,6 @@ class Ranges:
                     direct = self._numbers(token).get(name)    # since Linux 4.3 and 5.1
                     if direct is not None:
                         self._add(token, direct, action, tuple(args))
-        return True
 
     def _resolve(self, token, name):
         """The call's number in one ABI; negative where the ABI lacks it (or multiplexes
@@ -226,7 +224,7 @@ class Ranges:
                 p = self.lib.seccomp_syscall_resolve_num_arch(token, nr)
                 if p:
                     names[ctypes.string_at(p).decode()] = nr
-                    self.lib.free(p)
+                    libc.free(ctypes.c_void_p(p))
         return self.numbers[token]
 
     def program(self):
@@ -253,7 +251,7 @@ class Ranges:
 
 
 def load_filter(program):
-    """Install a BPF program (the bytes Filter.export wrote) for this thread, inherited by
+    """Install a BPF program (the bytes Ranges or Filter exported) for this thread, inherited by
     its children and kept across execve. Needs no_new_privs or CAP_SYS_ADMIN."""
     if len(program) % 8 or not program:
         raise ValueError("a seccomp program is a whole number of 8-byte instructions")

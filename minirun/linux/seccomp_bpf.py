@@ -167,7 +167,8 @@ class _Writer:
             low_at, high_at = high_at, low_at
         if op == NE:
             op, t, f = EQ, f, t
-        if op == MASKED_EQ:              # (arg & value) == two
+        if op == MASKED_EQ:              # (arg & value) == (two & value), as libseccomp has it
+            two &= value
             low = self.masked(low_at, value & WORD, two & WORD, t, f)
             return self.masked(high_at, value >> 32, two >> 32, low, f) if wide else low
         # LT and LE are GE and GT with their targets swapped.
