@@ -86,26 +86,38 @@ def differences(ours, theirs, samples=200):
     words = sorted(words | {0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF})
     rng = random.Random(1)
     out = []
+
+    def check(arch, nr, args):
+        """Both programs on one call; the arguments either read."""
+        (a, read_a), (b, read_b) = run(ours, arch, nr, args), run(theirs, arch, nr, args)
+        if a != b:
+            out.append((hex(arch), hex(nr), [hex(x) for x in args], hex(a), hex(b)))
+        return read_a | read_b
+
     for arch in (X86_64, I386, AARCH64, 0x4000003E):
         for nr in numbers:
-            zero = [0] * 6
-            (a, read_a), (b, read_b) = run(ours, arch, nr, zero), run(theirs, arch, nr, zero)
-            vectors = [zero]
-            read = read_a | read_b
-            if read:
-                for i in read:        # each argument alone at every word, high and low
+            # Each argument a program reads, swept alone over every word (high and low),
+            # from a base that reaches it: all zeros first, then each set of arguments
+            # that gets read once an earlier comparison holds (a rule's second argument).
+            read = check(arch, nr, [0] * 6)
+            bases, seen = [([0] * 6, frozenset(read))], {frozenset(read)}
+            while bases and len(out) < 5:
+                base, reads = bases.pop()
+                for i in sorted(reads):
                     for w in words:
                         for high in (0, w):
-                            vectors.append([(high << 32 | w) if j == i else 0 for j in range(6)])
-                for _ in range(samples):      # and together
-                    vectors.append([rng.choice(words) << 32 * rng.randrange(2) |
-                                    rng.choice(words) if j in read else 0 for j in range(6)])
-            for args in vectors:
-                a, b = run(ours, arch, nr, args)[0], run(theirs, arch, nr, args)[0]
-                if a != b:
-                    out.append((hex(arch), hex(nr), [hex(x) for x in args], hex(a), hex(b)))
-                    if len(out) == 5:
-                        return out
+                            args = list(base)
+                            args[i] = high << 32 | w
+                            more = check(arch, nr, args)
+                            if frozenset(more) not in seen:
+                                seen.add(frozenset(more))
+                                bases.append((args, more))
+                                read |= more
+            for _ in range(samples if read else 0):          # and all of them at once
+                check(arch, nr, [rng.choice(words) << 32 * rng.randrange(2) |
+                                 rng.choice(words) if j in read else 0 for j in range(6)])
+            if len(out) >= 5:
+                return out[:5]
     return out
 
 
@@ -210,8 +222,8 @@ def test_minirun_decides_every_call_as_libseccomp_does(name, profile, caps):
 
 
 def test_a_wrong_program_is_caught_by_the_comparison():
-    """The comparison can fail: one allowed call made EPERM, or one comparison's value
-    moved, is found."""
+    """The comparison can fail: a boundary of the search, or one comparison's value, moved
+    by one is found."""
     ours, theirs = compiled(sc.Ranges, PROFILE), compiled(sc.Filter, PROFILE)
     code = sc.instructions(ours)
     for i, (op, jt, jf, k) in enumerate(code):
@@ -225,6 +237,14 @@ def test_a_wrong_program_is_caught_by_the_comparison():
     op, jt, jf, k = code[at]                                # socket's AF_VSOCK
     broken = ours[:8 * at] + struct.pack("HBBI", op, jt, jf, 41) + ours[8 * at + 8:]
     assert differences(broken, theirs, samples=0)
+    # A rule's second comparison, which a program reads only once the first one holds
+    # (getsockopt and semctl: argument 0 is 3 and argument 2 above 9).
+    ours, theirs = compiled(sc.Ranges, OWN[2]), compiled(sc.Filter, OWN[2])
+    code = sc.instructions(ours)
+    for at in [i for i, (op, _, _, k) in enumerate(code) if op == seccomp_bpf.JGT and k == 9]:
+        op, jt, jf, k = code[at]
+        broken = ours[:8 * at] + struct.pack("HBBI", op, jt, jf, 10) + ours[8 * at + 8:]
+        assert differences(broken, theirs, samples=0), at
 
 
 def test_a_profile_giving_one_call_two_actions_is_libseccomps_program(tmp_path):
