@@ -264,3 +264,41 @@ def load_filter(program):
 def instructions(program):
     """(code, jt, jf, k) of each instruction, for a reader or a test."""
     return [struct.unpack("HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+
+
+def _action_name(k):
+    names = {ACT_ALLOW: "ALLOW", ACT_KILL_THREAD: "KILL_THREAD", ACT_KILL_PROCESS: "KILL_PROCESS",
+             ACT_TRAP: "TRAP", ACT_LOG: "LOG"}
+    if k in names:
+        return names[k]
+    kind = {act_errno(0): "ERRNO", act_trace(0): "TRACE"}.get(k & 0xFFFF0000)
+    return f"{kind}({k & 0xFFFF})" if kind else f"{k:#x}"
+
+
+def listing(program):
+    """The program as text, an instruction a line, each jump's targets by number: for a
+    reader (``python -m minirun.runtime.seccomp``)."""
+    b = seccomp_bpf
+    audit = {a: n[len("SCMP_ARCH_"):] for n, a in ARCH.items()
+             if a in {arch for arch, _ in _ABIS.values()}}
+    lines = []
+    for pc, (code, jt, jf, k) in enumerate(instructions(program)):
+        if code == b.LD_ABS:
+            arg, word = divmod(k - 16, 8)              # (little-endian: x86)
+            text = {b.NR: "nr", b.ARCH: "arch"}.get(k) or \
+                f"arg{arg} ({'high' if word else 'low'} word)"
+            text = f"ld   {text}"
+        elif code == b.AND:
+            text = f"and  {k:#x}"
+        elif code == b.JA:
+            text = f"ja   {pc + 1 + k}"
+        elif code in (b.JEQ, b.JGT, b.JGE):
+            op = {b.JEQ: "jeq", b.JGT: "jgt", b.JGE: "jge"}[code]
+            value = f"{k:#x} ({audit[k]})" if k in audit else str(k) if k < 4096 else f"{k:#x}"
+            text = f"{op}  {value} ? {pc + 1 + jt} : {pc + 1 + jf}"
+        elif code == b.RET:
+            text = f"ret  {_action_name(k)}"
+        else:
+            text = f"{code:#06x} {jt} {jf} {k:#x}"
+        lines.append(f"{pc:5}  {text}")
+    return "\n".join(lines)

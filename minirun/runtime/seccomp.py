@@ -221,3 +221,14 @@ def read_profile(path):
         raise ProfileError(f"opening {path}: {e.strerror}") from None
     except ValueError as e:
         raise ProfileError(f"{path} is not JSON: {e}") from None
+
+
+if __name__ == "__main__":
+    # python -m minirun.runtime.seccomp [CAP ...]: the program of Docker's default profile
+    # for a container with the default capabilities (and CAP ...), one instruction a line.
+    import sys
+    import tempfile
+    from .spec import DEFAULT_CAPS
+    with tempfile.TemporaryDirectory() as cache:
+        with open(default_filter(DEFAULT_CAPS + tuple(sys.argv[1:]), cache), "rb") as f:
+            print(sc.listing(f.read()))
