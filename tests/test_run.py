@@ -482,6 +482,14 @@ def test_the_run_fast_path_imports_neither_click_nor_the_network_layer(loaded, n
     assert len(imported - interpreter) <= MODULE_BUDGET, sorted(imported - interpreter)
 
 
+def test_a_run_whose_filter_is_compiled_already_loads_no_compiler(loaded):
+    """The seccomp program is compiled once and cached (runtime/seccomp.py); a start after
+    that only loads it, and pays nothing for minirun's compiler (linux/seccomp_bpf.py)."""
+    loaded.run("--rm", "--network", "none", "busybox", "true")
+    imported = _imported(loaded, "--network", "none")
+    assert "minirun.linux.seccomp" in imported and "minirun.linux.seccomp_bpf" not in imported
+
+
 def test_a_bridge_run_imports_the_network_layer_but_not_click(loaded):
     imported = _imported(loaded)
     assert "minirun.network.wiring" in imported

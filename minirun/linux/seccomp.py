@@ -19,7 +19,7 @@ import os
 import struct
 
 from ..errors import MinirunError
-from . import check, libc, seccomp_bpf
+from . import check, libc
 
 # <seccomp.h>: actions
 ACT_KILL_THREAD = 0x00000000
@@ -37,11 +37,9 @@ def act_trace(msg):
     return 0x7FF00000 | (msg & 0xFFFF)
 
 
-# enum scmp_compare (seccomp_bpf numbers its comparisons the same)
-CMP = {"SCMP_CMP_NE": seccomp_bpf.NE, "SCMP_CMP_LT": seccomp_bpf.LT,
-       "SCMP_CMP_LE": seccomp_bpf.LE, "SCMP_CMP_EQ": seccomp_bpf.EQ,
-       "SCMP_CMP_GE": seccomp_bpf.GE, "SCMP_CMP_GT": seccomp_bpf.GT,
-       "SCMP_CMP_MASKED_EQ": seccomp_bpf.MASKED_EQ}
+# enum scmp_compare (seccomp_bpf names its comparisons by these numbers too)
+CMP = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
+       "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
 # <seccomp.h>: architecture tokens (AUDIT_ARCH_*)
 ARCH = {"SCMP_ARCH_X86": 0x40000003, "SCMP_ARCH_X86_64": 0xC000003E,
         "SCMP_ARCH_X32": 0x4000003E, "SCMP_ARCH_ARM": 0x40000028,
@@ -153,12 +151,14 @@ class Unsupported(Exception):
     """A filter that ``Ranges`` does not write: ``Filter`` writes it instead."""
 
 
+AUDIT_ARCH_X86_64, AUDIT_ARCH_I386 = 0xC000003E, 0x40000003      # <linux/audit.h>
 X32_SYSCALL_BIT = 0x40000000     # x32's calls arrive as x86_64's, their numbers with this bit
 # The ABIs Ranges knows: {libseccomp's token: (the AUDIT_ARCH_* their calls arrive with,
 # whether an argument is compared as 64 bits)}. x32 and x86 compare the low 32 bits, as
 # libseccomp does.
-_ABIS = {ARCH["SCMP_ARCH_X86_64"]: (0xC000003E, True), ARCH["SCMP_ARCH_X32"]: (0xC000003E, False),
-         ARCH["SCMP_ARCH_X86"]: (0x40000003, False)}
+_ABIS = {ARCH["SCMP_ARCH_X86_64"]: (AUDIT_ARCH_X86_64, True),
+         ARCH["SCMP_ARCH_X32"]: (AUDIT_ARCH_X86_64, False),
+         ARCH["SCMP_ARCH_X86"]: (AUDIT_ARCH_I386, False)}
 # x86 also reaches the socket calls through socketcall(2) and the SysV IPC calls through
 # ipc(2), the call's number in the first argument. libseccomp names such a call -100 - n
 # or -200 - n there, and a rule for it is also a rule on the multiplexer: its first
@@ -169,7 +169,8 @@ _MULTIPLEXERS = {"socketcall": -100, "ipc": -200}
 
 class Ranges:
     """A filter compiled by minirun (seccomp_bpf.py); the same interface as ``Filter``.
-    A filter it does not write raises Unsupported."""
+    A filter it does not write raises Unsupported. (seccomp_bpf is imported where a program
+    is compiled or listed: a start only loads one, and pays nothing for it.)"""
 
     def __init__(self, default_action, arches=()):
         self.arches = list(dict.fromkeys([ARCH["SCMP_ARCH_X86_64"], *arches]))
@@ -198,9 +199,10 @@ class Ranges:
             if nr >= 0:
                 self._add(token, nr, action, tuple(args))
             for mux, base in _MULTIPLEXERS.items():
-                if base - 100 < nr < base and self._resolve(token, mux) >= 0:
-                    self._add(token, self._resolve(token, mux), action,
-                              ((0, seccomp_bpf.EQ, base - nr, 0), *(a for a in args if a[0])))
+                mux_nr = self._resolve(token, mux) if base - 100 < nr < base else -1
+                if mux_nr >= 0:
+                    self._add(token, mux_nr, action,
+                              ((0, CMP["SCMP_CMP_EQ"], base - nr, 0), *(a for a in args if a[0])))
                     direct = self._numbers(token).get(name)    # since Linux 4.3 and 5.1
                     if direct is not None:
                         self._add(token, direct, action, tuple(args))
@@ -228,6 +230,7 @@ class Ranges:
         return self.numbers[token]
 
     def program(self):
+        from . import seccomp_bpf
         sections = {}
         for token in self.arches:
             sections.setdefault(_ABIS[token][0], {})
@@ -238,7 +241,7 @@ class Ranges:
         spans = {}
         if ARCH["SCMP_ARCH_X86_64"] in self.arches and ARCH["SCMP_ARCH_X32"] not in self.arches:
             # x32's numbers on x86_64 are a foreign ABI (but -1, which a tracer may set)
-            spans[0xC000003E] = [(X32_SYSCALL_BIT, 0xFFFFFFFF, seccomp_bpf.ret(bad_arch))]
+            spans[AUDIT_ARCH_X86_64] = [(X32_SYSCALL_BIT, 0xFFFFFFFF, seccomp_bpf.ret(bad_arch))]
         return seccomp_bpf.program(
             [(audit, seccomp_bpf.ranges(calls, seccomp_bpf.ret(self.default),
                                         spans.get(audit, ())))
@@ -278,7 +281,7 @@ def _action_name(k):
 def listing(program):
     """The program as text, an instruction a line, each jump's targets by number: for a
     reader (``python -m minirun.runtime.seccomp``)."""
-    b = seccomp_bpf
+    from . import seccomp_bpf as b
     audit = {a: n[len("SCMP_ARCH_"):] for n, a in ARCH.items()
              if a in {arch for arch, _ in _ABIS.values()}}
     lines = []

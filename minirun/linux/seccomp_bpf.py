@@ -33,6 +33,8 @@ conditional jump reaches 255 instructions; a farther target gets a ``ja`` next t
 """
 import struct
 
+from .seccomp import CMP
+
 # <linux/bpf_common.h>, <linux/filter.h>: the instructions the program uses
 LD_ABS = 0x20           # BPF_LD | BPF_W | BPF_ABS: A = 32-bit word of seccomp_data
 AND = 0x54              # BPF_ALU | BPF_AND | BPF_K: A &= k
@@ -50,9 +52,10 @@ def arg_offset(index):
 _LE = 0x40000000        # <linux/audit.h> __AUDIT_ARCH_LE: the ABI is little-endian
 WORD = 0xFFFFFFFF
 
-# Comparisons of an argument with a value, numbered as libseccomp's enum scmp_compare so
-# that linux/seccomp.py's one table of names serves both compilers.
-NE, LT, LE, EQ, GE, GT, MASKED_EQ = 1, 2, 3, 4, 5, 6, 7
+# Comparisons of an argument with a value, by libseccomp's numbers (enum scmp_compare, in
+# linux/seccomp.py's one table of their names), which both compilers take.
+NE, LT, LE, EQ, GE, GT, MASKED_EQ = (CMP["SCMP_CMP_" + n] for n in
+                                     ("NE", "LT", "LE", "EQ", "GE", "GT", "MASKED_EQ"))
 
 
 def ret(action):
