@@ -18,8 +18,9 @@ from conftest import SLACK, wait_for
 pytestmark = pytest.mark.root
 
 
-def forkserver_pids(root):
-    """PIDs of fork servers serving *root* (read from /proc)."""
+def _forked_from_forkserver(root):
+    """PIDs with the command line of *root*'s fork server: the fork servers, and the
+    children they forked that have not exec'd (the PID 1 waiting ahead)."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -31,6 +32,25 @@ def forkserver_pids(root):
             if b"minirun.engine.forkserver" in argv and root.encode() in argv:
                 pids.append(int(entry))
     return pids
+
+
+def _leads_session(pid):
+    try:
+        return os.getsid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def forkserver_pids(root):
+    """PIDs of fork servers serving *root*: each leads a session of its own."""
+    return [p for p in _forked_from_forkserver(root) if _leads_session(p)]
+
+
+def waiting_ahead(root):
+    """PIDs of the PID 1s *root*'s fork servers forked ahead: their children that are not
+    containers yet."""
+    servers = forkserver_pids(root)
+    return [p for p in _forked_from_forkserver(root) if _ppid(p) in servers]
 
 
 def inspect(daemon, name):
@@ -99,9 +119,95 @@ def test_the_fork_server_goes_when_minirund_and_its_containers_are_gone(daemon):
     daemon.cli("run", "--rm", "-d", "--name", "brief", "busybox", "true")
     assert wait_for(lambda: "brief" not in daemon.cli("ps", "-a").stdout)
     assert forkserver_pids(daemon.minirun.root)
+    ahead = _one_waiting_ahead(daemon)
     daemon.stop()
     assert wait_for(lambda: not forkserver_pids(daemon.minirun.root))
+    assert not os.path.exists(f"/proc/{ahead}")           # the PID 1 it forked ahead too
     daemon.start()
+
+
+def _ns(pid, kind):
+    return os.readlink(f"/proc/{pid}/ns/{kind}")
+
+
+def _one_waiting_ahead(daemon, other_than=None):
+    """The PID 1 the fork server forked ahead, once there is one (and it is not
+    *other_than*, which a start has taken)."""
+    root = daemon.minirun.root
+    assert wait_for(lambda: len(waiting_ahead(root)) == 1 and waiting_ahead(root) != [other_than])
+    return waiting_ahead(root)[0]
+
+
+def test_a_start_takes_the_pid_1_forked_ahead(daemon):
+    """While minirund is connected, its fork server keeps the next container's PID 1 forked,
+    in PID, UTS, IPC and network namespaces of its own. A start takes it and the next is
+    forked. It holds nothing of the fork server's but stdio and its socket."""
+    ahead = _one_waiting_ahead(daemon)
+    [server] = forkserver_pids(daemon.minirun.root)
+    for kind in ("pid", "uts", "ipc", "net"):
+        assert _ns(ahead, kind) != _ns(server, kind), kind
+    assert _ns(ahead, "mnt") == _ns(server, "mnt")     # made once its spec has come
+    assert sorted(os.listdir(f"/proc/{ahead}/fd"), key=int) == ["0", "1", "2", "3"]
+    assert os.readlink(f"/proc/{ahead}/fd/3").startswith("socket:")
+    net = _ns(ahead, "net")
+    cid = daemon.cli("run", "-d", "--network", "none", "busybox", "sleep", "300").stdout.strip()
+    assert inspect(daemon, cid)["State"]["Pid"] == ahead
+    assert _ns(ahead, "net") == net and _ns(ahead, "mnt") != _ns(server, "mnt")
+    assert sorted(os.listdir(f"/proc/{ahead}/fd"), key=int) == ["0", "1", "2"]
+    # Its hostname was set after its UTS namespace was made, and lo is up in its network.
+    assert daemon.cli("exec", cid, "hostname").stdout.strip() == cid[:12]
+    assert "UP" in daemon.cli("exec", cid, "ip", "link", "show", "lo").stdout
+    _one_waiting_ahead(daemon, other_than=ahead)
+
+
+def test_a_mount_the_host_made_after_the_fork_ahead_is_a_volume_source(daemon, tmp_path):
+    """The PID 1 forked ahead makes its mount namespace only when its spec comes: a copy of
+    the host's mounts made ahead would miss a mount made since below a private one."""
+    import subprocess
+    outer, src = tmp_path / "outer", tmp_path / "outer" / "src"
+    outer.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "outer", str(outer)], check=True)
+    try:
+        subprocess.run(["mount", "--make-private", str(outer)], check=True)
+        first = _one_waiting_ahead(daemon)
+        daemon.cli("run", "--rm", "--network", "none", "busybox", "true")    # takes it
+        ahead = _one_waiting_ahead(daemon, other_than=first)         # forked after outer
+        src.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "src", str(src)], check=True)
+        try:
+            (src / "file").write_text("mounted later\n")
+            cid = daemon.cli("run", "-d", "--network", "none", "-v", f"{src}:/data", "busybox",
+                             "sh", "-c", "cat /data/file; exec sleep 300").stdout.strip()
+            assert inspect(daemon, cid)["State"]["Pid"] == ahead
+            assert wait_for(lambda: daemon.cli("logs", cid).stdout == "mounted later\n")
+            daemon.cli("rm", "-f", cid)
+        finally:
+            subprocess.run(["umount", str(src)], check=True)
+    finally:
+        subprocess.run(["umount", str(outer)], check=True)
+
+
+def test_a_container_that_keeps_or_joins_a_network_is_forked_for_it(daemon):
+    """--network host and container:NAME make no network namespace: the PID 1 forked ahead
+    (which has made one) waits on for the next start."""
+    ahead = _one_waiting_ahead(daemon)
+    host = daemon.cli("run", "-d", "--network", "host", "busybox", "sleep", "300").stdout.strip()
+    pid = inspect(daemon, host)["State"]["Pid"]
+    assert pid != ahead and _ns(pid, "net") == _ns("self", "net")
+    joined = daemon.cli("run", "-d", "--network", f"container:{host}", "busybox", "sleep",
+                        "300").stdout.strip()
+    assert _ns(inspect(daemon, joined)["State"]["Pid"], "net") == _ns("self", "net")
+    assert waiting_ahead(daemon.minirun.root) == [ahead]
+
+
+def test_starts_go_on_when_the_pid_1_forked_ahead_dies(daemon):
+    """One killed while it waits is reaped, and from then on each start forks its own."""
+    ahead = _one_waiting_ahead(daemon)
+    os.kill(ahead, signal.SIGKILL)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{ahead}"))      # reaped, no zombie
+    assert daemon.cli("run", "--rm", "--network", "none", "busybox", "echo", "ok").stdout == "ok\n"
+    assert "forking each one at its start from now on" in open(daemon.log).read()
+    assert waiting_ahead(daemon.minirun.root) == []
 
 
 def test_exec_holds_no_daemon_descriptor_and_the_containers_limits(daemon):
@@ -256,6 +362,8 @@ def test_a_fork_server_refuses_a_minirund_of_another_version(daemon):
     from minirun.engine import forkserver as fs
     daemon.cli("run", "--rm", "busybox", "true")          # its fork server is up
     [server] = forkserver_pids(daemon.minirun.root)
+    assert wait_for(lambda: len(waiting_ahead(daemon.minirun.root)) == 1)
+    ahead = waiting_ahead(daemon.minirun.root)        # the next start's PID 1, and no other
     before = os.listdir(f"/proc/{server}/task")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     fs._at(os.path.join(daemon.minirun.root, fs.SOCKET_NAME), sock.connect)
@@ -263,9 +371,8 @@ def test_a_fork_server_refuses_a_minirund_of_another_version(daemon):
         fs._send(sock, {"op": fs.START, "tag": "old", "spec": {}, "exit_file": ""})
         reply, fds = fs._recv(sock)
     assert "different minirun versions" in reply["error"] and fds == []
-    children = [p for p in os.listdir("/proc") if p.isdigit()
-                and _ppid(p) == server]
-    assert children == [] and os.listdir(f"/proc/{server}/task") == before
+    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == server]
+    assert children == ahead and os.listdir(f"/proc/{server}/task") == before
 
 
 def _ppid(pid):

@@ -9,6 +9,12 @@ socket: the parent says when the cgroups are made and when the network is
 ready; the child reports errors (or, for -t, hands over its terminal's
 master side). The socket is close-on-exec, so a successful exec shows up in
 the parent as end-of-file.
+
+minirund's fork server forks the next container's PID 1 ahead, before anyone
+asks for it (engine/forkserver.py): that child makes the namespaces that start
+out empty whatever the spec (AHEAD) and waits for its spec. The mount
+namespace is not one of them: it starts as a copy of the host's mounts, and a
+copy made ahead would miss what the host mounted since (a volume's source).
 """
 import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
 import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
@@ -20,18 +26,56 @@ from ..errors import MinirunError, step
 from ..linux import namespaces as ns
 from ..linux.process import TIOCGPTN, TIOCSCTTY, TIOCSPTLCK, set_dumpable, set_pdeathsig
 from . import cgroups, lockdown, rootfs, sync, userns
-from .spec import process_of
+from .spec import process_of, spec_from_dict
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+# The namespaces a PID 1 forked ahead makes before its spec comes: each starts out as good as
+# empty (a hostname to set, no IPC objects, a network with only lo), so one made minutes
+# before is as new as one made now.
+AHEAD = ns.CLONE_NEWUTS | ns.CLONE_NEWIPC | ns.CLONE_NEWNET
 
 
-def main(spec, sock, trace):
-    """Never returns: execs the container's command or exits."""
+def namespaces(spec):
+    """The namespaces PID 1 makes for *spec*: all but PID (its parent's unshare made it)
+    and cgroup (made last, once it is in its cgroups)."""
+    flags = ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC
+    if not spec.netns and spec.network != "host":
+        flags |= ns.CLONE_NEWNET
+    return flags
+
+
+def fits_ahead(spec):
+    """Whether a PID 1 forked ahead can become *spec*'s (not for --network host or
+    container:NAME, which keep or join a network namespace instead of making one)."""
+    return namespaces(spec) & AHEAD == AHEAD
+
+
+def wait_for_spec(sock, trace):
+    """PID 1 forked ahead: make AHEAD's namespaces, then wait for the spec and the three
+    descriptors of its stdio, and go on as main. Never returns. At end of file (the fork
+    server is gone, or drops it) it just exits: nobody is left to report to."""
+    try:
+        ns.unshare(AHEAD)
+        loopback_up()
+    except OSError:
+        os._exit(lockdown.EXIT_RUNTIME)  # the fork server forks at each start instead
+    msg, fds = sync.expect_with_fds(sock, sync.SPEC, size=sync.SPEC_SIZE)
+    if len(fds) != 3:
+        os._exit(lockdown.EXIT_RUNTIME)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)              # inheritable: the command's stdio
+        os.close(fd)
+    main(spec_from_dict(msg["spec"]), sock, trace, made=AHEAD)
+
+
+def main(spec, sock, trace, made=0):
+    """Never returns: execs the container's command or exits. *made*: the namespaces it is
+    in already (forked ahead: AHEAD)."""
     try:
         if spec.die_with_parent:
             set_pdeathsig(signal.SIGKILL)   # a foreground run must not outlive minirun
         set_dumpable(False)             # no /proc/<pid>/… access to this process (CVE-2019-5736)
-        process = setup(spec, sock, trace)
+        process = setup(spec, sock, trace, made)
         argv = (["/dev/init", "--"] if spec.init else []) + list(process.args)
         trace(f"execve({argv[0]!r}, …)", "the container's command replaces minirun in PID 1")
         lockdown.execute(argv, process.env)
@@ -53,18 +97,16 @@ def fail(sock, message, code, detail=""):
         os._exit(code)
 
 
-def setup(spec, sock, trace):
+def setup(spec, sock, trace, made=0):
     """Everything up to READY. What does not depend on our cgroups runs first, while the
     parent makes them (on v2 it also moves us in: that first move waits ~10 ms for an RCU
     grace period). GO brings v1's tasks files, opened by the parent (the host's /sys is out
     of our reach by then), and we join by writing 0 to them. The cgroup namespace, whose
     root is the cgroup we are in, comes last."""
-    flags = ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC
+    flags = namespaces(spec)
     if spec.netns:
         join_network(spec.netns, trace)
-    elif spec.network != "host":
-        flags |= ns.CLONE_NEWNET
-    ns.unshare(flags)
+    ns.unshare(flags & ~made)
     trace(f"unshare({ns.flag_names(flags)})",
           "own mounts, hostname, IPC" + (", network" if flags & ns.CLONE_NEWNET else ""))
     trace("fork() after unshare(CLONE_NEWPID)", "this process is PID 1 of a new PID namespace")
@@ -76,7 +118,7 @@ def setup(spec, sock, trace):
     process = process_of(spec)
     seccomp = lockdown.read_filter(process)      # before the host's files are out of reach
     build_rootfs(spec, trace)
-    if flags & ns.CLONE_NEWNET:
+    if flags & ns.CLONE_NEWNET & ~made:
         loopback_up()
         trace("ioctl(SIOCSIFFLAGS, lo, IFF_UP)", "an empty network namespace with only lo, up")
     go, tasks = sync.expect_with_fds(sock, sync.GO)   # our cgroups are made

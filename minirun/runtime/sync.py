@@ -22,6 +22,13 @@ close-on-exec, so a successful execve shows up in the parent as end of file.
       │                                     │ lock down, execve
       │◀────────── end of file (exec'd) ────┤ or ERROR {message, code}, then exit
 
+A PID 1 that minirund's fork server forked ahead (engine/forkserver.py) first
+waits for its spec; the fork server then hands the socket on to minirund::
+
+    fork server                             child (PID 1 of a new PID namespace)
+      │                                     │ UTS, IPC and network namespaces, lo up
+      ├── SPEC {spec} + its stdio ─────────▶│ (then as above, from its other namespaces)
+
 ``exec`` — a process joining a running container (runtime/join.py)::
 
       │                                     │ cgroups, setns into each namespace
@@ -43,6 +50,9 @@ CONTINUE = "continue"    # parent → child: the outside (network) is ready, loc
 ERROR = "error"          # child → parent: {"message", "code"}; the child then exits with code
 USERNS = "userns"        # child → parent: I am in a new user namespace, map it
 MAPPED = "mapped"        # parent → child: its uid_map and gid_map are written
+SPEC = "spec"            # fork server → a child forked ahead, with its three stdio fds:
+                         # {spec} (runtime/spec.py's spec_to_dict)
+SPEC_SIZE = 1 << 18      # bytes a SPEC may take: what the fork server takes of minirund's START
 MAX_FDS = 16             # descriptors one message carries at most (GO: a tasks file for each
                          # v1 hierarchy minirun uses, ten at most; PTY: one)
 FD_SIZE = struct.calcsize("i")   # packed with struct: array loads collections (architecture.md)
@@ -83,19 +93,19 @@ def send_go(sock, fds=(), **payload):
         pass
 
 
-def recv(sock):
+def recv(sock, size=65536):
     """(kind, payload, fds); kind is None at end of file."""
-    msg, fds = recv_fds(sock, 65536)
+    msg, fds = recv_fds(sock, size)
     if not msg:
         return None, {}, fds
     payload = cjson.loads(msg)
     return payload.pop("type", None), payload, fds
 
 
-def expect_with_fds(sock, kind):
+def expect_with_fds(sock, kind, size=65536):
     """In the child: wait for *kind* and return its payload and the descriptors it carried;
     if the parent went away or gave up, nobody is left to report to, so exit quietly."""
-    got, payload, fds = recv(sock)
+    got, payload, fds = recv(sock, size)
     if got != kind:
         os._exit(125)
     return payload, fds
