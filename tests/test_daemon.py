@@ -104,6 +104,57 @@ def test_cli_lifecycle(daemon):
     assert daemon.cli("ps", "-aq").stdout == ""
 
 
+def test_the_cli_client_keeps_its_connection_until_minirund_lets_it_go(daemon):
+    """minirun's client sends its next request on the last one's connection (keep-alive, as
+    docker-py does); one minirund closed after its idle timeout is replaced, unseen."""
+    from minirun.cli.client import Client
+    daemon.stop()
+    daemon.start(env={"MINIRUN_API_IDLE_TIMEOUT": "1"})
+    client = Client("unix://" + daemon.sock)
+    inodes = set()
+    for _ in range(3):
+        assert client.call("GET", "/version")["ApiVersion"]
+        inodes.add(os.fstat(client.idle.sock.fileno()).st_ino)
+    assert len(inodes) == 1
+    time.sleep(2)                               # minirund closes it meanwhile
+    cid = client.call("POST", "/containers/create", {"Image": "busybox", "Cmd": ["true"]})["Id"]
+    assert os.fstat(client.idle.sock.fileno()).st_ino not in inodes
+    assert client.call("GET", "/containers/json", all=1)[0]["Id"] == cid   # created once
+    client.call("DELETE", f"/containers/{cid}")
+
+
+def test_a_request_on_a_connection_closed_as_it_went_is_sent_again(tmp_path):
+    """The race the idle check cannot see: the server closes as the request goes out. A
+    server that reads the second request and hangs up stands in for it."""
+    import threading
+    from minirun.cli.client import Client
+    path = str(tmp_path / "s.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(2)
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 8\r\n\r\n{\"n\": %d}")
+    served = []
+
+    def serve():
+        for n in (1, 2):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer % n)
+                served.append(n)
+                if n == 1:
+                    conn.recv(65536)            # the second request: read, and no answer
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    client = Client("unix://" + path)
+    assert client.call("GET", "/version") == {"n": 1}
+    assert client.call("GET", "/version") == {"n": 2}
+    t.join(10)
+    listener.close()
+    assert served == [1, 2]
+
+
 def test_cli_top_stats_and_errors(daemon):
     daemon.cli("run", "-d", "--name", "st", "busybox", "sleep", "30")
     assert "sleep 30" in daemon.cli("top", "st").stdout
