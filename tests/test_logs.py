@@ -3,6 +3,7 @@ the disk. Others' logs and exits stay current, the daemon's memory and the files
 import glob
 import json
 import os
+import signal
 import time
 
 import pytest
@@ -52,6 +53,21 @@ def test_output_without_newlines_is_cut_into_16k_entries(daemon):
         entries = [json.loads(line) for line in f]
     assert all(len(e["log"]) == MAX_LINE and not e["log"].endswith("\n") for e in entries)
     assert rss_kb(daemon.proc.pid) < 150_000
+
+
+def test_output_while_no_minirund_reads_waits_in_its_pipe_and_is_all_logged(daemon):
+    """A log FIFO holds the kernel's 64 KiB, as Docker's do: a container that writes more
+    while minirund is down waits for the next one, and loses nothing."""
+    daemon.cli("run", "-d", "--name", "talker", "busybox", "sh", "-c",
+               "sleep 1; seq 1 40000; echo end")                 # 229 kB
+    pid = json.loads(daemon.cli("inspect", "talker").stdout)[0]["State"]["Pid"]
+    daemon.stop(signal.SIGKILL)
+    time.sleep(3)
+    assert os.path.exists(f"/proc/{pid}")            # waiting for room in the pipe
+    daemon.start()
+    assert daemon.cli("wait", "talker").stdout.strip() == "0"
+    assert daemon.cli("logs", "talker").stdout.split() == \
+        [str(i) for i in range(1, 40001)] + ["end"]
 
 
 def test_tail_reads_across_rotated_files_from_the_end(daemon):

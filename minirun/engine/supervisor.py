@@ -15,7 +15,6 @@ fork server died (and so nobody reaped) ends with its exit code unknown
 (255); that is watched through its pidfd.
 """
 import errno
-import fcntl
 import os
 import selectors
 import threading
@@ -24,12 +23,14 @@ from .forkserver import read_event
 from .logs import LineWriter
 
 UNKNOWN_EXIT = 255
-# Room for 256 KiB of output per stream while no minirund reads it (then the container
-# waits). A pipe's ring of slots (40 bytes a page, allocated in powers of two) costs the
-# kernel 4 kB at 256 KiB and 16 kB at 1 MiB, whether used or not (measured; two 1 MiB pipes
-# were ~7 % of a detached container's memory, scripts/bench/density).
-PIPE_SIZE = 256 << 10
-F_SETPIPE_SZ = 1031
+# A log FIFO keeps the kernel's size, 64 KiB, as Docker's do: room for that much output per
+# stream while no minirund reads it (then the container waits, and loses nothing). Larger
+# costs the kernel, whether used or not, a bigger ring of slots (40 bytes a page, allocated
+# in powers of two): 4.4 kB of slab a pipe at 256 KiB against 1.3 kB (measured over 2000
+# pipes), 6 kB of a detached container's ~600 (scripts/bench/density).
+# What is read once a container has exited: what any pipe minirund made can hold (minirund
+# set 1 MiB, then 256 KiB, and one it re-adopts may have been started so).
+DRAIN = 1 << 20
 TURN = 256 * 1024       # bytes read from one stream before the others get their turn
 
 
@@ -51,15 +52,7 @@ def daemon_ends(fifos):
 
 def container_ends(fifos):
     """The container's stdout/stderr: the FIFOs opened read-write (never EPIPE)."""
-    fds = []
-    for f in fifos:
-        fd = os.open(f, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
-            pass                 # over /proc/sys/fs/pipe-max-size: the default will do
-        fds.append(fd)
-    return fds
+    return [os.open(f, os.O_RDWR | os.O_CLOEXEC) for f in fifos]
 
 
 def read_exit_file(path):
@@ -267,7 +260,7 @@ class Supervisor:
 
     def _exited(self, w, code):
         for fd, writer in w.readers.items():      # what it wrote just before it exited
-            self._read(fd, w, PIPE_SIZE, throttle=False)
+            self._read(fd, w, DRAIN, throttle=False)
             writer.flush()
             if not w.paused:
                 self.sel.unregister(fd)
