@@ -155,6 +155,22 @@ def test_a_request_on_a_connection_closed_as_it_went_is_sent_again(tmp_path):
     assert served == [1, 2]
 
 
+def test_a_program_the_kernel_refuses_is_a_started_container_that_exits_126(daemon, tmp_path):
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"\x00\x01 not a program")
+    garbage.chmod(0o755)
+    p = daemon.cli("run", "--rm", "-v", f"{garbage}:/bad", "busybox", "/bad", check=False)
+    assert p.returncode == 126 and 'exec: "/bad": Exec format error' in p.stderr, p.stderr
+    cid = daemon.cli("run", "-d", "-v", f"{garbage}:/bad", "busybox", "/bad").stdout.strip()
+    assert daemon.cli("wait", cid).stdout.strip() == "126"
+    assert 'exec: "/bad": Exec format error' in daemon.cli("logs", cid).stderr
+    # What the search finds missing is still the start's error, with nothing left running.
+    p = daemon.cli("run", "-d", "--name", "missing", "busybox", "nosuchcommand", check=False)
+    assert p.returncode != 0 and "executable file not found in $PATH" in p.stderr
+    assert json.loads(daemon.cli("inspect", "missing").stdout)[0]["State"]["Running"] is False
+    daemon.cli("rm", cid, "missing")
+
+
 def test_cli_top_stats_and_errors(daemon):
     daemon.cli("run", "-d", "--name", "st", "busybox", "sleep", "30")
     assert "sleep 30" in daemon.cli("top", "st").stdout

@@ -210,6 +210,22 @@ def test_exit_codes(loaded, cmd, code):
     assert loaded.run("--rm", "busybox", *cmd).returncode == code
 
 
+def test_a_program_the_kernel_refuses_ends_the_started_container_saying_why(loaded, tmp_path):
+    """The start is done once the command is found (as runc's): what the execve itself then
+    refuses reaches the container's stderr, with Docker's exit codes."""
+    garbage, script = tmp_path / "garbage", tmp_path / "script"
+    garbage.write_bytes(b"\x00\x01 not a program")
+    script.write_text("#!/no/such/interpreter\n")
+    for f in (garbage, script):
+        f.chmod(0o755)
+    p = loaded.run("--rm", "-v", f"{garbage}:/bad", "busybox", "/bad")
+    assert p.returncode == 126 and 'exec: "/bad": Exec format error' in p.stderr, p.stderr
+    p = loaded.run("--rm", "-v", f"{script}:/bad", "busybox", "/bad")
+    assert p.returncode == 127 and 'exec: "/bad": No such file or directory' in p.stderr
+    p = loaded.run("--rm", "busybox", "/etc")            # found, but no program: refused first
+    assert p.returncode == 126 and 'exec: "/etc": Permission denied' in p.stderr
+
+
 def test_exit_code_of_a_signal_is_128_plus_n(loaded):
     # PID 1 cannot be killed by itself; its child can, and sh reports 128+N like Docker.
     assert sh(loaded, "sh -c 'kill -9 $$'; exit $?").returncode == 137

@@ -7,8 +7,9 @@ by itself; on v2 the parent has moved it), makes its cgroup namespace,
 locks itself down and execs the command. It talks to the parent over a
 socket: the parent says when the cgroups are made and when the network is
 ready; the child reports errors (or, for -t, hands over its terminal's
-master side). The socket is close-on-exec, so a successful exec shows up in
-the parent as end-of-file.
+master side). Once its command is found it says EXEC, and the parent takes it
+as started: the execve, in which the kernel tears down this copy of a Python
+process, is no longer the parent's to wait for (as runc's start does not).
 
 minirund's fork server forks the next container's PID 1 ahead, before anyone
 asks for it (engine/forkserver.py): that child makes the namespaces that start
@@ -71,6 +72,12 @@ def wait_for_spec(sock, trace):
 def main(spec, sock, trace, made=0):
     """Never returns: execs the container's command or exits. *made*: the namespaces it is
     in already (forked ahead: AHEAD)."""
+    started = False
+
+    def found():                        # the command is there: the parent need wait no more
+        nonlocal started
+        sync.send(sock, sync.EXEC)
+        started = True
     try:
         if spec.die_with_parent:
             set_pdeathsig(signal.SIGKILL)   # a foreground run must not outlive minirun
@@ -78,9 +85,15 @@ def main(spec, sock, trace, made=0):
         process = setup(spec, sock, trace, made)
         argv = (["/dev/init", "--"] if spec.init else []) + list(process.args)
         trace(f"execve({argv[0]!r}, …)", "the container's command replaces minirun in PID 1")
-        lockdown.execute(argv, process.env)
+        lockdown.execute(argv, process.env, found)
     except (MinirunError, OSError) as e:
-        fail(sock, *lockdown.failure(e))
+        message, code = lockdown.failure(e)
+        if started:                     # nobody listens now: the container's stderr says it
+            try:
+                os.write(2, f"{message}\n".encode())
+            finally:
+                os._exit(code)
+        fail(sock, message, code)
     except BaseException as e:
         import traceback          # only on a bug: it costs a few ms on every start otherwise
         fail(sock, f"internal error: {type(e).__name__}: {e}", lockdown.EXIT_RUNTIME,

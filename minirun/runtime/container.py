@@ -1,12 +1,14 @@
 """Starting a container's first process and waiting for it: the parent's side.
 
     fork_container(spec) ─ fork (PID 1 of a new PID namespace)
+    fork_ahead() ─ the same before a spec is known (minirund's fork server keeps one);
+                   hand_over(spec) makes it that spec's
     start(spec, cgroups):
         ├─ parent: put the child in its cgroups → GO
         ├─ child, meanwhile: namespaces, root file system; after GO its cgroup namespace
         │    → READY (and, for -t, its PTY)
         ├─ parent: outside set-up (network) → CONTINUE
-        └─ child: lock down, execve → the socket closes: started
+        └─ child: lock down, find the command → EXEC: started; then its execve
     (runtime/sync.py draws the whole exchange)
 
 The fork and the handshake are two steps so that the fork can happen in
@@ -91,7 +93,7 @@ def fork_ahead(trace):
     """Fork a container's PID 1 before its spec is known; return what fork_container does.
     It makes the namespaces child.AHEAD names and waits: ``hand_over`` makes it the
     container of a spec that ``child.fits_ahead``. minirund's fork server keeps one so that
-    a start finds the fork and those namespaces done (~1.5 ms of it)."""
+    a start finds the fork and those namespaces done (~1.2 ms of ~10)."""
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = fork_in_pid_namespace(None, trace)
     if pid == 0:
@@ -173,7 +175,7 @@ def _handshake(sock, proc, outside, spec):
     ready = False
     while True:
         kind, msg, fds = sync.recv(sock)
-        if kind is None:                # end of file: exec happened, or the child died
+        if kind is None:                # end of file: the child died (or exec'd unannounced)
             if not ready:
                 code = proc.wait()
                 raise StartError("container process died while being set up"
@@ -181,6 +183,8 @@ def _handshake(sock, proc, outside, spec):
             return
         if kind == sync.PTY and fds:
             proc.pty = fds[0]
+        elif kind == sync.EXEC and ready:
+            return
         elif kind == sync.READY:
             ready = True
             if outside:

@@ -12,6 +12,7 @@ import _signal as signal   # signal.py's C core, without its enums (docs/archite
 import errno
 import fcntl
 import os
+import stat
 
 from ..errors import MinirunError
 from ..linux.seccomp import load_filter
@@ -142,8 +143,15 @@ def close_inherited_fds(first=3):
                 pass
 
 
-def execute(argv, env):
-    """execve with a PATH search, telling 'not found' (127) from 'not executable' (126)."""
+def execute(argv, env, found=None):
+    """execve with a PATH search, telling 'not found' (127) from 'not executable' (126).
+
+    The search picks the first candidate that is a regular file this process may execute,
+    as Go's exec.LookPath does for runc. *found()*, if given, is called then, just before
+    the execve: a container's start need not wait for the execve itself, in which the
+    kernel tears down the old process's memory (~0.7 ms of a Python process), as runc's
+    start does not. What the execve still refuses (a file the kernel cannot run, ENOEXEC)
+    raises ExecError after it."""
     envd = env_dict(env)
     cmd = argv[0]
     if "/" in cmd:
@@ -151,20 +159,38 @@ def execute(argv, env):
     else:
         path = envd.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         candidates = [os.path.join(d or ".", cmd) for d in path.split(":")]
+    program, denied = _look_up(candidates)
+    if program is None:
+        if denied is not None:
+            raise ExecError(f'exec: "{cmd}": {os.strerror(denied)}', EXIT_NOT_EXECUTABLE)
+        if "/" in cmd:
+            raise ExecError(f'exec: "{cmd}": stat {cmd}: no such file or directory',
+                            EXIT_NOT_FOUND)
+        raise ExecError(f'exec: "{cmd}": executable file not found in $PATH', EXIT_NOT_FOUND)
+    if found is not None:
+        found()
+    try:
+        os.execve(program, argv, envd)
+    except OSError as e:
+        code = EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
+        raise ExecError(f'exec: "{cmd}": {e.strerror}', code) from None
+
+
+def _look_up(candidates):
+    """(the first of *candidates* that execve would run, or None; the errno of the first
+    that exists but may not be run, or None)."""
     denied = None
     for c in candidates:
         try:
-            os.execve(c, argv, envd)
+            st = os.stat(c)
         except OSError as e:
-            if e.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.EPERM):
-                denied = denied or e
-            elif e.errno not in (errno.ENOENT, errno.ENOTDIR):
-                raise ExecError(f"exec {cmd}: {e.strerror}", EXIT_NOT_EXECUTABLE) from None
-    if denied is not None:
-        raise ExecError(f'exec: "{cmd}": {denied.strerror}', EXIT_NOT_EXECUTABLE)
-    if "/" in cmd:
-        raise ExecError(f'exec: "{cmd}": stat {cmd}: no such file or directory', EXIT_NOT_FOUND)
-    raise ExecError(f'exec: "{cmd}": executable file not found in $PATH', EXIT_NOT_FOUND)
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                denied = denied or e.errno      # (a directory on the way we may not search)
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(c, os.X_OK):   # (and not on a noexec mount)
+            return c, denied
+        denied = denied or errno.EACCES
+    return None, denied
 
 
 def keep_only(stdio, keep):
