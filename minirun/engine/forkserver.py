@@ -250,12 +250,9 @@ class Server:
         self.ahead = None
         self.sel.unregister(pidfd)
         sock.close()
-        try:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.close(pidfd)
-        os.waitpid(pid, 0)
+        child = rt.Process(pid, pidfd)            # we are its parent: wait() reaps it
+        child.signal(signal.SIGKILL)
+        child.wait()
 
     def _adopt(self, pid, pidfd, child):
         self.children[pid] = child

@@ -58,6 +58,7 @@ USERNS = "userns"        # child → parent: I am in a new user namespace, map i
 MAPPED = "mapped"        # parent → child: its uid_map and gid_map are written
 SPEC = "spec"            # fork server → a child forked ahead, with its three stdio fds:
                          # {spec} (runtime/spec.py's spec_to_dict)
+MESSAGE_SIZE = 65536     # bytes any other message may take (the largest: an ERROR's traceback)
 SPEC_SIZE = 1 << 18      # bytes a SPEC may take: what the fork server takes of minirund's START
 MAX_FDS = 16             # descriptors one message carries at most (GO: a tasks file for each
                          # v1 hierarchy minirun uses, ten at most; PTY: one)
@@ -99,7 +100,7 @@ def send_go(sock, fds=(), **payload):
         pass
 
 
-def recv(sock, size=65536):
+def recv(sock, size=MESSAGE_SIZE):
     """(kind, payload, fds); kind is None at end of file."""
     msg, fds = recv_fds(sock, size)
     if not msg:
@@ -108,7 +109,7 @@ def recv(sock, size=65536):
     return payload.pop("type", None), payload, fds
 
 
-def expect_with_fds(sock, kind, size=65536):
+def expect_with_fds(sock, kind, size=MESSAGE_SIZE):
     """In the child: wait for *kind* and return its payload and the descriptors it carried;
     if the parent went away or gave up, nobody is left to report to, so exit quietly."""
     got, payload, fds = recv(sock, size)
