@@ -1,5 +1,11 @@
 """Errors a user can cause: printed as one line, exit status 1, no traceback."""
 
+# A run's exit codes when its command never ran (Docker's): the runtime failed, the
+# command is not executable, the command is not found.
+EXIT_RUNTIME = 125
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
 
 class MinirunError(Exception):
     """Base of every error that is the user's input, not minirun's bug."""

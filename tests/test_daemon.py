@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -160,15 +161,42 @@ def test_a_program_the_kernel_refuses_is_a_started_container_that_exits_126(daem
     garbage.write_bytes(b"\x00\x01 not a program")
     garbage.chmod(0o755)
     p = daemon.cli("run", "--rm", "-v", f"{garbage}:/bad", "busybox", "/bad", check=False)
-    assert p.returncode == 126 and 'exec: "/bad": Exec format error' in p.stderr, p.stderr
+    assert p.returncode == 126 and 'exec: "/bad": exec format error' in p.stderr, p.stderr
     cid = daemon.cli("run", "-d", "-v", f"{garbage}:/bad", "busybox", "/bad").stdout.strip()
     assert daemon.cli("wait", cid).stdout.strip() == "126"
-    assert 'exec: "/bad": Exec format error' in daemon.cli("logs", cid).stderr
-    # What the search finds missing is still the start's error, with nothing left running.
-    p = daemon.cli("run", "-d", "--name", "missing", "busybox", "nosuchcommand", check=False)
-    assert p.returncode != 0 and "executable file not found in $PATH" in p.stderr
-    assert json.loads(daemon.cli("inspect", "missing").stdout)[0]["State"]["Running"] is False
-    daemon.cli("rm", cid, "missing")
+    assert 'exec: "/bad": exec format error' in daemon.cli("logs", cid).stderr
+    daemon.cli("rm", cid)
+
+
+RUNS_THAT_FAIL = [          # (run's arguments, exit code, what the one error line says)
+    (["busybox", "nosuchcommand"], 127, 'exec: "nosuchcommand": executable file not found'),
+    (["busybox", "/no/such"], 127, 'exec: "/no/such": stat /no/such: no such file or directory'),
+    (["busybox", "/etc/passwd"], 126, 'exec: "/etc/passwd": permission denied'),
+    (["busybox", "/etc"], 126, 'exec: "/etc": is a directory'),
+    (["-v", "/no/such/dir:/x:nocopy,bogus", "busybox", "true"], 125, "bogus"),
+    (["localhost:1/nosuch"], 125, "localhost:1"),         # no registry listens there
+]
+
+
+@pytest.mark.parametrize("cli", ["minirun", "docker"])
+def test_a_run_that_cannot_start_exits_as_dockers_does(daemon, cli):
+    """125 when the engine failed, 126 when the command cannot be run, 127 when it is not
+    there: through minirund the API carries only the message, and the docker CLI reads the
+    code from its words, case-sensitively; minirun's CLI reads it alike. Nothing is left
+    running."""
+    import shutil
+    if cli == "docker" and not shutil.which("docker"):
+        pytest.skip("the docker CLI (docker.io) is not installed")
+    env = {**os.environ, "DOCKER_HOST": "unix://" + daemon.sock}
+    for args, code, words in RUNS_THAT_FAIL:
+        for detach in ([], ["-d"]):
+            if cli == "minirun":
+                p = daemon.cli("run", *detach, *args, check=False)
+            else:
+                p = subprocess.run(["docker", "run", *detach, *args], env=env,
+                                   capture_output=True, text=True, timeout=60 * SLACK)
+            assert (p.returncode, words in p.stderr) == (code, True), (args, p.stderr)
+    assert not any(c["State"] == "running" for c in daemon.client().api.containers(all=True))
 
 
 def test_cli_top_stats_and_errors(daemon):

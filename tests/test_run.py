@@ -219,11 +219,13 @@ def test_a_program_the_kernel_refuses_ends_the_started_container_saying_why(load
     for f in (garbage, script):
         f.chmod(0o755)
     p = loaded.run("--rm", "-v", f"{garbage}:/bad", "busybox", "/bad")
-    assert p.returncode == 126 and 'exec: "/bad": Exec format error' in p.stderr, p.stderr
+    assert p.returncode == 126 and 'exec: "/bad": exec format error' in p.stderr, p.stderr
     p = loaded.run("--rm", "-v", f"{script}:/bad", "busybox", "/bad")
-    assert p.returncode == 127 and 'exec: "/bad": No such file or directory' in p.stderr
+    assert p.returncode == 127 and 'exec: "/bad": no such file or directory' in p.stderr
     p = loaded.run("--rm", "busybox", "/etc")            # found, but no program: refused first
-    assert p.returncode == 126 and 'exec: "/etc": Permission denied' in p.stderr
+    assert p.returncode == 126 and 'exec: "/etc": is a directory' in p.stderr
+    p = loaded.run("--rm", "busybox", "/etc/passwd")
+    assert p.returncode == 126 and 'exec: "/etc/passwd": permission denied' in p.stderr
 
 
 def test_exit_code_of_a_signal_is_128_plus_n(loaded):

@@ -7,7 +7,8 @@ import sys
 
 from .. import cjson, config
 from ..engine.options import RunOptions
-from ..errors import MinirunError, UsageError
+from ..errors import (EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_RUNTIME, MinirunError,
+                      UsageError)
 
 
 def run_any(root, host, options):
@@ -24,13 +25,29 @@ def run_any(root, host, options):
         if opts.tty and os.isatty(1):
             size = os.get_terminal_size(1)
             opts.console_size = [size.lines, size.columns]
+    try:
         client, cid = _create(host, opts)
-        from .attaching import attach               # on use: the fast path needs none of it
-        return attach(client, cid, opts.tty, opts.interactive, opts.detach_keys, start=True)
-    client, cid = _create(host, opts)
-    client.call("POST", f"/containers/{cid}/start")
+        if not opts.detach:
+            from .attaching import attach           # on use: the fast path needs none of it
+            return attach(client, cid, opts.tty, opts.interactive, opts.detach_keys,
+                          start=True)
+        client.call("POST", f"/containers/{cid}/start")
+    except MinirunError as e:
+        e.exit_code = _run_failed(str(e))
+        raise
     print(cid)
     return 0
+
+
+def _run_failed(message):
+    """The exit code of a run that minirund would not create or start, as the docker CLI
+    gives it: the API's error carries only a message, so the code is read from its words
+    (runc's and minirun's, in Go's lower case)."""
+    if any(w in message for w in ("executable file not found", "no such file or directory")):
+        return EXIT_NOT_FOUND
+    if any(w in message for w in ("permission denied", "is a directory")):
+        return EXIT_NOT_EXECUTABLE
+    return EXIT_RUNTIME
 
 
 def create_any(host, options):

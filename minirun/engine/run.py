@@ -8,7 +8,7 @@ changes the host registers its undo before the next one runs.
 import os
 import sys
 
-from ..errors import MinirunError
+from ..errors import EXIT_RUNTIME, MinirunError
 from ..image.store import ImageNotFound, ImageStore
 from ..runtime.attach import copy_winsize, forwarding_signals, relay_pty
 from ..runtime.container import StartError
@@ -19,8 +19,6 @@ from .create import create
 from .volumes import remove_container
 from .networking import Networking, wired
 from .start import start
-
-EXIT_RUNTIME = 125   # Docker's code for "the runtime itself failed"
 
 
 def run_foreground(root, opts):

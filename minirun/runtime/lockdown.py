@@ -14,14 +14,10 @@ import fcntl
 import os
 import stat
 
-from ..errors import MinirunError
+from ..errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_RUNTIME, MinirunError
 from ..linux.seccomp import load_filter
 from . import security
 from .spec import env_dict
-
-EXIT_RUNTIME = 125        # minirun itself failed (Docker's code)
-EXIT_NOT_EXECUTABLE = 126
-EXIT_NOT_FOUND = 127
 
 # Python's own signal choices, and the signals a parent holds back while starting a
 # container, must not reach the command.
@@ -162,7 +158,7 @@ def execute(argv, env, found=None):
     program, denied = _look_up(candidates)
     if program is None:
         if denied is not None:
-            raise ExecError(f'exec: "{cmd}": {os.strerror(denied)}', EXIT_NOT_EXECUTABLE)
+            raise ExecError(f'exec: "{cmd}": {go_strerror(denied)}', EXIT_NOT_EXECUTABLE)
         if "/" in cmd:
             raise ExecError(f'exec: "{cmd}": stat {cmd}: no such file or directory',
                             EXIT_NOT_FOUND)
@@ -173,7 +169,15 @@ def execute(argv, env, found=None):
         os.execve(program, argv, envd)
     except OSError as e:
         code = EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
-        raise ExecError(f'exec: "{cmd}": {e.strerror}', code) from None
+        raise ExecError(f'exec: "{cmd}": {go_strerror(e.errno)}', code) from None
+
+
+def go_strerror(number):
+    """The kernel's reason as Go (runc) words it: "permission denied", not C's "Permission
+    denied". The docker CLI reads the exit code of a run that failed to start from the
+    daemon's message, case-sensitively ("permission denied" or "is a directory": 126)."""
+    text = os.strerror(number)
+    return text[:1].lower() + text[1:]
 
 
 def _look_up(candidates):
@@ -189,7 +193,7 @@ def _look_up(candidates):
             continue
         if stat.S_ISREG(st.st_mode) and os.access(c, os.X_OK):   # (and not on a noexec mount)
             return c, denied
-        denied = denied or errno.EACCES
+        denied = denied or (errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EACCES)
     return None, denied
 
 
