@@ -124,6 +124,27 @@ def test_the_cli_client_keeps_its_connection_until_minirund_lets_it_go(daemon):
     client.call("DELETE", f"/containers/{cid}")
 
 
+def test_the_client_keeps_its_connection_in_a_process_with_many_files(daemon):
+    """A client in a busy process (a benchmark, a tool holding a thousand containers' fds)
+    gets a socket numbered past select()'s 1024; its idle check must still work."""
+    import resource
+    from minirun.cli.client import Client
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), max(hard, 2048)))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open("/dev/null", os.O_RDONLY))
+        client = Client("unix://" + daemon.sock)
+        for _ in range(2):
+            assert client.call("GET", "/version")["ApiVersion"]
+        assert client.idle.sock.fileno() > 1024
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_a_request_on_a_connection_closed_as_it_went_is_sent_again(tmp_path):
     """The race the idle check cannot see: the server closes as the request goes out. A
     server that reads the second request and hangs up stands in for it."""
