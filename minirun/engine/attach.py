@@ -109,7 +109,8 @@ class Hub:
         self.pty = None                 # a -t container's terminal (our own copy)
         self.pty_input = False          # … which takes input (-i)
         self.size = None                # the terminal size asked for before it existed
-        self.run_started = threading.Condition(self.lock)
+        self.run_started = None         # a Condition on the lock, made when a client waits
+                                        # (~1 kB: most containers never have one)
 
     def subscribe(self, stdout=True, stderr=True, log_follower=None):
         """A new client. *log_follower()* is called in step with the output: what it has
@@ -128,7 +129,8 @@ class Hub:
             self.running = True
             self.stdin, self.stdin_once, self.stdin_taken = stdin, stdin_once, False
             self.pty, self.pty_input = pty, open_stdin
-            self.run_started.notify_all()
+            if self.run_started is not None:
+                self.run_started.notify_all()
 
     def size_terminal(self, pty):
         """Give a new terminal the size asked for (ConsoleSize, or a resize before)."""
@@ -192,6 +194,8 @@ class Hub:
         another client has had it). A client attached before the start waits for it."""
         with self.lock:
             while not self.running and not sub.ended:
+                if self.run_started is None:
+                    self.run_started = threading.Condition(self.lock)
                 self.run_started.wait(1.0)
             if self.stdin_once and self.stdin_taken:
                 return None

@@ -143,7 +143,10 @@ class Engine:
     def hub(self, cid):
         """The container's attach.Hub (made on first use; it outlives each run)."""
         with self.hubs_lock:
-            return self.hubs.setdefault(cid, Hub())
+            hub = self.hubs.get(cid)
+            if hub is None:
+                hub = self.hubs[cid] = Hub()
+            return hub
 
     def _notify(self):
         with self.changed:

@@ -18,6 +18,9 @@ import threading
 import time
 
 MAX_BYTES = 1 << 20        # the file is halved past this (a few thousand events)
+KEPT = 256                 # events kept in memory for followers, as moby's (eventsLimit):
+                           # a follower further behind than that loses the oldest, as in
+                           # Docker; 1000 cost ~1.5 kB per container at 300 containers
 TYPES = ("container", "image", "network", "volume", "daemon")
 
 
@@ -49,7 +52,7 @@ class EventLog:
                 pass                       # a full disk loses history, not the event
             self.serial += 1
             self.recent.append((self.serial, event))
-            del self.recent[:-1000]
+            del self.recent[:-KEPT]
             self.changed.notify_all()
 
     def _halve(self):
