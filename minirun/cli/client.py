@@ -43,9 +43,9 @@ class Client:
     def _connection(self):
         conn, self.idle = self.idle, None
         if conn is not None:
-            idle = select.poll()    # (not select(): a busy process's fds pass 1024)
-            idle.register(conn.sock, select.POLLIN)
-            if not idle.poll(0):
+            poller = select.poll()  # (not select(): a busy process's fds pass 1024)
+            poller.register(conn.sock, select.POLLIN)
+            if not poller.poll(0):
                 return conn
             conn.close()        # readable while idle: minirund closed it (its idle timeout)
         return _UnixConnection(self.path)
