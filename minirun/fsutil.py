@@ -2,9 +2,19 @@
 import)."""
 import fcntl
 import os
+import select
 import struct
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def readable(fd, timeout=None):
+    """Whether *fd* turns readable within *timeout* seconds (None: wait until it does); a
+    pidfd is readable once its process has ended. poll(2), never select(2): select takes no
+    descriptor numbered past 1023, and minirund holds three for each container it runs."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else timeout * 1000))
 
 
 # linux/fs.h. The ioctls' encoded size says long; every file system reads an int.

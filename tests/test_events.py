@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import SLACK, wait_for
 from test_attach import docker, needs_docker
 
 from minirun.engine.events import MAX_BYTES, EventLog
@@ -18,9 +18,12 @@ def health(daemon, name):
 
 
 def test_a_healthcheck_goes_starting_healthy_unhealthy(daemon):
+    # The start period keeps it "starting" until the first check passes (failures before do
+    # not count), however slow the machine is to ask (a VM under TCG took over 0.4 s).
     daemon.cli("run", "-d", "--name", "hc", "--health-cmd", "test -f /tmp/ok && echo checked",
-               "--health-interval", "200ms", "--health-retries", "2", "busybox", "sh", "-c",
-               "sleep 1; touch /tmp/ok; sleep 600")
+               "--health-interval", "200ms", "--health-retries", "2",
+               "--health-start-period", "600s", "busybox", "sh", "-c",
+               f"sleep {SLACK:g}; touch /tmp/ok; sleep 600")
     assert health(daemon, "hc")["Status"] == "starting"
     assert "(health: starting)" in daemon.cli("ps").stdout
     assert wait_for(lambda: health(daemon, "hc")["Status"] == "healthy")

@@ -223,7 +223,7 @@ def test_a_program_the_kernel_refuses_ends_the_started_container_saying_why(load
     p = loaded.run("--rm", "-v", f"{script}:/bad", "busybox", "/bad")
     assert p.returncode == 127 and 'exec: "/bad": no such file or directory' in p.stderr
     p = loaded.run("--rm", "busybox", "/etc")            # found, but no program: refused first
-    assert p.returncode == 126 and 'exec: "/etc": is a directory' in p.stderr
+    assert p.returncode == 126 and 'exec: "/etc": permission denied' in p.stderr
     p = loaded.run("--rm", "busybox", "/etc/passwd")
     assert p.returncode == 126 and 'exec: "/etc/passwd": permission denied' in p.stderr
 

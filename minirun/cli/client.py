@@ -1,13 +1,13 @@
 """Talking to minirund: HTTP over its unix socket, Docker's API."""
 import http.client
 import json
-import select
 import socket
 import struct
 from urllib.parse import quote, urlencode
 
 from ..config import API_VERSION, DEFAULT_HOST, socket_path
 from ..errors import MinirunError
+from ..fsutil import readable
 
 
 class DaemonError(MinirunError):
@@ -43,9 +43,7 @@ class Client:
     def _connection(self):
         conn, self.idle = self.idle, None
         if conn is not None:
-            poller = select.poll()  # (not select(): a busy process's fds pass 1024)
-            poller.register(conn.sock, select.POLLIN)
-            if not poller.poll(0):
+            if not readable(conn.sock.fileno(), 0):
                 return conn
             conn.close()        # readable while idle: minirund closed it (its idle timeout)
         return _UnixConnection(self.path)

@@ -22,13 +22,13 @@ import base64
 import contextlib
 import json
 import os
-import select
 import stat
 import tarfile
 import threading
 import time
 
 from ..errors import Conflict, MinirunError, NotFound
+from ..fsutil import readable
 from ..image.unpack import LayerError, LayerWriter, clean_parts, pax_xattrs
 from ..linux import mount as m
 from ..linux import namespaces as ns
@@ -63,7 +63,7 @@ def _running_root(pid):
     pidfd = os.pidfd_open(pid)
     try:
         fd = os.open(f"/proc/{pid}/root", O_PATH_DIR)
-        if select.select([pidfd], [], [], 0)[0]:   # it ended: the number may be another's now
+        if readable(pidfd, 0):           # it ended: the number may be another's now
             os.close(fd)
             raise Conflict("the container stopped during the copy; try again")
         return fd

@@ -7,14 +7,13 @@ policies applied. On start it re-adopts containers that a previous minirund
 left running, and records the exit codes of those that ended meanwhile.
 """
 import os
-import select
 import signal
 import threading
 import time
 
 from .. import statedb
 from ..errors import Conflict, MinirunError, NotModified
-from ..fsutil import tree_size
+from ..fsutil import readable, tree_size
 from ..image.store import ImageStore
 from ..runtime import cgroups as cg
 from ..runtime.trace import quiet
@@ -346,7 +345,7 @@ class Engine:
             return True
         try:
             signal.pidfd_send_signal(fd, sig)
-            return bool(select.select([fd], [], [], settle)[0])
+            return readable(fd, settle)
         except ProcessLookupError:
             return True
         finally:

@@ -8,13 +8,13 @@ and learns its exit code from the supervisor.
 """
 import fcntl
 import os
-import select
 import selectors
 import struct
 import threading
 import time
 
 from ..errors import Conflict, MinirunError, NotFound
+from ..fsutil import readable
 from ..linux.process import TIOCSWINSZ
 from ..runtime import join
 from ..runtime.spec import env_dict, process_of
@@ -169,7 +169,10 @@ def _fork(engine, eid, row, stdio):
     process.cwd = ex["WorkingDir"] or process.cwd
     process.user = pc["user"] or process.user
     process.tty = pc["tty"]
-    ns_fds = join.open_namespaces(row["pid"], user=bool(process.userns))
+    try:
+        ns_fds = join.open_namespaces(row["pid"], user=bool(process.userns))
+    except FileNotFoundError:             # it ended since the request was checked
+        raise Conflict(f"Container {row['id']} is not running") from None
     try:
         pid, pidfd, sock = engine.forkserver.exec(
             eid, ns_fds, engine.cgroups.join_files(row["id"]), process, stdio, row["pid"],
@@ -202,9 +205,12 @@ def _finish(engine, eid):
     ex = engine.execs[eid]
     gone_since = None
     with engine.changed:
+        if "_pidfd" not in ex:            # it failed before its process was made
+            ex["Running"] = False
+            return
         while ex["ExitCode"] is None:
             engine.changed.wait(1)
-            if select.select([ex["_pidfd"]], [], [], 0)[0]:
+            if readable(ex["_pidfd"], 0):
                 gone_since = gone_since or time.monotonic()
                 if time.monotonic() - gone_since > LOST_AFTER:
                     engine.log.error("exec %s: its exit code never came (255)", eid[:12])

@@ -15,6 +15,7 @@ import os
 import select
 
 from ..errors import MinirunError
+from ..fsutil import readable
 from ..linux import mount as m
 from ..runtime import cgroups as cg
 from ..runtime import lockdown, sync, userns
@@ -231,8 +232,11 @@ def start(c):
     fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         started = False
+        poller = select.poll()        # (as fsutil.readable: never select())
+        for f in (fd, pidfd):
+            poller.register(f, select.POLLIN)
         while True:                   # "0", then the end: the process has exec'd (or died)
-            ready, _, _ = select.select([fd, pidfd], [], [])
+            ready = {f for f, _ in poller.poll()}
             if fd in ready:
                 data = os.read(fd, 16)
                 started = started or bool(data)
@@ -309,7 +313,7 @@ def delete(c, force=False):
         d.kill_all(name)
         if pidfd is not None:
             _kill(c.pid)              # outside the cgroup too (a joined PID namespace)
-            select.select([pidfd], [], [], 10)
+            readable(pidfd, 10)
             os.close(pidfd)
     else:
         d.kill_all(name)              # what the first process left behind

@@ -17,8 +17,8 @@ import _signal as signal   # signal.py's C core, without its enums (docs/archite
 import errno
 import fcntl
 import os
-import select
 
+from ..fsutil import readable
 from ..linux.process import TIOCGWINSZ, TIOCSWINSZ
 
 HANGUP_GRACE = 5          # seconds between hanging up a container's terminal and SIGKILL
@@ -123,7 +123,7 @@ def relay_pty(proc, stdin=True):
 
 
 def _end_after_hangup(proc):
-    if not select.select([proc.pidfd], [], [], HANGUP_GRACE)[0]:
+    if not readable(proc.pidfd, HANGUP_GRACE):
         proc.signal(signal.SIGKILL)
 
 

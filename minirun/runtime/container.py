@@ -19,9 +19,9 @@ and runs the handshake from the socket end the fork server hands back.
 import _socket as socket   # socket.py's C core, without its enums (docs/architecture.md)
 import _signal as signal   # signal.py's C core, without its enums (docs/architecture.md)
 import os
-import select
 
 from ..errors import MinirunError
+from ..fsutil import readable
 from ..linux import namespaces as ns
 from . import child, sync, userns
 from .cgroups import open_join_files
@@ -64,7 +64,7 @@ class Process:
             if self.reaps:
                 _, self.status = os.waitpid(self.pid, 0)
             else:
-                select.select([self.pidfd], [], [])
+                readable(self.pidfd)
                 self.status = -1
             os.close(self.pidfd)
         return exit_code(self.status) if self.reaps else None

@@ -193,7 +193,9 @@ def _look_up(candidates):
             continue
         if stat.S_ISREG(st.st_mode) and os.access(c, os.X_OK):   # (and not on a noexec mount)
             return c, denied
-        denied = denied or (errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EACCES)
+        # A directory too, as runc's Go said it before 1.22: an older docker CLI (Debian 12's
+        # 20.10) maps "permission denied" to 126, but "is a directory" to 125.
+        denied = denied or errno.EACCES
     return None, denied
 
 
