@@ -364,6 +364,29 @@ def test_bad_requests_get_4xx_not_crashes(daemon):
     assert call("GET", "/_ping")[2] == b"OK"
 
 
+def test_exec_joins_only_its_containers_process(daemon):
+    """Should the row's PID name another process (PID 1 ended, and its number went to a host
+    process before minirund heard), exec refuses to join that process's namespaces."""
+    from minirun.engine.exec import namespaces_of
+    from minirun.errors import Conflict
+    cid = daemon.cli("run", "-d", "busybox", "sleep", "600").stdout.strip()
+    pid = json.loads(daemon.cli("inspect", cid).stdout)[0]["State"]["Pid"]
+    before = sorted(os.listdir("/proc/self/fd"))
+    for fd in namespaces_of({"id": cid, "pid": pid}):        # its own PID 1: joined
+        os.close(fd)
+    host = subprocess.Popen(["sleep", "600"])
+    try:
+        with pytest.raises(Conflict, match="is not running"):
+            namespaces_of({"id": cid, "pid": host.pid})      # a host process under its PID
+    finally:
+        host.kill()
+        host.wait()
+    with pytest.raises(Conflict, match="is not running"):
+        namespaces_of({"id": cid, "pid": host.pid})          # no process at all
+    assert sorted(os.listdir("/proc/self/fd")) == before      # nothing left open
+    daemon.cli("rm", "-f", cid)
+
+
 def test_exec_with_a_terminal(daemon):
     import fcntl
     import pty

@@ -169,10 +169,7 @@ def _fork(engine, eid, row, stdio):
     process.cwd = ex["WorkingDir"] or process.cwd
     process.user = pc["user"] or process.user
     process.tty = pc["tty"]
-    try:
-        ns_fds = join.open_namespaces(row["pid"], user=bool(process.userns))
-    except FileNotFoundError:             # it ended since the request was checked
-        raise Conflict(f"Container {row['id']} is not running") from None
+    ns_fds = namespaces_of(row, user=bool(process.userns))
     try:
         pid, pidfd, sock = engine.forkserver.exec(
             eid, ns_fds, engine.cgroups.join_files(row["id"]), process, stdio, row["pid"],
@@ -184,6 +181,35 @@ def _fork(engine, eid, row, stdio):
         ex.update(Pid=pid, _pidfd=pidfd)
         ex["Running"] = ex["ExitCode"] is None
     return pid, join.handshake(sock)
+
+
+def namespaces_of(row, user=False):
+    """The namespaces of container *row*'s PID 1, opened by its PID and checked to be its:
+    should PID 1 have ended since the running check, and its number gone to another process,
+    that process's namespaces are refused, not joined. A pidfd held across the opens says
+    the process they name lived throughout; the cgroups it is in say it is the container's
+    (a hostile container cannot leave its cgroup namespace's root, which is the container's
+    cgroup)."""
+    gone = Conflict(f"Container {row['id']} is not running")
+    try:
+        pidfd = os.pidfd_open(row["pid"])
+    except ProcessLookupError:
+        raise gone from None
+    ns_fds = []
+    try:
+        ns_fds = join.open_namespaces(row["pid"], user=user)
+        with open(f"/proc/{row['pid']}/cgroup") as f:
+            ours = any(row["id"] in line.rstrip("\n").split(":", 2)[-1].split("/") for line in f)
+        ended = readable(pidfd, 0)
+    except FileNotFoundError:           # it ended during the opens
+        ours, ended = False, True
+    finally:
+        os.close(pidfd)
+    if ended or not ours:
+        for fd in ns_fds:
+            os.close(fd)
+        raise gone
+    return ns_fds
 
 
 def resize_exec(engine, eid, height, width):

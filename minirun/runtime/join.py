@@ -37,7 +37,15 @@ def open_namespaces(pid, user=False):
     """The container's namespaces, PID first (its user namespace last, with --userns), as
     fork_joiner takes them."""
     names = ("pid", *(n for n, _ in NAMESPACES), *(("user",) if user else ()))
-    return [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in names]
+    fds = []
+    try:
+        for name in names:
+            fds.append(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
+    except BaseException:               # (it ended midway): none of them leaks
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
 
 
 def fork_joiner(ns_fds, cgroup_files, process, stdio, target, trace=False):
