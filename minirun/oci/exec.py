@@ -9,10 +9,11 @@ import _socket as socket   # socket.py's C core, without its enums (docs/archite
 import os
 
 from .. import cjson
+from ..fsutil import readable
 from ..runtime import join, sync
 from ..runtime.container import Process
 from . import bundle
-from .lifecycle import OciError, driver, status, write_pid_file
+from .lifecycle import OciError, driver, init_pidfd, status, write_pid_file
 
 
 def process_from_flags(c, args, cwd, env, user, groups, caps, no_new_privs, tty):
@@ -48,6 +49,26 @@ def process_from_file(path):
         raise OciError(f"{path} is not JSON: {e}") from None
 
 
+def _namespaces(c):
+    """The init's namespaces, opened by its PID under a pidfd checked to be the init's (its
+    start time) and held across the opens: should the init end meanwhile and its number go
+    to another process, that process's namespaces are refused, as minirund's exec does."""
+    pidfd = init_pidfd(c)
+    fds = []
+    try:
+        fds = join.open_namespaces(c.pid, user=c.data.get("userns", False))
+        ended = readable(pidfd, 0)
+    except FileNotFoundError:           # it ended during the opens
+        ended = True
+    finally:
+        os.close(pidfd)
+    if ended:
+        for fd in fds:
+            os.close(fd)
+        raise OciError("container is not running")
+    return fds
+
+
 def run(c, raw, console_socket="", pid_file="", detach=False):
     """Start the process; without *detach* wait for it and return its exit code."""
     st = status(c)
@@ -66,7 +87,7 @@ def run(c, raw, console_socket="", pid_file="", detach=False):
         except OSError as e:
             raise OciError(f"cannot connect to console socket: {e.strerror}") from None
     d, name = driver(c)
-    ns_fds = join.open_namespaces(c.pid, user=c.data.get("userns", False))
+    ns_fds = _namespaces(c)
     try:
         pid, pidfd, sock = join.fork_joiner(ns_fds, d.join_files(name), process, None, c.pid)
     finally:

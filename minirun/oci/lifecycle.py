@@ -228,7 +228,7 @@ def start(c):
     if st != "created":
         raise OciError(f"cannot start a container that is {st}" if st != "running"
                        else "cannot start an already running container")
-    pidfd = _pidfd(c)
+    pidfd = init_pidfd(c)
     fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         started = False
@@ -253,7 +253,7 @@ def start(c):
     hooks.run_warning(c.data.get("hooks") or {}, "poststart", c.oci_state("running"), _warn)
 
 
-def _pidfd(c):
+def init_pidfd(c):
     """A pidfd of the container's first process, checked to be that process still."""
     try:
         pidfd = os.pidfd_open(c.pid)
@@ -280,7 +280,7 @@ def kill(c, sig, every=False):
             except ProcessLookupError:
                 pass
         return
-    pidfd = _pidfd(c)
+    pidfd = init_pidfd(c)
     try:
         signal.pidfd_send_signal(pidfd, sig)
     finally:
