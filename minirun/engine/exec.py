@@ -186,26 +186,28 @@ def _fork(engine, eid, row, stdio):
 def namespaces_of(row, user=False):
     """The namespaces of container *row*'s PID 1, opened by its PID and checked to be its:
     should PID 1 have ended since the running check, and its number gone to another process,
-    that process's namespaces are refused, not joined. A pidfd held across the opens says
-    the process they name lived throughout; the cgroups it is in say it is the container's
-    (a hostile container cannot leave its cgroup namespace's root, which is the container's
-    cgroup)."""
+    that process's namespaces are refused, not joined. The pidfd held across the opens says
+    the process they name lived throughout (join.open_namespaces); the cgroups it is in say
+    it is the container's (a hostile container cannot leave its cgroup namespace's root,
+    which is the container's cgroup)."""
     gone = Conflict(f"Container {row['id']} is not running")
     try:
         pidfd = os.pidfd_open(row["pid"])
     except ProcessLookupError:
         raise gone from None
-    ns_fds = []
     try:
-        ns_fds = join.open_namespaces(row["pid"], user=user)
-        with open(f"/proc/{row['pid']}/cgroup") as f:
-            ours = any(row["id"] in line.rstrip("\n").split(":", 2)[-1].split("/") for line in f)
-        ended = readable(pidfd, 0)
-    except FileNotFoundError:           # it ended during the opens
-        ours, ended = False, True
+        ns_fds = join.open_namespaces(row["pid"], pidfd, user=user)
+        try:
+            with open(f"/proc/{row['pid']}/cgroup") as f:
+                ours = any(row["id"] in line.rstrip("\n").split(":", 2)[-1].split("/")
+                           for line in f)
+        except FileNotFoundError:       # it ended since
+            ours = False
+    except ProcessLookupError:
+        raise gone from None
     finally:
         os.close(pidfd)
-    if ended or not ours:
+    if not ours:
         for fd in ns_fds:
             os.close(fd)
         raise gone

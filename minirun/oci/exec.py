@@ -9,7 +9,6 @@ import _socket as socket   # socket.py's C core, without its enums (docs/archite
 import os
 
 from .. import cjson
-from ..fsutil import readable
 from ..runtime import join, sync
 from ..runtime.container import Process
 from . import bundle
@@ -50,23 +49,15 @@ def process_from_file(path):
 
 
 def _namespaces(c):
-    """The init's namespaces, opened by its PID under a pidfd checked to be the init's (its
-    start time) and held across the opens: should the init end meanwhile and its number go
-    to another process, that process's namespaces are refused, as minirund's exec does."""
+    """The init's namespaces, under a pidfd checked to be the init's (its start time, as
+    runc checks) and held across the opens (join.open_namespaces)."""
     pidfd = init_pidfd(c)
-    fds = []
     try:
-        fds = join.open_namespaces(c.pid, user=c.data.get("userns", False))
-        ended = readable(pidfd, 0)
-    except FileNotFoundError:           # it ended during the opens
-        ended = True
+        return join.open_namespaces(c.pid, pidfd, user=c.data.get("userns", False))
+    except ProcessLookupError:
+        raise OciError("container is not running") from None
     finally:
         os.close(pidfd)
-    if ended:
-        for fd in fds:
-            os.close(fd)
-        raise OciError("container is not running")
-    return fds
 
 
 def run(c, raw, console_socket="", pid_file="", detach=False):

@@ -17,6 +17,7 @@ import _socket as socket   # socket.py's C core, without its enums (docs/archite
 import functools
 import os
 
+from ..fsutil import readable
 from ..linux import namespaces as ns
 from ..linux.process import set_dumpable
 from . import cgroups, lockdown, sync, userns
@@ -33,17 +34,24 @@ WHY = {"ipc": "its System V IPC and message queues", "uts": "its hostname",
        "mnt": "its root file system: / and the working directory are the container's now"}
 
 
-def open_namespaces(pid, user=False):
+def open_namespaces(pid, pidfd, user=False):
     """The container's namespaces, PID first (its user namespace last, with --userns), as
-    fork_joiner takes them."""
+    fork_joiner takes them: opened by *pid*, under *pidfd* (the caller's, checked to be the
+    container's process) held across the opens, and returned only if that process lived
+    throughout. Should it have ended, its number perhaps gone to another process, nothing
+    is left open and ProcessLookupError says so."""
     names = ("pid", *(n for n, _ in NAMESPACES), *(("user",) if user else ()))
     fds = []
     try:
         for name in names:
             fds.append(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
-    except BaseException:               # (it ended midway): none of them leaks
+        if readable(pidfd, 0):
+            raise ProcessLookupError(pid)
+    except BaseException as e:
         for fd in fds:
             os.close(fd)
+        if isinstance(e, FileNotFoundError):          # it ended midway
+            raise ProcessLookupError(pid) from None
         raise
     return fds
 
